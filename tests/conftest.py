@@ -1,0 +1,110 @@
+"""Shared test fixtures: a moto server on loopback and an ansible-playbook runner.
+
+Every test that talks to "AWS" talks to a moto server this module starts on 127.0.0.1 and
+stops at the end of the session. Each test starts from an empty emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tools"))
+
+from emulator import FAKE_CREDENTIALS, moto_server as start_moto_server, reset  # noqa: E402
+
+
+@dataclass
+class MotoServer:
+    url: str
+
+    def reset(self) -> None:
+        reset(self.url)
+
+    def client(self, service: str, region: str = "eu-central-1"):
+        return boto3.client(service, region_name=region, endpoint_url=self.url)
+
+    def inventory(self, regions: list[str]) -> dict[str, list[str]]:
+        """Every resource kind the playbooks create, listed per kind (global and per region)."""
+        found: dict[str, list[str]] = {
+            "s3_buckets": [b["Name"] for b in self.client("s3").list_buckets()["Buckets"]],
+            "iam_roles": [r["RoleName"] for r in self.client("iam").list_roles()["Roles"]],
+        }
+        for region in regions:
+            found[f"{region}/dynamodb_tables"] = self.client("dynamodb", region).list_tables()["TableNames"]
+            found[f"{region}/lambda_functions"] = [
+                f["FunctionName"] for f in self.client("lambda", region).list_functions()["Functions"]
+            ]
+            found[f"{region}/log_groups"] = [
+                g["logGroupName"] for g in self.client("logs", region).describe_log_groups()["logGroups"]
+            ]
+            found[f"{region}/timestream_databases"] = [
+                d["DatabaseName"] for d in self.client("timestream-write", region).list_databases()["Databases"]
+            ]
+        return found
+
+    def assert_empty(self, regions: list[str]) -> None:
+        leftovers = {kind: names for kind, names in self.inventory(regions).items() if names}
+        assert not leftovers, f"resources left in the emulator: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A moto server on loopback for the whole session (one per xdist worker)."""
+    os.environ.update(FAKE_CREDENTIALS)
+    output = REPO / "tests" / "output"
+    output.mkdir(parents=True, exist_ok=True)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    with open(output / f"moto-{worker}.log", "w") as log, start_moto_server(log) as url:
+        yield MotoServer(url=url)
+
+
+@pytest.fixture
+def moto(moto_server):
+    """The session's moto server, emptied before the test."""
+    moto_server.reset()
+    return moto_server
+
+
+@dataclass
+class PlaybookResult:
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def recap(self) -> dict[str, int]:
+        """The PLAY RECAP counters of localhost (ok, changed, failed, ...)."""
+        match = re.search(r"^localhost\s+:\s+(.*)$", self.stdout, re.MULTILINE)
+        assert match, f"no PLAY RECAP in output:\n{self.output}"
+        return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+def run_playbook(playbook: str | Path, extra_vars: dict, *args: str, timeout: int = 600) -> PlaybookResult:
+    env = dict(os.environ, **FAKE_CREDENTIALS)
+    env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"
+    command = [str(VENV_BIN / "ansible-playbook"), str(playbook), "-e", json.dumps(extra_vars), *args]
+    completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    return PlaybookResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+@pytest.fixture
+def playbook():
+    return run_playbook
