@@ -34,12 +34,22 @@ test: venv
 unit: venv
 	$(BIN)/python -m pytest -n 2 tests/unit
 
+# ansible-test makes a venv per sanity test and bootstraps pip into it with a get-pip.py it
+# downloads from a host this machine cannot reach: give it an offline stand-in in its cache.
+GET_PIP_VERSION := $(shell grep -o "pip='[0-9.]*'" $(wildcard $(VENV)/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py) 2>/dev/null | grep -o "[0-9.]*[0-9]" | tr . _)
+GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_$(GET_PIP_VERSION).py
+
 # ansible-test needs the collection under a path ending ansible_collections/<ns>/<name>:
-# copy the tracked (and new, not ignored) files there and test that copy.
+# copy the tracked (and new, not ignored) files there, beside the collections it imports.
 sanity: venv
+	mkdir -p $(dir $(GET_PIP_CACHE)) && cp tools/get_pip_offline.py $(GET_PIP_CACHE)
 	rm -rf .build/sanity && mkdir -p $(SANITY_ROOT)
 	git ls-files --cached --others --exclude-standard -z | xargs -0 cp --parents -t $(SANITY_ROOT)
-	cd $(SANITY_ROOT) && ansible-test sanity --venv --python 3.11 --color no
+	for dependency in amazon/aws community/aws; do \
+	  mkdir -p .build/sanity/ansible_collections/$$(dirname $$dependency) && \
+	  ln -s $(CURDIR)/$$(ls -d $(VENV)/lib/python3*/site-packages/ansible_collections)/$$dependency \
+	    .build/sanity/ansible_collections/$$dependency; done
+	cd $(SANITY_ROOT) && git init --quiet && ansible-test sanity --venv --python 3.11 --color no
 
 lint: venv
 	ansible-lint --profile production playbooks roles

@@ -101,7 +101,7 @@ def run_playbook(playbook: str | Path, extra_vars: dict, *args: str, timeout: in
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"
     command = [str(VENV_BIN / "ansible-playbook"), str(playbook), "-e", json.dumps(extra_vars), *args]
-    completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     return PlaybookResult(completed.returncode, completed.stdout, completed.stderr)
 
 
