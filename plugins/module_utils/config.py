@@ -1,0 +1,515 @@
+# -*- coding: utf-8 -*-
+# Copyright: constellation.loadtest contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The test configuration: load it, validate all of it, and turn it into a run plan.
+
+Two sources describe a test, alone or together (a field given by both is an error):
+
+* the seed's JSON file, accepted exactly as the seed wrote it and strictly typed::
+
+      {"DURATION": 20000, "HOME_REGION": "eu-central-1",
+       "REMOTE_REGIONS": {"ap-northeast-1": 5, "us-east-2": 202}}
+
+  DURATION is in milliseconds; each REMOTE_REGIONS value is that region's VU count;
+* native settings (module options, playbook variables, AWX surveys): home_region,
+  remote_regions, duration_seconds, results_store, max_vus_per_task, deployment, task_cpu,
+  task_memory. Surveys deliver numbers as strings, so a string of digits is accepted here.
+
+Every problem raises ConfigError naming the field and the bad value; nothing else escapes.
+Pure Python: used by the plan module and usable from any other Python code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import re
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from typing import NamedTuple
+
+from .regions import HOME_REGION_SERVICES
+from .regions import REMOTE_REGION_SERVICES
+from .regions import TIMESTREAM_LIVEANALYTICS_REGIONS
+from .regions import UnsupportedRegion
+from .regions import validate_region
+
+DURATION_MS_RANGE = (1_000, 86_400_000)  # one second to one day
+DURATION_SECONDS_RANGE = (DURATION_MS_RANGE[0] // 1000, DURATION_MS_RANGE[1] // 1000)
+VUS_PER_REGION_RANGE = (1, 50_000)
+MAX_VUS_PER_TASK_RANGE = (1, 5_000)
+DEFAULT_MAX_VUS_PER_TASK = 200
+
+RESULTS_STORES = ("timestream", "s3")
+DEFAULT_RESULTS_STORE = "timestream"
+
+# The deployment name prefixes S3 bucket names, which allow lowercase letters, digits and
+# hyphens; 24 characters leave room for the suffixes the roles append.
+DEFAULT_DEPLOYMENT = "constellation"
+DEPLOYMENT_MAX_LENGTH = 24
+_DEPLOYMENT_PATTERN = re.compile(r"[a-z](?:[a-z0-9-]*[a-z0-9])?")
+
+# Valid Fargate (Linux) task sizes: CPU units -> memory MiB. Source: Amazon ECS developer
+# guide, "Task CPU and memory" for the Fargate launch type.
+FARGATE_MEMORY_BY_CPU: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+DEFAULT_TASK_CPU = 1024
+DEFAULT_TASK_MEMORY = 2048
+
+CONFIG_FILE_MAX_BYTES = 1024 * 1024
+CONFIG_FILE_KEYS = ("DURATION", "HOME_REGION", "REMOTE_REGIONS")
+NATIVE_SETTINGS = (
+    "home_region",
+    "remote_regions",
+    "duration_seconds",
+    "results_store",
+    "max_vus_per_task",
+    "deployment",
+    "task_cpu",
+    "task_memory",
+)
+# The config file key and the native setting that give the same field.
+_SHARED_FIELDS = {"DURATION": "duration_seconds", "HOME_REGION": "home_region", "REMOTE_REGIONS": "remote_regions"}
+_DIGITS = re.compile(r"\s*([0-9]{1,18})\s*")
+_SHOWN_VALUE_MAX_CHARS = 80
+
+
+class ConfigError(ValueError):
+    """An invalid configuration. The message names field and value and says what is allowed."""
+
+    def __init__(self, field: str, value: Any, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated test configuration."""
+
+    home_region: str
+    remote_regions: Mapping[str, int]
+    duration_ms: int
+    results_store: str = DEFAULT_RESULTS_STORE
+    max_vus_per_task: int = DEFAULT_MAX_VUS_PER_TASK
+    deployment: str = DEFAULT_DEPLOYMENT
+    task_cpu: int = DEFAULT_TASK_CPU
+    task_memory: int = DEFAULT_TASK_MEMORY
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "home_region": self.home_region,
+            "remote_regions": dict(self.remote_regions),
+            "duration_ms": self.duration_ms,
+            "results_store": self.results_store,
+            "max_vus_per_task": self.max_vus_per_task,
+            "deployment": self.deployment,
+            "task_cpu": self.task_cpu,
+            "task_memory": self.task_memory,
+        }
+
+
+# --- showing values in messages --------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    if value is None or isinstance(value, bool):
+        shown = json.dumps(value)
+    else:
+        shown = repr(value)
+    if len(shown) > _SHOWN_VALUE_MAX_CHARS:
+        shown = shown[: _SHOWN_VALUE_MAX_CHARS - 3] + "..."
+    return shown
+
+
+_KINDS = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a floating-point number",
+    str: "a string",
+    list: "a list",
+    dict: "an object",
+    type(None): "no value",
+}
+
+
+def _kind(value: Any) -> str:
+    return _KINDS.get(type(value), f"a {type(value).__name__}")
+
+
+def _suggestion(word: str, choices: tuple[str, ...]) -> str:
+    matches = difflib.get_close_matches(word, choices, n=1)
+    return f"; did you mean {matches[0]!r}?" if matches else ""
+
+
+# --- reading the config file -----------------------------------------------------------------
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(CONFIG_FILE_MAX_BYTES + 1)
+    except IsADirectoryError:
+        raise ConfigError("config", path, f"config {path!r} is a directory; give the path of the JSON config file") from None
+    except FileNotFoundError:
+        raise ConfigError("config", path, f"config file {path!r} does not exist") from None
+    except PermissionError:
+        raise ConfigError("config", path, f"config file {path!r} is not readable: permission denied") from None
+    except (OSError, ValueError) as error:
+        raise ConfigError("config", path, f"config file {path!r} cannot be read: {error}") from None
+    if len(data) > CONFIG_FILE_MAX_BYTES:
+        raise ConfigError("config", path, f"config file {path!r} is larger than {CONFIG_FILE_MAX_BYTES} bytes; is it the right file?")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ConfigError("config", path, f"config file {path!r} is not UTF-8 text (bad byte at offset {error.start})") from None
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The config file's top-level object, parsed strictly (no duplicate keys)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError("config", path, f"config must be the path of a JSON file; got {_show(path)} ({_kind(path)})")
+    path = os.fspath(path)
+    text = _read_text(path)
+    try:
+        document = json.loads(text, object_pairs_hook=_object_without_duplicates)
+    except _DuplicateKey as duplicate:
+        raise ConfigError(
+            "config", duplicate.key, f"config file {path!r} has the key {duplicate.key!r} more than once; keep one"
+        ) from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            "config", path, f"config file {path!r} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    except (ValueError, RecursionError) as error:
+        raise ConfigError("config", path, f"config file {path!r} is not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(
+            "config", document, f"config file {path!r} must hold a JSON object like {{\"DURATION\": 20000, ...}}; got {_kind(document)}"
+        )
+    return document
+
+
+def _check_file_keys(document: Mapping[str, Any], path: str | None) -> None:
+    for key in document:
+        if key not in CONFIG_FILE_KEYS:
+            raise ConfigError(
+                "config",
+                key,
+                f"config file {path!r} has an unknown key {key!r}; the keys are "
+                f"{', '.join(CONFIG_FILE_KEYS)}{_suggestion(key.upper(), CONFIG_FILE_KEYS)}",
+            )
+
+
+def _check_native_names(native: Mapping[str, Any]) -> None:
+    for name in native:
+        if name not in NATIVE_SETTINGS:
+            raise ConfigError(
+                name,
+                native[name],
+                f"unknown setting {name!r}; the settings are "
+                f"{', '.join(NATIVE_SETTINGS)}{_suggestion(str(name).lower(), NATIVE_SETTINGS)}",
+            )
+
+
+def _check_not_both_given(document: Mapping[str, Any], native: Mapping[str, Any], path: str | None) -> None:
+    for file_key, native_name in _SHARED_FIELDS.items():
+        if file_key in document and native_name in native:
+            raise ConfigError(
+                native_name,
+                native[native_name],
+                f"{file_key} in the config file {path!r} and {native_name} both given; use one",
+            )
+
+
+# --- field validators -------------------------------------------------------------------------
+
+
+def _as_integer(value: Any, digits_ok: bool) -> int | None:
+    """value as an int, or None; digits_ok accepts a string of digits (native settings only)."""
+    if digits_ok and isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def _integer(field: str, value: Any, bounds: tuple[int, int], unit: str, label: str | None = None, digits_ok: bool = False) -> int:
+    label = label or field
+    lowest, highest = bounds
+    number = _as_integer(value, digits_ok)
+    if number is None or not lowest <= number <= highest:
+        raise ConfigError(
+            field, value, f"{label} must be a whole number of {unit} from {lowest} to {highest}; got {_show(value)} ({_kind(value)})"
+        )
+    return number
+
+
+def _one_of(field: str, value: Any, allowed: tuple[int, ...], unit: str, context: str = "") -> int:
+    number = _as_integer(value, digits_ok=True)
+    if number not in allowed:
+        raise ConfigError(
+            field,
+            value,
+            f"{field} must be a Fargate {unit} value{context}, one of {', '.join(map(str, allowed))}; got {_show(value)} ({_kind(value)})",
+        )
+    return number
+
+
+def _region(field: str, value: Any, services: tuple[str, ...], label: str | None = None) -> str:
+    label = label or field
+    if not isinstance(value, str):
+        raise ConfigError(field, value, f"{label} must be a region name such as 'us-east-1'; got {_show(value)} ({_kind(value)})")
+    try:
+        validate_region(value, services)
+    except UnsupportedRegion as reason:
+        raise ConfigError(field, value, f"{label} {value!r} {reason}") from None
+    return value
+
+
+def _results_store(value: Any) -> str:
+    if not isinstance(value, str) or value not in RESULTS_STORES:
+        raise ConfigError(
+            "results_store", value, f"results_store must be one of {', '.join(RESULTS_STORES)}; got {_show(value)}"
+        )
+    return value
+
+
+def _home_region(field: str, value: Any, results_store: str) -> str:
+    region = _region(field, value, HOME_REGION_SERVICES)
+    if results_store == "timestream" and region not in TIMESTREAM_LIVEANALYTICS_REGIONS:
+        raise ConfigError(
+            field,
+            value,
+            f"{field} {region!r} has no Timestream for LiveAnalytics, the results store chosen; use one of "
+            f"{', '.join(TIMESTREAM_LIVEANALYTICS_REGIONS)} as home region, or set results_store to s3 "
+            "(constellation_results_store in the playbooks)",
+        )
+    return region
+
+
+def _remote_regions(field: str, value: Any, digits_ok: bool) -> Mapping[str, int]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            field, value, f"{field} must map region names to VU counts, like {{\"us-east-2\": 50}}; got {_show(value)} ({_kind(value)})"
+        )
+    if not value:
+        raise ConfigError(field, value, f"{field} must name at least one region; got {_show(value)}")
+    counts = {}
+    for region, vus in value.items():
+        _region(field, region, REMOTE_REGION_SERVICES, label=f"{field} key")
+        counts[region] = _integer(field, vus, VUS_PER_REGION_RANGE, "VUs", label=f"{field}[{region!r}]", digits_ok=digits_ok)
+    return types.MappingProxyType(dict(sorted(counts.items())))
+
+
+def _deployment(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > DEPLOYMENT_MAX_LENGTH or not _DEPLOYMENT_PATTERN.fullmatch(value):
+        raise ConfigError(
+            "deployment",
+            value,
+            f"deployment {_show(value)} is not a valid name: it prefixes S3 bucket names, so it must be 1 to "
+            f"{DEPLOYMENT_MAX_LENGTH} lowercase letters, digits and hyphens, start with a letter and not end with a hyphen",
+        )
+    return value
+
+
+def _task_size(cpu_value: Any, memory_value: Any) -> tuple[int, int]:
+    cpu = _one_of("task_cpu", cpu_value, tuple(FARGATE_MEMORY_BY_CPU), "CPU units")
+    memory = _one_of("task_memory", memory_value, FARGATE_MEMORY_BY_CPU[cpu], "memory (MiB)", context=f" with task_cpu {cpu}")
+    return cpu, memory
+
+
+# --- putting it together ----------------------------------------------------------------------
+
+
+class _Given(NamedTuple):
+    """A field's value and where it came from (the file key or the native setting name)."""
+
+    field: str
+    value: Any
+    from_file: bool
+
+
+def _required(document: Mapping[str, Any], native: Mapping[str, Any], file_key: str, path: str | None) -> _Given:
+    """The value of a field the file and a native setting share; it must be in one of them."""
+    native_name = _SHARED_FIELDS[file_key]
+    if file_key in document:
+        return _Given(file_key, document[file_key], True)
+    if native_name in native:
+        return _Given(native_name, native[native_name], False)
+    if path is None:
+        message = f"{native_name} is required (or give a config file with {file_key})"
+    else:
+        message = f"{file_key} is missing from the config file {path!r}; add it, or set {native_name}"
+    raise ConfigError(file_key if path else native_name, None, message)
+
+
+def _duration_ms(document: Mapping[str, Any], native: Mapping[str, Any], path: str | None) -> int:
+    duration = _required(document, native, "DURATION", path)
+    if duration.from_file:
+        return _integer(duration.field, duration.value, DURATION_MS_RANGE, "milliseconds")
+    return 1000 * _integer(duration.field, duration.value, DURATION_SECONDS_RANGE, "seconds", digits_ok=True)
+
+
+def load_config(path: str | os.PathLike | None = None, settings: Mapping[str, Any] | None = None) -> Config:
+    """Validate a config file and/or native settings (None values count as not given)."""
+    native = {name: value for name, value in (settings or {}).items() if value is not None}
+    _check_native_names(native)
+    document = read_config_file(path) if path is not None else {}
+    shown_path = os.fspath(path) if path is not None else None
+    _check_file_keys(document, shown_path)
+    _check_not_both_given(document, native, shown_path)
+
+    results_store = _results_store(native.get("results_store", DEFAULT_RESULTS_STORE))
+    home = _required(document, native, "HOME_REGION", shown_path)
+    remotes = _required(document, native, "REMOTE_REGIONS", shown_path)
+    task_cpu, task_memory = _task_size(native.get("task_cpu", DEFAULT_TASK_CPU), native.get("task_memory", DEFAULT_TASK_MEMORY))
+    return Config(
+        home_region=_home_region(home.field, home.value, results_store),
+        remote_regions=_remote_regions(remotes.field, remotes.value, digits_ok=not remotes.from_file),
+        duration_ms=_duration_ms(document, native, shown_path),
+        results_store=results_store,
+        max_vus_per_task=_integer(
+            "max_vus_per_task", native.get("max_vus_per_task", DEFAULT_MAX_VUS_PER_TASK), MAX_VUS_PER_TASK_RANGE, "VUs", digits_ok=True
+        ),
+        deployment=_deployment(native.get("deployment", DEFAULT_DEPLOYMENT)),
+        task_cpu=task_cpu,
+        task_memory=task_memory,
+    )
+
+
+# --- the run plan -----------------------------------------------------------------------------
+
+# Fargate Linux/x86 on-demand list prices in us-east-1; other regions cost up to ~30% more.
+FARGATE_USD_PER_VCPU_HOUR = 0.04048
+FARGATE_USD_PER_GB_HOUR = 0.004445
+FARGATE_MINIMUM_BILLED_SECONDS = 60
+TASK_OVERHEAD_SECONDS = 180  # start lead time, image pull and shutdown, billed but not testing
+RESULTS_INTERVAL_SECONDS = 5  # one aggregated record per request name per interval
+REQUEST_NAMES_ASSUMED = 5
+TIMESTREAM_USD_PER_MILLION_WRITES = 0.50  # 1 KB writes
+S3_USD_PER_THOUSAND_PUTS = 0.005
+
+
+def split_vus(vus: int, max_vus_per_task: int) -> list[int]:
+    """VUs per task: ceil(vus / max) tasks; the first vus % tasks of them run one VU more."""
+    tasks = -(-vus // max_vus_per_task)
+    base, extra = divmod(vus, tasks)
+    return [base + 1 if index < extra else base for index in range(tasks)]
+
+
+def _segment_point(index: int, tasks: int) -> str:
+    if index == 0:
+        return "0"
+    if index == tasks:
+        return "1"
+    return f"{index}/{tasks}"
+
+
+def execution_segments(tasks: int) -> list[str]:
+    """The k6 --execution-segment of each of tasks equal segments: "0:1/4", "1/4:2/4", ..."""
+    return [f"{_segment_point(index, tasks)}:{_segment_point(index + 1, tasks)}" for index in range(tasks)]
+
+
+def execution_segment_sequence(tasks: int) -> str:
+    """The k6 --execution-segment-sequence shared by every task: "0,1/4,2/4,3/4,1"."""
+    return ",".join(_segment_point(index, tasks) for index in range(tasks + 1))
+
+
+def _region_plan(vus: int, config: Config) -> dict[str, Any]:
+    vus_per_task = split_vus(vus, config.max_vus_per_task)
+    tasks = len(vus_per_task)
+    return {
+        "vus": vus,
+        "tasks": tasks,
+        "vus_per_task": vus_per_task,
+        "execution_segments": execution_segments(tasks),
+        "execution_segment_sequence": execution_segment_sequence(tasks),
+        "vcpus": tasks * config.task_cpu / 1024,
+        "memory_gib": tasks * config.task_memory / 1024,
+    }
+
+
+def estimate_cost(config: Config, tasks: int) -> dict[str, Any]:
+    """A rough USD estimate for one test run, with its assumptions spelled out."""
+    duration_seconds = math.ceil(config.duration_ms / 1000)
+    billed_seconds = max(FARGATE_MINIMUM_BILLED_SECONDS, duration_seconds + TASK_OVERHEAD_SECONDS)
+    task_hours = tasks * billed_seconds / 3600
+    fargate = task_hours * (
+        config.task_cpu / 1024 * FARGATE_USD_PER_VCPU_HOUR + config.task_memory / 1024 * FARGATE_USD_PER_GB_HOUR
+    )
+    intervals = math.ceil(config.duration_ms / (RESULTS_INTERVAL_SECONDS * 1000))
+    if config.results_store == "timestream":
+        requests = tasks * intervals * REQUEST_NAMES_ASSUMED
+        results_store = requests * TIMESTREAM_USD_PER_MILLION_WRITES / 1_000_000
+        store_assumption = (
+            f"Timestream: {requests} record writes (tasks x {intervals} intervals of {RESULTS_INTERVAL_SECONDS} s x "
+            f"{REQUEST_NAMES_ASSUMED} request names) at ${TIMESTREAM_USD_PER_MILLION_WRITES:.2f} per million 1 KB writes"
+        )
+    else:
+        requests = tasks * intervals
+        results_store = requests * S3_USD_PER_THOUSAND_PUTS / 1000
+        store_assumption = (
+            f"S3: {requests} PUTs (tasks x {intervals} intervals of {RESULTS_INTERVAL_SECONDS} s) "
+            f"at ${S3_USD_PER_THOUSAND_PUTS} per 1,000"
+        )
+    assumptions = (
+        f"us-east-1 list prices; other regions cost more. Fargate Linux/x86 on-demand at "
+        f"${FARGATE_USD_PER_VCPU_HOUR} per vCPU-hour and ${FARGATE_USD_PER_GB_HOUR} per GB-hour, billed per second "
+        f"with a {FARGATE_MINIMUM_BILLED_SECONDS} s minimum: {tasks} tasks x {billed_seconds} s each "
+        f"({duration_seconds} s test + {TASK_OVERHEAD_SECONDS} s allowance for start lead time and image pull). "
+        f"{store_assumption}. Lambda, DynamoDB, CloudWatch Logs and data transfer are left out as negligible."
+    )
+    return {
+        "total_usd": round(fargate + results_store, 4),
+        "fargate_usd": round(fargate, 4),
+        "results_store_usd": round(results_store, 4),
+        "billed_seconds_per_task": billed_seconds,
+        "results_store_requests": requests,
+        "assumptions": assumptions,
+    }
+
+
+def plan(config: Config) -> dict[str, Any]:
+    """What a run of config deploys: tasks, VUs and k6 segments per remote region, totals, cost."""
+    remote_regions = {region: _region_plan(vus, config) for region, vus in sorted(config.remote_regions.items())}
+    tasks = sum(region["tasks"] for region in remote_regions.values())
+    return {
+        "home_region": config.home_region,
+        "regions": sorted({config.home_region, *config.remote_regions}),
+        "remote_regions": remote_regions,
+        "totals": {
+            "vus": sum(region["vus"] for region in remote_regions.values()),
+            "tasks": tasks,
+            "vcpus": tasks * config.task_cpu / 1024,
+            "memory_gib": tasks * config.task_memory / 1024,
+        },
+        "cost_estimate": estimate_cost(config, tasks),
+    }
