@@ -1,0 +1,515 @@
+# -*- coding: utf-8 -*-
+# Copyright: constellation.loadtest contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Orchestrator state in DynamoDB: one table, one item per test run.
+
+This file is the single home of the orchestrator's state logic. The Ansible modules
+``orchestrator_state`` and ``orchestrator_state_info`` import it as module_utils, and the
+orchestrator Lambda ships it as the top-level module ``orchestrator_state``; so it imports
+nothing from Ansible and takes a plain boto3 DynamoDB client everywhere.
+
+Every change to a run is one atomic DynamoDB write (PutItem, or UpdateItem with set additions
+and condition expressions), never a read-modify-write: many load generators register at the
+same instant, and the seed's "read the JSON list, append, write it back" lost registrations.
+
+Run item attributes:
+
+``run_id`` (S, hash key)
+``planned_tasks`` (M: region -> N) the task count each required region runs
+``start_lead_seconds`` (N) how far ahead of the last registration the start is set
+``registered_tasks`` (SS of ``"<region>#<task_id>"``) absent until the first registration,
+    because DynamoDB has no empty sets
+``completed_tasks`` (SS of ``"<region>#<task_id>"``) absent until the first test end
+``exit_codes`` (M: ``"<region>#<task_id>"`` -> N) the first exit code each task reported
+``start_at`` (N, epoch milliseconds) absent until every planned task has registered
+``created_at`` (N, epoch milliseconds) when the run was (re)set; it identifies one incarnation
+    of a run, so a start decided for a run that was reset in between is not written
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+from datetime import timezone
+from typing import Any
+from typing import Callable
+
+try:
+    from botocore.exceptions import ClientError
+except ImportError:
+    pass  # The Ansible modules report a missing botocore; the Lambda runtime always has it.
+
+_TASK_ID = re.compile(r"0|[1-9][0-9]*")
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_KEY_SEPARATOR = "#"
+
+
+class OrchestratorStateError(Exception):
+    """A request the orchestrator state cannot satisfy; the message says what to fix."""
+
+
+class RunNotFoundError(OrchestratorStateError):
+    """The run does not exist: it was never reset with a plan, or it was deleted."""
+
+
+class TableNotFoundError(OrchestratorStateError):
+    """The state table does not exist (or not in the region/endpoint the client points at)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation of plans and task identities (shared by the Lambda and the modules)
+# ---------------------------------------------------------------------------------------------
+
+
+def validate_table_name(table: Any) -> str:
+    """Return ``table`` if DynamoDB accepts it as a table name, so a typo fails before any call."""
+    if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
+        raise OrchestratorStateError(
+            f"table name must be 3 to 255 characters of letters, digits, '_', '-' and '.', got {table!r}"
+        )
+    return table
+
+
+def validate_plan(regions: Any) -> dict[str, int]:
+    """Return the plan ``{region: planned task count}`` or raise naming the bad entry.
+
+    A plan with no regions would be "complete" before anyone registered, and a region with no
+    tasks could never register anything, so both are rejected.
+    """
+    if not isinstance(regions, dict) or not regions:
+        raise OrchestratorStateError(
+            f"regions must be a non-empty mapping of region name to planned task count, got {regions!r}"
+        )
+    plan = {}
+    for region, count in regions.items():
+        validate_region_name(region)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise OrchestratorStateError(f"regions[{region!r}] must be a positive integer task count, got {count!r}")
+        plan[region] = count
+    return plan
+
+
+def validate_region_name(region: Any) -> str:
+    """Return ``region`` if it can name a region in the plan; the ``#`` separates task keys."""
+    if not isinstance(region, str) or not region or _KEY_SEPARATOR in region:
+        raise OrchestratorStateError(f"region must be a non-empty string without '#', got {region!r}")
+    return region
+
+
+def validate_lead_seconds(lead_seconds: Any) -> int:
+    """Return the start lead time in whole seconds (0 starts as soon as everyone registered)."""
+    if isinstance(lead_seconds, bool) or not isinstance(lead_seconds, int) or lead_seconds < 0:
+        raise OrchestratorStateError(f"lead_seconds must be a non-negative integer, got {lead_seconds!r}")
+    return lead_seconds
+
+
+def normalize_task_id(task_id: Any) -> str:
+    """Return the canonical task id: the decimal string of the task index (``"0"``, ``"17"``).
+
+    Integers are accepted for convenience; ``"007"`` is not, because it would register a
+    second key for task 7.
+    """
+    if isinstance(task_id, int) and not isinstance(task_id, bool) and task_id >= 0:
+        return str(task_id)
+    if isinstance(task_id, str) and _TASK_ID.fullmatch(task_id):
+        return task_id
+    raise OrchestratorStateError(f"task_id must be the decimal index of the task (e.g. '0', '17'), got {task_id!r}")
+
+
+def check_task_in_plan(plan: dict[str, int], run_id: str, region: str, task_id: str) -> None:
+    """Raise unless ``region`` is planned and ``task_id`` is within ``0..planned-1``."""
+    if region not in plan:
+        planned = ", ".join(sorted(plan)) or "none"
+        raise OrchestratorStateError(
+            f"region {region!r} is not in the plan of run {run_id!r} (planned regions: {planned})"
+        )
+    if int(task_id) >= plan[region]:
+        raise OrchestratorStateError(
+            f"task_id {task_id!r} is out of range for region {region!r} of run {run_id!r}"
+            f" (planned task ids: 0..{plan[region] - 1})"
+        )
+
+
+def task_key(region: str, task_id: str) -> str:
+    """The member of the registered/completed sets that names one task of one region."""
+    return f"{region}{_KEY_SEPARATOR}{task_id}"
+
+
+def split_task_key(key: str) -> tuple[str, str]:
+    """Inverse of :func:`task_key`."""
+    region, task_id = key.rsplit(_KEY_SEPARATOR, 1)
+    return region, task_id
+
+
+def now_ms() -> int:
+    """The current time in epoch milliseconds, the unit of every timestamp in the state."""
+    return int(time.time() * 1000)
+
+
+def iso8601_utc(epoch_ms: int | None) -> str | None:
+    """``epoch_ms`` as ISO 8601 UTC with milliseconds, for people reading the state."""
+    if epoch_ms is None:
+        return None
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class RetryingClient:
+    """A boto3 client whose every operation goes through ``retry``, a decorator.
+
+    The Ansible modules wrap their client with amazon.aws's ``AWSRetry.jittered_backoff()``
+    this way: the functions here cannot pass amazon.aws's per-call ``aws_retry=True`` flag,
+    because the Lambda calls them with a plain boto3 client.
+    """
+
+    def __init__(self, client, retry: Callable[[Callable], Callable]) -> None:
+        self._client = client
+        self._retry = retry
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        return self._retry(attribute) if callable(attribute) else attribute
+
+
+# ---------------------------------------------------------------------------------------------
+# The state table
+# ---------------------------------------------------------------------------------------------
+
+
+def describe_table(client, table: str) -> dict | None:
+    """Return DescribeTable's ``Table`` with its tags as ``Tags`` (a dict), or None if missing."""
+    try:
+        description = client.describe_table(TableName=table)["Table"]
+    except ClientError as error:
+        if _error_code(error) == "ResourceNotFoundException":
+            return None
+        raise
+    tags: dict[str, str] = {}
+    paginator = client.get_paginator("list_tags_of_resource")
+    for page in paginator.paginate(ResourceArn=description["TableArn"]):
+        tags.update({tag["Key"]: tag["Value"] for tag in page.get("Tags", [])})
+    description["Tags"] = tags
+    return description
+
+
+def create_table(client, table: str, tags: dict[str, str]) -> None:
+    """Create the state table, on demand: a test run writes in bursts and is idle otherwise."""
+    request: dict[str, Any] = {
+        "TableName": table,
+        "AttributeDefinitions": [{"AttributeName": "run_id", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "run_id", "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if tags:
+        request["Tags"] = [{"Key": key, "Value": value} for key, value in tags.items()]
+    client.create_table(**request)
+
+
+def wait_for_table(client, table: str, exists: bool, timeout_seconds: int) -> None:
+    """Block until the table is ACTIVE (``exists``) or gone, polling every 5 seconds at most."""
+    delay = max(1, min(5, timeout_seconds))
+    waiter = client.get_waiter("table_exists" if exists else "table_not_exists")
+    waiter.wait(TableName=table, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, timeout_seconds // delay)})
+
+
+def delete_table(client, table: str) -> None:
+    """Delete the state table and with it every run."""
+    client.delete_table(TableName=table)
+
+
+def tag_table(client, table_arn: str, tags: dict[str, str]) -> None:
+    """Add or overwrite ``tags`` on the table."""
+    client.tag_resource(ResourceArn=table_arn, Tags=[{"Key": key, "Value": value} for key, value in tags.items()])
+
+
+def untag_table(client, table_arn: str, tag_keys: list[str]) -> None:
+    """Remove the tags named in ``tag_keys`` from the table."""
+    client.untag_resource(ResourceArn=table_arn, TagKeys=tag_keys)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+# ---------------------------------------------------------------------------------------------
+
+
+def reset_run(client, table: str, run_id: str, regions: dict[str, int], lead_seconds: int) -> None:
+    """Replace the run's item with a fresh plan: nothing registered, no start, nothing ended.
+
+    Only this run's item is written; other runs in the table are untouched.
+    """
+    plan = validate_plan(regions)
+    lead_seconds = validate_lead_seconds(lead_seconds)
+    _call(
+        client.put_item,
+        table,
+        TableName=table,
+        Item={
+            "run_id": {"S": run_id},
+            "planned_tasks": {"M": {region: {"N": str(count)} for region, count in plan.items()}},
+            "start_lead_seconds": {"N": str(lead_seconds)},
+            "exit_codes": {"M": {}},
+            "created_at": {"N": str(now_ms())},
+        },
+    )
+
+
+def register_task(client, table: str, run_id: str, region: str, task_id: Any) -> dict:
+    """Record that a task is up and ready; decide the start once every planned task is.
+
+    The registration is one ``ADD`` to a string set, conditional on the task being in the
+    plan, so concurrent registrations never overwrite each other and a stray task is rejected
+    atomically even if the run is reset at the same moment. Registering twice is harmless.
+
+    Returns ``registered`` and ``planned`` (task counts over all regions), ``start_at``
+    (epoch ms or None) and ``decided_start`` (true only for the one call that set it).
+    """
+    task_id = normalize_task_id(task_id)
+    validate_region_name(region)
+    key = task_key(region, task_id)
+    item = _update_task_in_plan(
+        client,
+        table,
+        run_id,
+        region,
+        task_id,
+        UpdateExpression="ADD registered_tasks :task",
+        ExpressionAttributeValues={":task": {"SS": [key]}},
+        ReturnValues="ALL_NEW",
+    )
+    run = _decode_run(item)
+    registered = len(run["registered_tasks"])
+    planned = sum(run["planned_tasks"].values())
+    result = {"registered": registered, "planned": planned, "start_at": run["start_at"], "decided_start": False}
+    if run["start_at"] is None and registered == planned:
+        result["start_at"], result["decided_start"] = _decide_start(client, table, run)
+    return result
+
+
+def start_state(client, table: str, run_id: str) -> dict:
+    """What a waiting load generator polls: has the start been decided, and when is it.
+
+    ``server_time`` lets the caller estimate its clock offset to the orchestrator, whose
+    clock set ``start_at``. The read is strongly consistent so a decided start is seen at once.
+    """
+    run = _get_run(client, table, run_id)
+    return {"state": run["start_at"] is not None, "start_at": run["start_at"], "server_time": now_ms()}
+
+
+def record_test_end(client, table: str, run_id: str, region: str, task_id: Any, exit_code: int) -> dict:
+    """Record that a task finished with ``exit_code``; report whether its region is done.
+
+    Adding to the completed set is idempotent, and the exit code is set only if absent (the
+    first report wins), so a retried or duplicated ``test-end`` changes nothing. The update
+    returns the item as it was before, so exactly one call sees its region go from incomplete
+    to complete: ``region_completed_now`` is true for that call only.
+    """
+    task_id = normalize_task_id(task_id)
+    validate_region_name(region)
+    if isinstance(exit_code, bool) or not isinstance(exit_code, int):
+        raise OrchestratorStateError(f"exit_code must be an integer, got {exit_code!r}")
+    key = task_key(region, task_id)
+    item = _update_task_in_plan(
+        client,
+        table,
+        run_id,
+        region,
+        task_id,
+        UpdateExpression="ADD completed_tasks :task SET exit_codes.#task = if_not_exists(exit_codes.#task, :code)",
+        ExpressionAttributeNames={"#task": key},
+        ExpressionAttributeValues={":task": {"SS": [key]}, ":code": {"N": str(exit_code)}},
+        ReturnValues="ALL_OLD",
+    )
+    before = _decode_run(item)
+    completed_before = _tasks_of_region(before["completed_tasks"], region)
+    completed_after = completed_before | {task_id}
+    region_complete = len(completed_after) == before["planned_tasks"][region]
+    return {
+        "region_complete": region_complete,
+        "region_completed_now": region_complete and task_id not in completed_before,
+        "completed": len(completed_after),
+        "planned": before["planned_tasks"][region],
+    }
+
+
+def read_run(client, table: str, run_id: str) -> dict:
+    """The run grouped by region (see :func:`describe_run`); raise RunNotFoundError if missing."""
+    return describe_run(_get_run(client, table, run_id))
+
+
+def describe_run(run: dict) -> dict:
+    """A decoded run item grouped by region, for people and playbooks (the info module's ``run``)."""
+    plan = run["planned_tasks"]
+    completed = {region: _sorted_ids(_tasks_of_region(run["completed_tasks"], region)) for region in plan}
+    exit_codes: dict[str, dict[str, int]] = {region: {} for region in plan}
+    for key, code in run["exit_codes"].items():
+        region, task_id = split_task_key(key)
+        exit_codes.setdefault(region, {})[task_id] = code
+    return {
+        "run_id": run["run_id"],
+        "exists": True,
+        "regions": dict(plan),
+        "start_lead_seconds": run["start_lead_seconds"],
+        "registered_tasks": {region: _sorted_ids(_tasks_of_region(run["registered_tasks"], region)) for region in plan},
+        "start_at": run["start_at"],
+        "start_at_iso8601": iso8601_utc(run["start_at"]),
+        "completed_tasks": completed,
+        "completed_regions": sorted(region for region in plan if len(completed[region]) == plan[region]),
+        "exit_codes": {
+            region: {task_id: codes[task_id] for task_id in _sorted_ids(set(codes))}
+            for region, codes in exit_codes.items()
+        },
+        "created_at": run["created_at"],
+        "created_at_iso8601": iso8601_utc(run["created_at"]),
+    }
+
+
+def list_runs(client, table: str) -> list[dict]:
+    """Every run in the table, described as by :func:`describe_run`, ordered by run id."""
+    runs = []
+    paginator = client.get_paginator("scan")
+    try:
+        for page in paginator.paginate(TableName=table, ConsistentRead=True):
+            runs.extend(_decode_run(item) for item in page.get("Items", []))
+    except ClientError as error:
+        _raise_if_table_missing(error, table)
+        raise
+    return [describe_run(run) for run in sorted(runs, key=lambda run: run["run_id"])]
+
+
+def delete_run(client, table: str, run_id: str) -> bool:
+    """Delete only this run's item; return whether it existed."""
+    response = _call(client.delete_item, table, TableName=table, Key={"run_id": {"S": run_id}}, ReturnValues="ALL_OLD")
+    return "Attributes" in response
+
+
+# ---------------------------------------------------------------------------------------------
+# Internals
+# ---------------------------------------------------------------------------------------------
+
+
+def _update_task_in_plan(client, table: str, run_id: str, region: str, task_id: str, **update: Any) -> dict:
+    """Apply ``update`` to the run only if ``task_id`` of ``region`` is in its plan.
+
+    The condition ``planned_tasks.<region> > <task index>`` is false when the run or the
+    region is missing and when the index is out of range, so the check and the write are one
+    atomic step. On failure the current item says which of the three it was.
+    """
+    names = {"#region": region, **update.pop("ExpressionAttributeNames", {})}
+    values = {":index": {"N": task_id}, **update.pop("ExpressionAttributeValues")}
+    try:
+        response = _call(
+            client.update_item,
+            table,
+            TableName=table,
+            Key={"run_id": {"S": run_id}},
+            ConditionExpression="planned_tasks.#region > :index",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **update,
+        )
+    except ClientError as error:
+        if _error_code(error) != "ConditionalCheckFailedException":
+            raise
+        _explain_task_rejection(client, error, table, run_id, region, task_id)
+    return response.get("Attributes", {})
+
+
+def _explain_task_rejection(client, error: ClientError, table: str, run_id: str, region: str, task_id: str) -> None:
+    """Raise the error a user can act on for a task the plan does not contain."""
+    if "Item" in error.response:
+        item = error.response["Item"]
+    else:  # An endpoint without ReturnValuesOnConditionCheckFailure support: read the item.
+        item = _get_item(client, table, run_id)
+    if not item:
+        raise RunNotFoundError(
+            f"run {run_id!r} does not exist in orchestrator state table {table!r}; reset it with a plan first"
+        ) from None
+    check_task_in_plan(_decode_run(item)["planned_tasks"], run_id, region, task_id)
+    raise error  # The plan contains the task, so the condition failed for a reason not foreseen here.
+
+
+def _decide_start(client, table: str, run: dict) -> tuple[int | None, bool]:
+    """Set the start once for this incarnation of the run; return it and whether we set it.
+
+    ``attribute_not_exists(start_at)`` lets exactly one of the callers that saw the run
+    complete write the start; the others read the winner's. ``created_at`` guards against a
+    reset of the run between the registration and this write; the start returned then is the
+    reset run's, None.
+    """
+    start_at = now_ms() + run["start_lead_seconds"] * 1000
+    try:
+        _call(
+            client.update_item,
+            table,
+            TableName=table,
+            Key={"run_id": {"S": run["run_id"]}},
+            UpdateExpression="SET start_at = :start_at",
+            ConditionExpression="attribute_not_exists(start_at) AND created_at = :created_at",
+            ExpressionAttributeValues={":start_at": {"N": str(start_at)}, ":created_at": {"N": str(run["created_at"])}},
+        )
+    except ClientError as error:
+        if _error_code(error) != "ConditionalCheckFailedException":
+            raise
+        return _get_run(client, table, run["run_id"])["start_at"], False
+    return start_at, True
+
+
+def _get_run(client, table: str, run_id: str) -> dict:
+    """The decoded run item; raise RunNotFoundError if missing."""
+    item = _get_item(client, table, run_id)
+    if item is None:
+        raise RunNotFoundError(f"run {run_id!r} does not exist in orchestrator state table {table!r}")
+    return _decode_run(item)
+
+
+def _get_item(client, table: str, run_id: str) -> dict | None:
+    """The run item as stored, read strongly consistent so a write just made is seen."""
+    response = _call(client.get_item, table, TableName=table, Key={"run_id": {"S": run_id}}, ConsistentRead=True)
+    return response.get("Item")
+
+
+def _decode_run(item: dict) -> dict:
+    """A run item in DynamoDB's attribute-value form as plain Python values."""
+    return {
+        "run_id": item["run_id"]["S"],
+        "planned_tasks": {region: int(value["N"]) for region, value in item["planned_tasks"]["M"].items()},
+        "start_lead_seconds": int(item["start_lead_seconds"]["N"]),
+        "registered_tasks": set(item.get("registered_tasks", {}).get("SS", [])),
+        "completed_tasks": set(item.get("completed_tasks", {}).get("SS", [])),
+        "exit_codes": {key: int(value["N"]) for key, value in item.get("exit_codes", {}).get("M", {}).items()},
+        "start_at": int(item["start_at"]["N"]) if "start_at" in item else None,
+        "created_at": int(item["created_at"]["N"]),
+    }
+
+
+def _tasks_of_region(keys: set[str], region: str) -> set[str]:
+    """The task ids among ``keys`` that belong to ``region``."""
+    return {task_id for key_region, task_id in map(split_task_key, keys) if key_region == region}
+
+
+def _sorted_ids(task_ids: set[str]) -> list[str]:
+    return sorted(task_ids, key=int)
+
+
+def _call(operation: Callable[..., dict], table: str, **request: Any) -> dict:
+    """Call a DynamoDB item operation, turning a missing table into TableNotFoundError."""
+    try:
+        return operation(**request)
+    except ClientError as error:
+        _raise_if_table_missing(error, table)
+        raise
+
+
+def _raise_if_table_missing(error: ClientError, table: str) -> None:
+    if _error_code(error) == "ResourceNotFoundException":
+        raise TableNotFoundError(
+            f"orchestrator state table {table!r} does not exist;"
+            " create it with constellation.loadtest.orchestrator_state"
+        ) from error
+
+
+def _error_code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")

@@ -1,0 +1,159 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: constellation.loadtest contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: orchestrator_state_info
+version_added: 0.1.0
+short_description: Read test runs from the orchestrator state table
+description:
+  - Returns one test run, or every run, from the DynamoDB table in which the orchestrator Lambda
+    keeps its state. A run shows its plan, the registered tasks, the decided start, the ended
+    tasks and their exit codes.
+  - Fails if the table does not exist.
+  - Use M(constellation.loadtest.orchestrator_state) to create the table and plan runs.
+author:
+  - Constellation maintainers (@constellation-loadtest)
+options:
+  name:
+    description:
+      - The name of the DynamoDB table holding the orchestrator state.
+    required: true
+    type: str
+  run_id:
+    description:
+      - The run to return as RV(run). Without it, every run is returned as RV(runs).
+    type: str
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Read one run
+  constellation.loadtest.orchestrator_state_info:
+    name: constellation-orchestrator
+    run_id: "20250601T120000"
+  register: orchestrator
+
+- name: Show which regions have finished
+  ansible.builtin.debug:
+    msg: "{{ orchestrator.run.completed_regions }}"
+  when: orchestrator.run.exists
+
+- name: List every run in the table
+  constellation.loadtest.orchestrator_state_info:
+    name: constellation-orchestrator
+  register: orchestrator_runs
+"""
+
+RETURN = r"""
+run:
+  description:
+    - The run named by O(run_id).
+    - If the run does not exist, only RV(run.run_id) and RV(run.exists=false) are returned.
+  returned: when O(run_id) is set
+  type: dict
+  contains:
+    run_id:
+      description: The identifier of the run.
+      type: str
+      sample: "20250601T120000"
+    exists:
+      description: Whether the run exists.
+      type: bool
+      sample: true
+    regions:
+      description: The plan, region name to planned task count.
+      type: dict
+      sample: {"us-east-2": 3, "ap-northeast-1": 1}
+    start_lead_seconds:
+      description: Seconds between the last registration and the start.
+      type: int
+      sample: 60
+    registered_tasks:
+      description: The ids of the registered tasks of each planned region.
+      type: dict
+      sample: {"us-east-2": ["0", "1", "2"], "ap-northeast-1": ["0"]}
+    start_at:
+      description: The decided start in epoch milliseconds, V(null) until every planned task registered.
+      type: int
+      sample: 1748779260000
+    start_at_iso8601:
+      description: RV(run.start_at) in ISO 8601 UTC, V(null) until decided.
+      type: str
+      sample: "2025-06-01T12:01:00.000Z"
+    completed_tasks:
+      description: The ids of the tasks of each planned region that reported their end.
+      type: dict
+      sample: {"us-east-2": ["0", "1", "2"], "ap-northeast-1": []}
+    completed_regions:
+      description: The regions whose planned tasks have all reported their end.
+      type: list
+      elements: str
+      sample: ["us-east-2"]
+    exit_codes:
+      description: The exit code each ended task reported, by region and task id.
+      type: dict
+      sample: {"us-east-2": {"0": 0, "1": 0, "2": 99}, "ap-northeast-1": {}}
+    created_at:
+      description: When the run was created or last reset, in epoch milliseconds.
+      type: int
+      sample: 1748779200000
+    created_at_iso8601:
+      description: RV(run.created_at) in ISO 8601 UTC.
+      type: str
+      sample: "2025-06-01T12:00:00.000Z"
+runs:
+  description: Every run in the table, ordered by run id, each shaped like RV(run).
+  returned: when O(run_id) is not set
+  type: list
+  elements: dict
+"""
+
+try:
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
+
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.constellation.loadtest.plugins.module_utils import orchestrator_state
+from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
+
+
+def read_state(client, table, run_id):
+    if run_id is None:
+        return {"runs": orchestrator_state.list_runs(client, table)}
+    try:
+        return {"run": orchestrator_state.read_run(client, table, run_id)}
+    except orchestrator_state.RunNotFoundError:
+        return {"run": {"run_id": run_id, "exists": False}}
+
+
+def main():
+    argument_spec = dict(
+        name=dict(type="str", required=True),
+        run_id=dict(type="str"),
+    )
+    module = ConstellationAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    client = orchestrator_state.RetryingClient(module.client("dynamodb"), AWSRetry.jittered_backoff())
+    try:
+        orchestrator_state.validate_table_name(module.params["name"])
+        result = read_state(client, module.params["name"], module.params["run_id"])
+    except orchestrator_state.TableNotFoundError as e:
+        module.fail_json(msg=f"{e} (looked in region {module.region})")
+    except orchestrator_state.OrchestratorStateError as e:
+        module.fail_json(msg=str(e))
+    except (ClientError, BotoCoreError) as e:
+        module.fail_json_aws(e, msg=f"Failed to read orchestrator state table {module.params['name']}")
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,510 @@
+"""The orchestrator: its DynamoDB state (module_utils) and its Lambda handler, against moto.
+
+The Lambda ships ``plugins/module_utils/orchestrator_state.py`` beside ``files/lambda/orchestrator.py``
+as top-level modules; the same two files are put on sys.path here, so the tests exercise
+exactly what is deployed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import SimpleNamespace
+
+import boto3
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.append(str(REPO / "plugins" / "module_utils"))
+sys.path.append(str(REPO / "files" / "lambda"))
+sys.path.append(str(REPO / ".build" / "collections"))
+
+import orchestrator  # noqa: E402
+import orchestrator_state  # noqa: E402
+
+TABLE = "orchestrator-test"
+REGION = "eu-central-1"
+LEAD_SECONDS = 30
+FIVE_REGIONS = ["us-east-2", "ap-northeast-1", "ca-central-1", "eu-west-1", "sa-east-1"]
+
+
+@pytest.fixture
+def dynamodb(moto):
+    """A client of an emptied moto with the state table created and ACTIVE."""
+    client = moto.client("dynamodb", REGION)
+    orchestrator_state.create_table(client, TABLE, {"constellation:deployment": "test"})
+    orchestrator_state.wait_for_table(client, TABLE, exists=True, timeout_seconds=10)
+    return client
+
+
+@pytest.fixture
+def lambda_env(dynamodb, monkeypatch):
+    """The Lambda's environment and client, as ``handler`` would find them in AWS."""
+    monkeypatch.setenv("STATE_TABLE", TABLE)
+    monkeypatch.setenv("START_LEAD_SECONDS", str(LEAD_SECONDS))
+    monkeypatch.setattr(orchestrator, "dynamodb_client", lambda: dynamodb)
+    return dynamodb
+
+
+def invoke(event) -> dict:
+    """Call the Lambda entry point and check its answer survives JSON, as Lambda requires."""
+    response = orchestrator.handler(event, None)
+    assert json.loads(json.dumps(response)) == response
+    return response
+
+
+def reset(run_id: str, regions: dict[str, int], **extra) -> None:
+    response = invoke({"type": "test-reset", "run_id": run_id, "regions": regions, **extra})
+    assert response["ok"], response
+
+
+def register(run_id: str, region: str, task_id) -> dict:
+    return invoke({"type": "agg-record", "run_id": run_id, "region": region, "task_id": task_id})
+
+
+def end(run_id: str, region: str, task_id, exit_code: int = 0) -> dict:
+    return invoke({"type": "test-end", "run_id": run_id, "region": region, "task_id": task_id, "exit_code": exit_code})
+
+
+def raw_item(client, run_id: str) -> dict:
+    return client.get_item(TableName=TABLE, Key={"run_id": {"S": run_id}}, ConsistentRead=True)["Item"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Start synchronization
+# ---------------------------------------------------------------------------------------------
+
+
+def test_concurrent_registrations_are_all_kept_and_decide_the_start_once(moto, lambda_env, monkeypatch):
+    reset("big", {region: 100 for region in FIVE_REGIONS})
+    events = [
+        {"type": "agg-record", "run_id": "big", "region": region, "task_id": str(task)}
+        for region in FIVE_REGIONS
+        for task in range(100)
+    ]
+    # Retried registrations race the decision: each sees every task registered, and only the
+    # conditional write keeps them from deciding a second start.
+    shuffler = random.Random(7)
+    events += shuffler.sample(events, 100)
+    shuffler.shuffle(events)
+
+    per_thread = threading.local()
+
+    def thread_client():
+        # boto3's default session is not thread-safe; each thread builds its own client.
+        if not hasattr(per_thread, "client"):
+            per_thread.client = boto3.session.Session().client("dynamodb", region_name=REGION, endpoint_url=moto.url)
+        return per_thread.client
+
+    monkeypatch.setattr(orchestrator, "dynamodb_client", thread_client)
+
+    def call(event):
+        before = orchestrator_state.now_ms()
+        response = orchestrator.handler(event, None)
+        return before, orchestrator_state.now_ms(), response
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        calls = list(pool.map(call, events))
+
+    responses = [call_result[2] for call_result in calls]
+    assert all(response["ok"] for response in responses), [r for r in responses if not r["ok"]][:3]
+
+    deciders = [(before, after, response) for before, after, response in calls if response["decided_start"]]
+    assert len(deciders) == 1
+    before, after, decision = deciders[0]
+    start_at = decision["start_at"]
+    assert before + LEAD_SECONDS * 1000 <= start_at <= after + LEAD_SECONDS * 1000
+    assert decision["registered"] == decision["planned"] == 500
+    assert len(responses) == 600
+    assert {response["start_at"] for response in responses if response["state"]} == {start_at}
+
+    run = orchestrator_state.read_run(lambda_env, TABLE, "big")
+    assert run["registered_tasks"] == {region: [str(task) for task in range(100)] for region in FIVE_REGIONS}
+    assert run["start_at"] == start_at
+    assert invoke({"type": "test-init", "run_id": "big"})["start_at"] == start_at
+
+
+def test_test_init_reports_no_start_until_every_task_registered(lambda_env):
+    reset("small", {"us-east-2": 2, "eu-west-1": 1}, lead_seconds=5)
+    register("small", "us-east-2", "0")
+    register("small", "us-east-2", "1")
+    register("small", "us-east-2", "1")  # a retried registration does not count twice
+
+    waiting = invoke({"type": "test-init", "run_id": "small"})
+    assert waiting["ok"] and waiting["state"] is False and waiting["start_at"] is None
+    assert abs(waiting["server_time"] - time.time() * 1000) < 5000
+
+    last = register("small", "eu-west-1", 0)
+    assert last["decided_start"] and last["state"] and last["registered"] == 3
+
+    started = invoke({"type": "test-init", "run_id": "small"})
+    assert started["state"] is True
+    assert started["start_at"] == last["start_at"]
+    assert 0 < started["start_at"] - started["server_time"] <= 5000
+
+    late_duplicate = register("small", "eu-west-1", "0")
+    assert late_duplicate["decided_start"] is False and late_duplicate["start_at"] == last["start_at"]
+
+
+def test_start_lead_defaults_to_the_environment(lambda_env, monkeypatch):
+    monkeypatch.setenv("START_LEAD_SECONDS", "7")
+    reset("env-lead", {"us-east-2": 1})
+    decided = register("env-lead", "us-east-2", "0")
+    assert orchestrator_state.read_run(lambda_env, TABLE, "env-lead")["start_lead_seconds"] == 7
+    assert 6000 < decided["start_at"] - orchestrator_state.now_ms() <= 7000
+
+
+def test_two_callers_that_both_saw_the_run_complete_decide_one_start(dynamodb):
+    orchestrator_state.reset_run(dynamodb, TABLE, "r", {"us-east-2": 1}, 30)
+    orchestrator_state.register_task(dynamodb, TABLE, "r", "us-east-2", "0")
+    dynamodb.update_item(TableName=TABLE, Key={"run_id": {"S": "r"}}, UpdateExpression="REMOVE start_at")
+    seen_by_both = orchestrator_state._get_run(dynamodb, TABLE, "r")
+
+    first = orchestrator_state._decide_start(dynamodb, TABLE, seen_by_both)
+    time.sleep(0.01)
+    second = orchestrator_state._decide_start(dynamodb, TABLE, seen_by_both)
+
+    assert first[1] is True and second == (first[0], False)
+    assert int(raw_item(dynamodb, "r")["start_at"]["N"]) == first[0]
+
+
+def test_start_is_not_written_into_a_run_reset_after_the_registration(dynamodb):
+    orchestrator_state.reset_run(dynamodb, TABLE, "r", {"us-east-2": 1}, 30)
+    stale = orchestrator_state._get_run(dynamodb, TABLE, "r")  # the incarnation a registration saw
+    time.sleep(0.01)
+    orchestrator_state.reset_run(dynamodb, TABLE, "r", {"us-east-2": 1}, 30)
+
+    assert orchestrator_state._decide_start(dynamodb, TABLE, stale) == (None, False)
+    assert "start_at" not in raw_item(dynamodb, "r")
+
+
+# ---------------------------------------------------------------------------------------------
+# Test end and region completion
+# ---------------------------------------------------------------------------------------------
+
+
+def test_duplicate_test_end_is_harmless_and_the_region_completes_once(lambda_env, monkeypatch):
+    completed_regions = []
+    monkeypatch.setattr(
+        orchestrator, "on_region_complete", lambda run_id, region: completed_regions.append((run_id, region))
+    )
+    reset("ends", {"us-east-2": 2, "eu-west-1": 1})
+
+    first = end("ends", "us-east-2", "0", exit_code=0)
+    assert first["ok"] and first["region_complete"] is False
+    before = raw_item(lambda_env, "ends")
+
+    duplicate = end("ends", "us-east-2", "0", exit_code=3)
+    assert duplicate["ok"] and duplicate["region_complete"] is False and duplicate["completed"] == 1
+    assert raw_item(lambda_env, "ends") == before  # same set, first exit code kept
+
+    last = end("ends", "us-east-2", "1", exit_code=99)
+    assert last["region_complete"] is True and last["region_completed_now"] is True
+    again = end("ends", "us-east-2", "1", exit_code=99)
+    assert again["region_complete"] is True and again["region_completed_now"] is False
+    assert completed_regions == [("ends", "us-east-2")]
+
+    run = orchestrator_state.read_run(lambda_env, TABLE, "ends")
+    assert run["completed_tasks"] == {"us-east-2": ["0", "1"], "eu-west-1": []}
+    assert run["completed_regions"] == ["us-east-2"]
+    assert run["exit_codes"] == {"us-east-2": {"0": 0, "1": 99}, "eu-west-1": {}}
+
+
+def test_region_complete_hook_is_logged_as_json(lambda_env, capsys):
+    reset("hook", {"eu-west-1": 1})
+    capsys.readouterr()
+
+    assert end("hook", "eu-west-1", "0")["region_completed_now"]
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {"level": "info", "message": "region_complete", "run_id": "hook", "region": "eu-west-1"} in lines
+
+
+# ---------------------------------------------------------------------------------------------
+# Reset and isolation of runs
+# ---------------------------------------------------------------------------------------------
+
+
+def test_reset_of_one_run_leaves_other_runs_untouched(lambda_env):
+    reset("run-a", {"us-east-2": 2})
+    register("run-a", "us-east-2", "0")
+    end("run-a", "us-east-2", "0", exit_code=0)
+    run_a = raw_item(lambda_env, "run-a")
+
+    reset("run-b", {"eu-west-1": 1})
+    register("run-b", "eu-west-1", "0")
+    reset("run-b", {"eu-west-1": 3})
+
+    assert raw_item(lambda_env, "run-a") == run_a
+    run_b = orchestrator_state.read_run(lambda_env, TABLE, "run-b")
+    assert run_b["regions"] == {"eu-west-1": 3}
+    assert run_b["registered_tasks"] == {"eu-west-1": []} and run_b["start_at"] is None
+
+
+def test_list_and_delete_runs(dynamodb):
+    orchestrator_state.reset_run(dynamodb, TABLE, "b", {"us-east-2": 1}, 30)
+    orchestrator_state.reset_run(dynamodb, TABLE, "a", {"eu-west-1": 2}, 30)
+
+    assert [run["run_id"] for run in orchestrator_state.list_runs(dynamodb, TABLE)] == ["a", "b"]
+    assert orchestrator_state.delete_run(dynamodb, TABLE, "a") is True
+    assert orchestrator_state.delete_run(dynamodb, TABLE, "a") is False
+    assert [run["run_id"] for run in orchestrator_state.list_runs(dynamodb, TABLE)] == ["b"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Malformed events: an error naming the field and the value, never an exception
+# ---------------------------------------------------------------------------------------------
+
+MALFORMED_EVENTS = [
+    pytest.param(["agg-record"], ["event must be a JSON object", "list"], id="not-a-dict"),
+    pytest.param(None, ["event must be a JSON object", "None"], id="none"),
+    pytest.param({"run_id": "plan"}, ["'type' is missing", "agg-record"], id="missing-type"),
+    pytest.param({"type": "start-now", "run_id": "plan"}, ["'type'", "'start-now'"], id="unknown-type"),
+    pytest.param({"type": ["test-init"]}, ["'type'", "['test-init']"], id="type-not-a-string"),
+    pytest.param({"type": "test-init"}, ["'run_id' is missing"], id="missing-run-id"),
+    pytest.param({"type": "test-init", "run_id": 42}, ["'run_id'", "42"], id="run-id-not-a-string"),
+    pytest.param({"type": "test-init", "run_id": "nope"}, ["run 'nope' does not exist"], id="unknown-run-init"),
+    pytest.param(
+        {"type": "agg-record", "run_id": "nope", "region": "us-east-2", "task_id": "0"},
+        ["run 'nope' does not exist"],
+        id="unknown-run-record",
+    ),
+    pytest.param(
+        {"type": "agg-record", "run_id": "plan", "task_id": "0"}, ["'region' is missing"], id="missing-region"
+    ),
+    pytest.param(
+        {"type": "agg-record", "run_id": "plan", "region": "", "task_id": "0"}, ["'region'", "''"], id="empty-region"
+    ),
+    pytest.param(
+        {"type": "agg-record", "run_id": "plan", "region": "eu-west-3", "task_id": "0"},
+        ["region 'eu-west-3' is not in the plan", "us-east-2"],
+        id="region-not-in-plan",
+    ),
+    pytest.param(
+        {"type": "agg-record", "run_id": "plan", "region": "us-east-2", "task_id": "2"},
+        ["task_id '2' is out of range", "0..1"],
+        id="task-id-out-of-range",
+    ),
+    pytest.param(
+        {"type": "agg-record", "run_id": "plan", "region": "us-east-2", "task_id": "01"},
+        ["task_id", "'01'"],
+        id="task-id-not-canonical",
+    ),
+    pytest.param(
+        {"type": "agg-record", "run_id": "plan", "region": "us-east-2", "task_id": -1},
+        ["task_id", "-1"],
+        id="task-id-negative",
+    ),
+    pytest.param(
+        {"type": "agg-record", "run_id": "plan", "region": "us-east-2", "task_id": True},
+        ["task_id", "True"],
+        id="task-id-bool",
+    ),
+    pytest.param(
+        {"type": "agg-record", "run_id": "plan", "region": "us-east-2"}, ["'task_id' is missing"], id="missing-task-id"
+    ),
+    pytest.param(
+        {"type": "test-end", "run_id": "plan", "region": "us-east-2", "task_id": "0"},
+        ["'exit_code' is missing"],
+        id="missing-exit-code",
+    ),
+    pytest.param(
+        {"type": "test-end", "run_id": "plan", "region": "us-east-2", "task_id": "0", "exit_code": "0"},
+        ["'exit_code' must be an integer", "'0'"],
+        id="exit-code-not-an-integer",
+    ),
+    pytest.param(
+        {"type": "test-end", "run_id": "plan", "region": "us-east-2", "task_id": "5", "exit_code": 0},
+        ["task_id '5' is out of range"],
+        id="test-end-task-out-of-range",
+    ),
+    pytest.param({"type": "test-reset", "run_id": "plan"}, ["'regions' is missing"], id="reset-missing-regions"),
+    pytest.param(
+        {"type": "test-reset", "run_id": "plan", "regions": ["us-east-2"]},
+        ["regions must be a non-empty mapping", "['us-east-2']"],
+        id="reset-regions-not-a-mapping",
+    ),
+    pytest.param(
+        {"type": "test-reset", "run_id": "plan", "regions": {}}, ["regions must be a non-empty"], id="reset-empty"
+    ),
+    pytest.param(
+        {"type": "test-reset", "run_id": "plan", "regions": {"us-east-2": 0}},
+        ["regions['us-east-2']", "got 0"],
+        id="reset-zero-tasks",
+    ),
+    pytest.param(
+        {"type": "test-reset", "run_id": "plan", "regions": {"us-east-2": 1}, "lead_seconds": "10"},
+        ["lead_seconds", "'10'"],
+        id="reset-lead-not-an-integer",
+    ),
+]
+
+
+@pytest.mark.parametrize("event, expected", MALFORMED_EVENTS)
+def test_malformed_event_gets_an_error_naming_field_and_value(lambda_env, event, expected):
+    orchestrator_state.reset_run(lambda_env, TABLE, "plan", {"us-east-2": 2}, LEAD_SECONDS)
+    before = raw_item(lambda_env, "plan")
+
+    response = invoke(event)
+
+    assert response["ok"] is False
+    for fragment in expected:
+        assert fragment in response["error"]
+    assert raw_item(lambda_env, "plan") == before
+
+
+def test_missing_table_is_an_error_response(lambda_env, monkeypatch):
+    monkeypatch.setenv("STATE_TABLE", "no-such-table")
+    response = invoke({"type": "test-init", "run_id": "r"})
+    assert response == {
+        "ok": False,
+        "error": "orchestrator state table 'no-such-table' does not exist;"
+        " create it with constellation.loadtest.orchestrator_state",
+    }
+
+
+def test_unset_state_table_is_an_error_response(lambda_env, monkeypatch):
+    monkeypatch.delenv("STATE_TABLE")
+    response = invoke({"type": "test-init", "run_id": "r"})
+    assert response["ok"] is False and "STATE_TABLE" in response["error"]
+
+
+def test_invalid_lead_in_environment_is_an_error_response(lambda_env, monkeypatch):
+    monkeypatch.setenv("START_LEAD_SECONDS", "soon")
+    response = invoke({"type": "test-init", "run_id": "r"})
+    assert response["ok"] is False and "START_LEAD_SECONDS" in response["error"] and "'soon'" in response["error"]
+
+
+def test_client_that_cannot_be_built_is_an_error_response(lambda_env, monkeypatch):
+    from botocore.exceptions import NoRegionError
+
+    def no_region():
+        raise NoRegionError()
+
+    monkeypatch.setattr(orchestrator, "dynamodb_client", no_region)
+    response = invoke({"type": "test-init", "run_id": "r"})
+    assert response["ok"] is False and "region" in response["error"]
+
+
+def test_aws_error_is_an_error_response(lambda_env, monkeypatch, capsys):
+    from botocore.exceptions import ClientError
+
+    def throttled(*args, **kwargs):
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "GetItem")
+
+    monkeypatch.setattr(orchestrator_state, "start_state", throttled)
+    response = invoke({"type": "test-init", "run_id": "r"})
+    assert response["ok"] is False and "ThrottlingException" in response["error"]
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["message"] == "aws_error"
+
+
+def test_unexpected_exception_is_an_error_response(lambda_env, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(orchestrator_state, "register_task", broken)
+    response = invoke({"type": "agg-record", "run_id": "r", "region": "us-east-2", "task_id": "0"})
+    assert response == {"ok": False, "error": "internal error: RuntimeError('boom')"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Plan and task checks (no AWS)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "regions, fragment",
+    [
+        ({}, "non-empty mapping"),
+        ("us-east-2", "non-empty mapping"),
+        ({"us-east-2": -1}, "regions['us-east-2'] must be a positive integer task count, got -1"),
+        ({"us-east-2": 1.5}, "got 1.5"),
+        ({"us-east-2": True}, "got True"),
+        ({"": 1}, "region must be a non-empty string"),
+        ({"us#east": 1}, "without '#'"),
+    ],
+)
+def test_validate_plan_rejects(regions, fragment):
+    with pytest.raises(orchestrator_state.OrchestratorStateError) as error:
+        orchestrator_state.validate_plan(regions)
+    assert fragment in str(error.value)
+
+
+def test_validate_plan_accepts_positive_counts():
+    assert orchestrator_state.validate_plan({"us-east-2": 1, "eu-west-1": 500}) == {"us-east-2": 1, "eu-west-1": 500}
+
+
+@pytest.mark.parametrize("task_id, canonical", [(0, "0"), ("0", "0"), (17, "17"), ("17", "17")])
+def test_normalize_task_id_accepts(task_id, canonical):
+    assert orchestrator_state.normalize_task_id(task_id) == canonical
+
+
+@pytest.mark.parametrize("task_id", ["", "-1", "01", "1.0", " 1", -1, 1.0, None, False])
+def test_normalize_task_id_rejects(task_id):
+    with pytest.raises(orchestrator_state.OrchestratorStateError, match="task_id must be the decimal index"):
+        orchestrator_state.normalize_task_id(task_id)
+
+
+def test_check_task_in_plan():
+    plan = {"us-east-2": 3}
+    orchestrator_state.check_task_in_plan(plan, "r", "us-east-2", "2")
+    with pytest.raises(orchestrator_state.OrchestratorStateError, match=r"task_id '3' is out of range .* 0\.\.2"):
+        orchestrator_state.check_task_in_plan(plan, "r", "us-east-2", "3")
+    with pytest.raises(orchestrator_state.OrchestratorStateError, match="region 'eu-west-1' is not in the plan"):
+        orchestrator_state.check_task_in_plan(plan, "r", "eu-west-1", "0")
+
+
+@pytest.mark.parametrize("name", ["ab", "has space", "x" * 256, "slash/name"])
+def test_validate_table_name_rejects(name):
+    with pytest.raises(orchestrator_state.OrchestratorStateError, match="table name must be 3 to 255"):
+        orchestrator_state.validate_table_name(name)
+
+
+def test_task_keys_round_trip():
+    assert orchestrator_state.split_task_key(orchestrator_state.task_key("us-east-2", "12")) == ("us-east-2", "12")
+
+
+def test_iso8601_utc():
+    assert orchestrator_state.iso8601_utc(1748779260000) == "2025-06-01T12:01:00.000Z"
+    assert orchestrator_state.iso8601_utc(None) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# The orchestrator_state module's run decision (force_reset needs registrations, which only the
+# Lambda makes, so it is tested here rather than in the integration target)
+# ---------------------------------------------------------------------------------------------
+
+
+def _module(check_mode=False, **params):
+    defaults = {"name": TABLE, "run_id": "m", "force_reset": False}
+    return SimpleNamespace(check_mode=check_mode, params={**defaults, **params})
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_module_force_reset_discards_progress_only_when_there_is_some(dynamodb, check_mode):
+    from ansible_collections.constellation.loadtest.plugins.modules import orchestrator_state as module_code
+
+    state = module_code.orchestrator_state
+    desired = {"regions": {"us-east-2": 2}, "start_lead_seconds": 30}
+    state.reset_run(dynamodb, TABLE, "m", desired["regions"], 30)
+
+    changed = module_code.ensure_run(_module(check_mode, force_reset=True), dynamodb, desired, table_exists=True)[0]
+    assert changed is False
+
+    state.register_task(dynamodb, TABLE, "m", "us-east-2", "1")
+    changed = module_code.ensure_run(_module(check_mode), dynamodb, desired, table_exists=True)[0]
+    assert changed is False
+
+    changed, run, diff = module_code.ensure_run(
+        _module(check_mode, force_reset=True), dynamodb, desired, table_exists=True
+    )
+    assert changed is True
+    assert diff["before"]["registered_tasks"] == 1 and diff["after"]["registered_tasks"] == 0
+    registered = state.read_run(dynamodb, TABLE, "m")["registered_tasks"]["us-east-2"]
+    assert registered == (["1"] if check_mode else [])
+    assert run["registered_tasks"]["us-east-2"] == registered
