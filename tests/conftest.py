@@ -21,8 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 
 from emulator import FAKE_CREDENTIALS, moto_server as start_moto_server, reset  # noqa: E402
+from regions import TIMESTREAM_LIVEANALYTICS_REGIONS  # noqa: E402
 
 
 @dataclass
@@ -49,9 +51,10 @@ class MotoServer:
             found[f"{region}/log_groups"] = [
                 g["logGroupName"] for g in self.client("logs", region).describe_log_groups()["logGroups"]
             ]
-            found[f"{region}/timestream_databases"] = [
-                d["DatabaseName"] for d in self.client("timestream-write", region).list_databases()["Databases"]
-            ]
+            if region in TIMESTREAM_LIVEANALYTICS_REGIONS:
+                found[f"{region}/timestream_databases"] = [
+                    d["DatabaseName"] for d in self.client("timestream-write", region).list_databases()["Databases"]
+                ]
         return found
 
     def assert_empty(self, regions: list[str]) -> None:
