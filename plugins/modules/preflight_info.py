@@ -162,12 +162,25 @@ USABLE_OPT_IN_STATUSES = ("opt-in-not-required", "opted-in")
 S3_ADVICE = "Set constellation_results_store: s3 (results_store: s3) to keep the results in S3 instead."
 
 
+def describe_error(error):
+    """One short line for a report: the AWS error code and message, not a whole HTTP error page."""
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        code = details.get("Code") or "Error"
+        message = (details.get("Message") or "").strip()
+        if not message or message.startswith("<"):
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            return f"{code} (HTTP {status} from the endpoint, no message)"
+        return f"{code}: {message.splitlines()[0][:200]}"
+    return str(error).splitlines()[0][:200]
+
+
 def check_opt_in(ec2, region):
     """The region's opt-in status, from the account's point of view."""
     try:
         regions = ec2.describe_regions(AllRegions=True, RegionNames=[region], aws_retry=True)["Regions"]
     except (BotoCoreError, ClientError) as error:
-        return dict(status="error", msg=f"Could not read the opt-in status of {region}: {error}", opt_in_status=None, usable=None)
+        return dict(status="error", msg=f"Could not read the opt-in status of {region}: {describe_error(error)}", opt_in_status=None, usable=None)
     if not regions:
         return dict(status="failed", msg=f"EC2 does not know the region {region}", opt_in_status=None, usable=False)
     opt_in_status = regions[0]["OptInStatus"]
@@ -200,7 +213,7 @@ def check_fargate_vcpu_quota(quotas, required_vcpus):
     try:
         value, source = _read_fargate_vcpu_quota(quotas)
     except (BotoCoreError, ClientError) as error:
-        return dict(result, status="error", msg=f"Could not read the Fargate On-Demand vCPU quota: {error}")
+        return dict(result, status="error", msg=f"Could not read the Fargate On-Demand vCPU quota: {describe_error(error)}")
     found = f"Fargate On-Demand vCPU quota is {value} ({source} quota)"
     result.update(value=value, source=source)
     if required_vcpus is not None and value < required_vcpus:
@@ -224,15 +237,15 @@ def check_timestream(timestream):
             status="failed",
             available=False,
             msg=(
-                f"Timestream for LiveAnalytics refused access: {error}. AWS closed it to new customers on "
+                f"Timestream for LiveAnalytics refused access: {describe_error(error)}. AWS closed it to new customers on "
                 "2025-06-20, so accounts that did not use it before cannot; if this account did, allow "
                 f"timestream:DescribeEndpoints and timestream:ListDatabases. {S3_ADVICE}"
             ),
         )
     except EndpointConnectionError as error:
-        return dict(status="failed", available=False, msg=f"Timestream for LiveAnalytics is not reachable here: {error}. {S3_ADVICE}")
+        return dict(status="failed", available=False, msg=f"Timestream for LiveAnalytics is not reachable here: {describe_error(error)}. {S3_ADVICE}")
     except (BotoCoreError, ClientError) as error:  # pylint: disable=duplicate-except
-        return dict(status="error", available=None, msg=f"Could not determine whether Timestream for LiveAnalytics can be used: {error}")
+        return dict(status="error", available=None, msg=f"Could not determine whether Timestream for LiveAnalytics can be used: {describe_error(error)}")
     return dict(status="ok", available=True, msg="Timestream for LiveAnalytics can be used")
 
 
