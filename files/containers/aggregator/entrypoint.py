@@ -1,0 +1,280 @@
+"""The aggregator: k6 remote-write pushes in, interval records out to the results store.
+
+It runs beside k6 (the same ECS task, or a local process) and receives k6's
+``experimental-prometheus-rw`` output, which aggregates inside k6: a push per push interval
+carrying cumulative counters and native histograms, whatever the request rate. It turns them into
+interval records (``records.py``) and writes them to Timestream or S3 (``stores.py``).
+
+HTTP, on ``CONSTELLATION_AGGREGATOR_HOST``:``CONSTELLATION_AGGREGATOR_PORT``:
+
+``POST /api/v1/write``  a remote-write push: 204, or 400 for a body that is not one.
+``GET /ready``          200 once the store answered and pushes are accepted.
+``POST /finish``        write everything held, the current partial interval included; answer
+                        200 with the counts once written (500 if any record could not be), exit.
+
+SIGTERM or SIGINT does what ``/finish`` does. The exit status is 0 when every record produced was
+written, 1 when some were rejected or failed (each is logged), 2 for a bad configuration or an
+unreachable store. Logs are JSON lines on stdout.
+
+Environment:
+
+``CONSTELLATION_RUN_ID``              the test run (required)
+``CONSTELLATION_REGION``              the region this task runs in (required)
+``CONSTELLATION_TASK_INDEX``          this task's index in its region, 0.. (required)
+``CONSTELLATION_HOME_REGION``         the region of the results store (required)
+``CONSTELLATION_AWS_ENDPOINT_URL``    one endpoint for every AWS service, e.g. a moto server
+``CONSTELLATION_RESULTS_STORE``       ``timestream`` (default) or ``s3``
+``CONSTELLATION_TIMESTREAM_DATABASE`` ``CONSTELLATION_TIMESTREAM_TABLE``  for ``timestream``
+``CONSTELLATION_BUCKET``              the home bucket, for ``s3``: objects under
+                                      ``runs/<run_id>/records/<region>/<task>/``
+``CONSTELLATION_INTERVAL_SECONDS``    interval length (default 5); k6's
+                                      ``K6_PROMETHEUS_RW_PUSH_INTERVAL`` should be shorter
+                                      (e.g. 1s): a push's counts land in the interval of its time
+``CONSTELLATION_AGGREGATOR_HOST``     bind address (default 127.0.0.1; in ECS awsvpc the
+                                      containers of a task share localhost)
+``CONSTELLATION_AGGREGATOR_PORT``     port (default 9464)
+
+Locally it runs as ``python entrypoint.py`` with ``PYTHONPATH`` holding
+``plugins/module_utils`` and ``files/containers/aggregator``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timezone
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from http.server import HTTPServer
+from threading import Event
+from threading import Thread
+from typing import Any
+from typing import Optional
+
+from botocore.exceptions import BotoCoreError
+from botocore.exceptions import ClientError
+
+import stores
+from intervals import METRICS
+from intervals import Identity
+from intervals import IntervalAggregator
+from remote_write import MalformedRequest
+from remote_write import decode
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+LOG = logging.getLogger("aggregator")
+
+
+class ConfigError(ValueError):
+    """A missing or invalid environment variable; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    identity: Identity
+    home_region: str
+    endpoint_url: Optional[str]
+    results_store: str
+    timestream_database: str
+    timestream_table: str
+    bucket: str
+    interval_seconds: int
+    host: str
+    port: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                raise ConfigError(f"{name} is required")
+            return value
+
+        identity = Identity(
+            required("CONSTELLATION_RUN_ID"),
+            required("CONSTELLATION_REGION"),
+            str(_integer(env, "CONSTELLATION_TASK_INDEX", None, minimum=0)),
+        )
+        store = env.get("CONSTELLATION_RESULTS_STORE", "timestream")
+        if store not in ("timestream", "s3"):
+            raise ConfigError(f"CONSTELLATION_RESULTS_STORE must be timestream or s3, got {store!r}")
+        return cls(
+            identity=identity,
+            home_region=required("CONSTELLATION_HOME_REGION"),
+            endpoint_url=env.get("CONSTELLATION_AWS_ENDPOINT_URL") or None,
+            results_store=store,
+            timestream_database=required("CONSTELLATION_TIMESTREAM_DATABASE") if store == "timestream" else "",
+            timestream_table=required("CONSTELLATION_TIMESTREAM_TABLE") if store == "timestream" else "",
+            bucket=required("CONSTELLATION_BUCKET") if store == "s3" else "",
+            interval_seconds=_integer(env, "CONSTELLATION_INTERVAL_SECONDS", 5, minimum=1),
+            host=env.get("CONSTELLATION_AGGREGATOR_HOST", "127.0.0.1"),
+            port=_integer(env, "CONSTELLATION_AGGREGATOR_PORT", 9464, minimum=0),
+        )
+
+
+def _integer(env: Mapping[str, str], name: str, default: Optional[int], minimum: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        if default is None:
+            raise ConfigError(f"{name} is required")
+        return default
+    if not text.isdigit() or int(text) < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {text!r}")
+    return int(text)
+
+
+def make_store(settings: Settings) -> stores.Store:
+    if settings.results_store == "s3":
+        s3 = stores.client("s3", settings.home_region, settings.endpoint_url)
+        who = settings.identity
+        return stores.S3Store(s3, settings.bucket, who.run_id, who.region, who.task)
+    timestream = stores.client("timestream-write", settings.home_region, settings.endpoint_url)
+    return stores.TimestreamStore(timestream, settings.timestream_database, settings.timestream_table)
+
+
+class AggregatorServer(HTTPServer):
+    """One thread serves every request, so the aggregation state needs no lock."""
+
+    def __init__(self, address: tuple[str, int], aggregator: IntervalAggregator, writer: stores.Writer) -> None:
+        super().__init__(address, Handler)
+        self.aggregator = aggregator
+        self.writer = writer
+        self.finished = Event()
+        self.pushes = 0
+        self.push_seconds = 0.0
+
+    def flush(self) -> dict[str, Any]:
+        """Write every record held and wait for the store; the counts so far."""
+        self.writer.submit(self.aggregator.close_all())
+        self.writer.drain()
+        mean_ms = 1000 * self.push_seconds / self.pushes if self.pushes else 0.0
+        return {**self.writer.summary(), "pushes": self.pushes, "mean_push_ms": round(mean_ms, 3)}
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: AggregatorServer
+
+    def do_GET(self) -> None:
+        if self.path == "/ready":
+            self._reply(HTTPStatus.OK, {"ready": True})
+        else:
+            self._reply(HTTPStatus.NOT_FOUND, {"error": f"no such resource: {self.path}"})
+
+    def do_POST(self) -> None:
+        if self.path == "/api/v1/write":
+            self._push()
+        elif self.path == "/finish":
+            self._finish()
+        else:
+            self._reply(HTTPStatus.NOT_FOUND, {"error": f"no such resource: {self.path}"})
+
+    def _push(self) -> None:
+        body = self._body()
+        if body is None:
+            return
+        started = time.perf_counter()
+        try:
+            pushed = decode(body, METRICS)
+        except MalformedRequest as error:
+            LOG.warning("bad_push", extra={"fields": {"error": str(error), "bytes": len(body)}})
+            self._reply(HTTPStatus.BAD_REQUEST, {"error": str(error)})
+            return
+        self.server.writer.submit(self.server.aggregator.add(pushed))
+        self.server.pushes += 1
+        self.server.push_seconds += time.perf_counter() - started
+        self._reply(HTTPStatus.NO_CONTENT)
+
+    def _finish(self) -> None:
+        summary = self.server.flush()
+        lost = summary["produced"] - summary["written"]
+        self._reply(HTTPStatus.INTERNAL_SERVER_ERROR if lost else HTTPStatus.OK, summary)
+        self.server.finished.set()
+
+    def _body(self) -> Optional[bytes]:
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit():
+            self._reply(HTTPStatus.LENGTH_REQUIRED, {"error": "a Content-Length header is required"})
+            return None
+        if int(length) > MAX_BODY_BYTES:
+            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"the body exceeds {MAX_BODY_BYTES} bytes"})
+            return None
+        return self.rfile.read(int(length))
+
+    def _reply(self, status: HTTPStatus, payload: Optional[dict[str, Any]] = None) -> None:
+        body = json.dumps(payload).encode() if payload is not None else b""
+        self.send_response(status)
+        if body:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence http.server's access log: the aggregator logs JSON lines of its own."""
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "event": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        return json.dumps(entry, default=str)
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    LOG.addHandler(handler)
+    LOG.setLevel(logging.INFO)
+    LOG.propagate = False
+
+
+def serve(settings: Settings, store: stores.Store) -> int:
+    """Serve until /finish or a signal, write everything held, and return the exit status."""
+    writer = stores.Writer(store)
+    aggregator = IntervalAggregator(settings.identity, settings.interval_seconds * 1000)
+    server = AggregatorServer((settings.host, settings.port), aggregator, writer)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: server.finished.set())
+    Thread(target=server.serve_forever, name="http", daemon=True).start()
+    LOG.info("listening", extra={"fields": {"host": settings.host, "port": server.server_address[1]}})
+    # Polled rather than waited on: a signal handler that sets an Event the main thread is blocked
+    # in can deadlock on the Event's internal lock.
+    while not server.finished.is_set():
+        time.sleep(0.1)
+    server.shutdown()  # lets a push in progress complete, so nothing else touches the aggregator
+    server.server_close()
+    summary = server.flush()
+    writer.stop()
+    LOG.info("summary", extra={"fields": summary})
+    return 0 if summary["written"] == summary["produced"] else 1
+
+
+def main() -> int:
+    configure_logging()
+    try:
+        settings = Settings.from_env(os.environ)
+        store = make_store(settings)
+        store.check()
+    except ConfigError as error:
+        LOG.error("bad_configuration", extra={"fields": {"error": str(error)}})
+        return 2
+    except (ClientError, BotoCoreError) as error:
+        LOG.error("store_unreachable", extra={"fields": {"error": str(error)}})
+        return 2
+    LOG.info("store_ok", extra={"fields": {"store": settings.results_store, **vars(settings.identity)}})
+    return serve(settings, store)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Write interval records to the results store: Timestream or S3, on a thread of their own.
+
+Retries are botocore's "standard" mode: jittered exponential backoff (capped at 20 s a wait) on
+throttling (``ThrottlingException``, ...), 5xx answers (``InternalServerException``) and
+connection errors, ``MAX_ATTEMPTS`` attempts in all. A batch that still fails, and every record
+Timestream rejects, is logged record by record and counted: nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from typing import Optional
+from typing import Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError
+from botocore.exceptions import ClientError
+
+from records import Record
+from records import to_json
+from records import to_timestream
+
+MAX_ATTEMPTS = 8
+TIMESTREAM_BATCH = 100  # the most records one WriteRecords call takes
+
+LOG = logging.getLogger("aggregator")
+
+
+@dataclass
+class Outcome:
+    """What became of records handed to a store."""
+
+    written: int = 0
+    rejected: int = 0
+    failed: int = 0
+
+    def add(self, other: Outcome) -> None:
+        self.written += other.written
+        self.rejected += other.rejected
+        self.failed += other.failed
+
+
+class Store(Protocol):
+    def check(self) -> None:
+        """Raise a ClientError or BotoCoreError when the store cannot be written to."""
+
+    def write(self, records: list[Record]) -> Outcome: ...
+
+
+def client(service: str, region: str, endpoint_url: Optional[str]) -> Any:
+    config = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS})
+    return boto3.client(service, region_name=region, endpoint_url=endpoint_url, config=config)
+
+
+class TimestreamStore:
+    """Multi-measure records, at most ``TIMESTREAM_BATCH`` per ``WriteRecords`` call."""
+
+    def __init__(self, timestream_write: Any, database: str, table: str) -> None:
+        self._client = timestream_write
+        self._database = database
+        self._table = table
+
+    def check(self) -> None:
+        self._client.describe_table(DatabaseName=self._database, TableName=self._table)
+
+    def write(self, records: list[Record]) -> Outcome:
+        outcome = Outcome()
+        for first in range(0, len(records), TIMESTREAM_BATCH):
+            outcome.add(self._write_batch(records[first : first + TIMESTREAM_BATCH]))
+        return outcome
+
+    def _write_batch(self, batch: list[Record]) -> Outcome:
+        try:
+            self._client.write_records(
+                DatabaseName=self._database, TableName=self._table, Records=[to_timestream(r) for r in batch]
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "RejectedRecordsException":
+                return _rejected(batch, error.response.get("RejectedRecords", []))
+            return _failed(batch, error)
+        except BotoCoreError as error:
+            return _failed(batch, error)
+        return Outcome(written=len(batch))
+
+
+class S3Store:
+    """One JSON-lines object per write, under ``runs/<run_id>/records/<region>/<task>/``."""
+
+    def __init__(self, s3: Any, bucket: str, run_id: str, region: str, task: str) -> None:
+        self._client = s3
+        self._bucket = bucket
+        self._prefix = f"runs/{run_id}/records/{region}/{task}/"
+
+    def check(self) -> None:
+        self._client.head_bucket(Bucket=self._bucket)
+
+    def write(self, records: list[Record]) -> Outcome:
+        # The first interval's start orders the objects in time; the random part keeps a restarted
+        # aggregator from overwriting an object of its predecessor.
+        key = f"{self._prefix}{records[0].start_ms:013d}-{uuid.uuid4().hex[:12]}.jsonl"
+        body = "".join(to_json(record) + "\n" for record in records).encode()
+        try:
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+        except (ClientError, BotoCoreError) as error:
+            return _failed(records, error)
+        return Outcome(written=len(records))
+
+
+class Writer:
+    """Hands records to a store on its own thread, so a slow or throttled store never stalls k6."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.produced = 0
+        self.outcome = Outcome()
+        self._queue: queue.Queue[Optional[list[Record]]] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, records: list[Record]) -> None:
+        if records:
+            self.produced += len(records)
+            self._queue.put(records)
+
+    def drain(self) -> None:
+        """Return once everything submitted so far has been written (or counted as lost)."""
+        self._queue.join()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def summary(self) -> dict[str, int]:
+        return {"produced": self.produced, **vars(self.outcome)}
+
+    def _run(self) -> None:
+        while True:
+            records = self._queue.get()
+            try:
+                if records is None:
+                    return
+                self.outcome.add(self.store.write(records))
+            finally:
+                self._queue.task_done()
+
+
+def _rejected(batch: list[Record], rejections: list[dict[str, Any]]) -> Outcome:
+    """Timestream wrote the batch except the records it names: log each one with its reason."""
+    for rejection in rejections:
+        index = rejection.get("RecordIndex", -1)
+        record = batch[index] if 0 <= index < len(batch) else None
+        LOG.error(
+            "record_rejected",
+            extra={"fields": {"reason": rejection.get("Reason"), "record": _describe(record)}},
+        )
+    return Outcome(written=len(batch) - len(rejections), rejected=len(rejections))
+
+
+def _failed(batch: list[Record], error: Exception) -> Outcome:
+    for record in batch:
+        LOG.error("record_not_written", extra={"fields": {"error": str(error), "record": _describe(record)}})
+    return Outcome(failed=len(batch))
+
+
+def _describe(record: Optional[Record]) -> Optional[dict[str, Any]]:
+    """Enough of a record to find it again: its kind, dimensions and interval start."""
+    if record is None:
+        return None
+    return {
+        "kind": record.KIND,
+        "start_ms": record.start_ms,
+        **{name: getattr(record, name) for name in record.DIMENSIONS},
+    }

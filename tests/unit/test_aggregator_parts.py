@@ -1,0 +1,295 @@
+"""The aggregator's parts: remote-write decoding, cumulative series into intervals, the stores.
+
+The fixture ``k6_1.1.0_remote_write.snappy`` is the last body k6 1.1.0 pushed in a 3 s run of
+2 VUs, each iteration a GET named ``home`` (200) and an unnamed GET of ``/fail`` (500), with
+``-o experimental-prometheus-rw``, ``K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM=true`` and
+``K6_PROMETHEUS_RW_PUSH_INTERVAL=1s``. k6's own summary of that run: 2078 requests, half failed,
+1039 iterations, 462355 bytes received, 155850 sent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import sys
+import urllib.request
+from pathlib import Path
+
+import cramjam
+import pytest
+from botocore.awsrequest import AWSResponse
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "files" / "containers" / "aggregator"))
+
+import remote_pb2  # noqa: E402
+import stores  # noqa: E402
+from histogram import Histogram  # noqa: E402
+from intervals import DURATION  # noqa: E402
+from intervals import FAILED_RATE  # noqa: E402
+from intervals import METRICS  # noqa: E402
+from intervals import REQUESTS  # noqa: E402
+from intervals import VUS  # noqa: E402
+from intervals import Identity  # noqa: E402
+from intervals import IntervalAggregator  # noqa: E402
+from records import RequestRecord  # noqa: E402
+from records import TaskRecord  # noqa: E402
+from records import from_json  # noqa: E402
+from records import to_timestream  # noqa: E402
+from remote_write import MalformedRequest  # noqa: E402
+from remote_write import Series  # noqa: E402
+from remote_write import decode  # noqa: E402
+
+FIXTURE = Path(__file__).parent / "fixtures" / "k6_1.1.0_remote_write.snappy"
+WHO = Identity("run-1", "eu-west-1", "0")
+HOME = (("method", "GET"), ("name", "home"), ("status", "200"))
+FAIL = (("method", "GET"), ("name", "/fail"), ("status", "500"))
+
+
+# ---- Decoding what k6 sends.
+
+
+def test_the_captured_k6_body_decodes_to_the_series_k6_counted():
+    series = decode(FIXTURE.read_bytes(), METRICS)
+    by_metric: dict[str, list[Series]] = {}
+    for item in series:
+        by_metric.setdefault(item.metric, []).append(item)
+    assert sorted(item.label("status") for item in by_metric[REQUESTS]) == ["200", "500"]
+    assert sum(item.value for item in by_metric[REQUESTS]) == 2078
+    durations = by_metric[DURATION]
+    assert [h.value.count for h in durations] == [1039, 1039]
+    assert {h.value.schema for h in durations} == {3}  # k6 1.1 sends schema 3: 9 % wide buckets
+    assert all(sum(h.value.buckets.values()) + h.value.zero_count == h.value.count for h in durations)
+    assert {item.label("status"): item.value for item in by_metric[FAILED_RATE]} == {"200": 0.0, "500": 1.0}
+    assert {item.metric: item.value for item in series if not item.labels or item.metric == VUS}[VUS] == 2
+
+
+def test_the_captured_body_aggregates_into_records_with_k6s_totals():
+    aggregator = IntervalAggregator(WHO, 5000)
+    assert aggregator.add(decode(FIXTURE.read_bytes(), METRICS)) == []  # the interval is still open
+    records = aggregator.close_all()
+    requests = [r for r in records if isinstance(r, RequestRecord)]
+    (task,) = [r for r in records if isinstance(r, TaskRecord)]
+    assert sum(r.requests for r in requests) == 2078
+    assert {r.status_class: r.failures for r in requests} == {"2xx": 0, "5xx": 1039}
+    assert all(r.latency.count == r.requests for r in requests)
+    assert (task.iterations, task.data_received, task.data_sent, task.vus) == (1039, 462355, 155850, 2)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"not snappy at all", "not snappy-compressed"),
+        (bytes(cramjam.snappy.compress_raw(b"\xff\xff\xff")), "not a remote-write protobuf"),
+    ],
+)
+def test_a_malformed_body_is_refused_with_a_reason(body, message):
+    with pytest.raises(MalformedRequest, match=message):
+        decode(body, METRICS)
+
+
+def test_a_histogram_with_inconsistent_spans_is_refused():
+    request = remote_pb2.WriteRequest()
+    series = request.timeseries.add()
+    series.labels.add(name="__name__", value=DURATION)
+    histogram = series.histograms.add(count_int=1, schema=3, timestamp=1000)
+    histogram.positive_spans.add(offset=0, length=2)
+    histogram.positive_deltas.append(1)
+    body = bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
+    with pytest.raises(MalformedRequest, match=DURATION):
+        decode(body, METRICS)
+
+
+# ---- Cumulative series into intervals.
+
+
+def latency(*values: float) -> Histogram:
+    histogram = Histogram()
+    for value in values:
+        histogram.record(value)
+    return histogram
+
+
+def push(at_ms: int, requests: float, failed_rate: float, durations: Histogram, labels=HOME) -> list[Series]:
+    return [
+        Series(REQUESTS, labels, at_ms, requests),
+        Series(FAILED_RATE, labels, at_ms, failed_rate),
+        Series(DURATION, labels, at_ms, durations),
+    ]
+
+
+def test_cumulative_pushes_become_per_interval_deltas():
+    aggregator = IntervalAggregator(WHO, 5000)
+    assert aggregator.add(push(1_000, 2, 0.5, latency(0.1, 0.2))) == []
+    assert aggregator.add(push(4_000, 4, 0.5, latency(0.1, 0.2, 0.3, 0.4))) == []
+    (first,) = aggregator.add(push(5_000, 5, 0.4, latency(0.1, 0.2, 0.3, 0.4, 0.5)))
+    assert (first.start_ms, first.length_ms, first.requests, first.failures) == (0, 5000, 4, 2)
+    assert first.latency == latency(0.1, 0.2, 0.3, 0.4)
+    (partial,) = aggregator.close_all()
+    assert (partial.start_ms, partial.requests, partial.failures) == (5000, 1, 0)
+    assert partial.latency.count == 1
+
+
+def test_series_of_one_request_name_and_status_class_add_up():
+    created = (("method", "POST"), ("name", "login"), ("status", "201"))
+    ok = (("method", "POST"), ("name", "login"), ("status", "200"))
+    aggregator = IntervalAggregator(WHO, 5000)
+    aggregator.add(push(1_000, 3, 0.0, latency(0.1, 0.1, 0.1), created) + push(1_000, 2, 0.0, latency(0.2, 0.2), ok))
+    (record,) = aggregator.close_all()
+    assert (record.request, record.method, record.status_class, record.requests) == ("login", "POST", "2xx", 5)
+    assert record.latency == latency(0.1, 0.1, 0.1).merge(latency(0.2, 0.2))
+
+
+def test_a_restarted_k6_starts_its_totals_over():
+    aggregator = IntervalAggregator(WHO, 5000)
+    aggregator.add(push(1_000, 10, 0.0, latency(*[0.1] * 10)))
+    (first,) = aggregator.add(push(6_000, 3, 0.0, latency(0.2, 0.2, 0.2)))
+    (second,) = aggregator.close_all()
+    assert (first.requests, second.requests) == (10, 3)
+    assert second.latency == latency(0.2, 0.2, 0.2)
+
+
+def test_a_value_stamped_in_a_closed_interval_goes_to_the_oldest_open_one():
+    aggregator = IntervalAggregator(WHO, 5000)
+    aggregator.add(push(1_000, 1, 0.0, latency(0.1)))
+    assert len(aggregator.add(push(6_000, 2, 0.0, latency(0.1, 0.1)))) == 1
+    aggregator.add([Series(VUS, (), 4_900, 7.0)])
+    (requests, task) = aggregator.close_all()
+    assert (requests.start_ms, task.start_ms, task.vus) == (5000, 5000, 7)
+
+
+def test_no_record_for_a_series_without_new_requests():
+    aggregator = IntervalAggregator(WHO, 5000)
+    aggregator.add(push(1_000, 2, 0.0, latency(0.1, 0.1)))
+    assert len(aggregator.add(push(6_000, 2, 0.0, latency(0.1, 0.1)))) == 1
+    assert aggregator.close_all() == []
+
+
+def test_requests_without_latency_histograms_are_warned_about(caplog):
+    aggregator = IntervalAggregator(WHO, 5000)
+    with caplog.at_level(logging.WARNING, logger="aggregator"):
+        aggregator.add([Series(REQUESTS, HOME, 1_000, 1.0)])
+        aggregator.add([Series(REQUESTS, HOME, 2_000, 2.0)])
+    assert [r.getMessage() for r in caplog.records] == ["no_latency_histograms"]
+
+
+# ---- Stores.
+
+
+def interval_records(count: int) -> list[RequestRecord]:
+    return [
+        RequestRecord(
+            "run-1",
+            "eu-west-1",
+            "0",
+            f"request-{i % 7}",
+            "GET",
+            "2xx",
+            1_750_000_000_000 + 5000 * (i // 7),
+            5000,
+            10,
+            0,
+            latency(0.01 * (1 + i % 5)),
+        )
+        for i in range(count)
+    ]
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_kwargs):
+        yield self._data
+
+
+def error_response(request, status: int, code: str, **fields) -> AWSResponse:
+    body = json.dumps({"__type": f"com.amazonaws.timestream.v20181101#{code}", "message": code, **fields})
+    return AWSResponse(request.url, status, {"x-amzn-RequestId": "injected"}, _Body(body.encode()))
+
+
+@pytest.fixture
+def timestream(moto):
+    client = stores.client("timestream-write", "eu-west-1", moto.url)
+    client.create_database(DatabaseName="results")
+    client.create_table(DatabaseName="results", TableName="intervals")
+    return client
+
+
+def stored_timestream_records(moto) -> list[dict]:
+    with urllib.request.urlopen(f"{moto.url}/moto-api/data.json") as response:
+        tables = json.load(response)["timestreamwrite"]["TimestreamTable"]
+    return [record for table in tables for record in table["records"]]
+
+
+def test_throttled_timestream_writes_are_retried_until_every_record_is_written_once(moto, timestream):
+    calls = itertools.count()
+    throttled = []
+
+    def throttle_every_other_call(request, **_kwargs):
+        if next(calls) % 2 == 0:
+            throttled.append(1)
+            return error_response(request, 400, "ThrottlingException")
+        return None
+
+    timestream.meta.events.register("before-send.timestream-write.WriteRecords", throttle_every_other_call)
+    records = interval_records(250)
+    writer = stores.Writer(stores.TimestreamStore(timestream, "results", "intervals"))
+    writer.submit(records[:120])
+    writer.submit(records[120:])
+    writer.drain()
+    writer.stop()
+    assert writer.summary() == {"produced": 250, "written": 250, "rejected": 0, "failed": 0}
+    total_calls = next(calls)
+    assert len(throttled) / total_calls >= 0.3
+    assert sorted(map(json.dumps, stored_timestream_records(moto))) == sorted(
+        json.dumps(to_timestream(record)) for record in records
+    )
+
+
+def test_rejected_records_are_logged_and_counted(timestream, caplog):
+    def reject_two(request, **_kwargs):
+        rejected = [{"RecordIndex": 3, "Reason": "Duplicate"}, {"RecordIndex": 40, "Reason": "Too old"}]
+        return error_response(request, 419, "RejectedRecordsException", RejectedRecords=rejected)
+
+    timestream.meta.events.register("before-send.timestream-write.WriteRecords", reject_two)
+    records = interval_records(150)
+    with caplog.at_level(logging.ERROR, logger="aggregator"):
+        outcome = stores.TimestreamStore(timestream, "results", "intervals").write(records)
+    assert (outcome.written, outcome.rejected, outcome.failed) == (146, 4, 0)
+    rejections = [r.fields for r in caplog.records if r.getMessage() == "record_rejected"]
+    assert [r["reason"] for r in rejections] == ["Duplicate", "Too old"] * 2
+    assert rejections[0]["record"]["request"] == records[3].request
+    assert rejections[3]["record"]["start_ms"] == records[140].start_ms
+
+
+def test_a_batch_that_fails_after_every_retry_is_logged_record_by_record(timestream, caplog, monkeypatch):
+    monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda *_args: 0)
+    timestream.meta.events.register(
+        "before-send.timestream-write.WriteRecords",
+        lambda request, **_kwargs: error_response(request, 500, "InternalServerException"),
+    )
+    with caplog.at_level(logging.ERROR, logger="aggregator"):
+        outcome = stores.TimestreamStore(timestream, "results", "intervals").write(interval_records(3))
+    assert (outcome.written, outcome.failed) == (0, 3)
+    assert [r.getMessage() for r in caplog.records] == ["record_not_written"] * 3
+
+
+def test_the_s3_store_writes_one_json_lines_object_per_write_under_the_runs_prefix(moto):
+    s3 = stores.client("s3", "eu-central-1", moto.url)
+    s3.create_bucket(Bucket="home", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    store = stores.S3Store(s3, "home", "run-1", "eu-west-1", "0")
+    store.check()
+    records = interval_records(20)
+    assert store.write(records[:12]).written == 12
+    assert store.write(records[12:]).written == 8
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket="home")["Contents"]]
+    assert len(keys) == 2
+    assert all(key.startswith("runs/run-1/records/eu-west-1/0/") and key.endswith(".jsonl") for key in keys)
+    stored = [
+        from_json(line)
+        for key in sorted(keys)
+        for line in s3.get_object(Bucket="home", Key=key)["Body"].read().decode().splitlines()
+    ]
+    assert stored == records
