@@ -30,6 +30,7 @@ import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 from typing import NamedTuple
 
@@ -441,6 +442,44 @@ def execution_segments(tasks: int) -> list[str]:
 def execution_segment_sequence(tasks: int) -> str:
     """The k6 --execution-segment-sequence shared by every task: "0,1/4,2/4,3/4,1"."""
     return ",".join(_segment_point(index, tasks) for index in range(tasks + 1))
+
+
+def script_load_segments(config: Config) -> dict[str, Any]:
+    """The k6 execution segments of the ``script`` load model: one sequence for the whole test.
+
+    In that model the script's own ``options.scenarios`` is the load of the whole test, so every
+    task of every region runs one segment of ONE execution-segment sequence. A region's share
+    is its REMOTE_REGIONS value (here a weight) over the sum of all values, split evenly over
+    its tasks (as many as the plan gives it). Regions are laid out in the plan's order.
+
+    ``exact_vus_multiple`` is the least common denominator of the sequence. k6 divides the
+    iterations of an arrival-rate scenario by its ``maxVUs`` (``preAllocatedVUs`` when not
+    set) re-segmented over the sequence, so the split follows the weights exactly only when
+    that VU count is a multiple of this number; otherwise each task's iterations follow its
+    integer share of the VUs.
+    """
+    weights = dict(sorted(config.remote_regions.items()))
+    total = sum(weights.values())
+    tasks = {region: len(split_vus(weight, config.max_vus_per_task)) for region, weight in weights.items()}
+    points = [Fraction(0)]
+    for region, weight in weights.items():
+        region_start, task_share = points[-1], Fraction(weight, total * tasks[region])
+        points.extend(region_start + task_share * task for task in range(1, tasks[region] + 1))
+    regions = {}
+    first = 0
+    for region in weights:
+        ends = points[first : first + tasks[region] + 1]
+        regions[region] = {
+            "tasks": tasks[region],
+            "share": str(ends[-1] - ends[0]),
+            "execution_segments": [f"{start}:{end}" for start, end in zip(ends, ends[1:])],
+        }
+        first += tasks[region]
+    return {
+        "execution_segment_sequence": ",".join(map(str, points)),
+        "regions": regions,
+        "exact_vus_multiple": math.lcm(*(point.denominator for point in points)),
+    }
 
 
 def _region_plan(vus: int, config: Config) -> dict[str, Any]:

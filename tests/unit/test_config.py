@@ -413,3 +413,66 @@ def test_cost_estimate_s3_counts_puts():
     cost = cfg.plan(config)["cost_estimate"]
     assert cost["results_store_requests"] == 3  # one task, ceil(12 s / 5 s) intervals
     assert "S3" in cost["assumptions"]
+
+
+# --- the script load model: one global execution-segment sequence -----------------------------
+
+
+def script_config(remote_regions: dict[str, int], max_vus_per_task: int) -> cfg.Config:
+    return cfg.load_config(
+        settings={
+            "home_region": "eu-central-1",
+            "remote_regions": remote_regions,
+            "duration_seconds": 10,
+            "max_vus_per_task": max_vus_per_task,
+        }
+    )
+
+
+def test_script_load_segments_weigh_regions_and_split_them_evenly():
+    load = cfg.script_load_segments(script_config({"us-east-2": 12, "ca-central-1": 9}, max_vus_per_task=4))
+    assert load == {
+        "execution_segment_sequence": "0,1/7,2/7,3/7,13/21,17/21,1",
+        "regions": {
+            "ca-central-1": {"tasks": 3, "share": "3/7", "execution_segments": ["0:1/7", "1/7:2/7", "2/7:3/7"]},
+            "us-east-2": {"tasks": 3, "share": "4/7", "execution_segments": ["3/7:13/21", "13/21:17/21", "17/21:1"]},
+        },
+        "exact_vus_multiple": 21,
+    }
+
+
+def test_script_load_segments_of_one_task_is_the_whole_test():
+    load = cfg.script_load_segments(script_config({"us-east-2": 5}, max_vus_per_task=200))
+    assert load["execution_segment_sequence"] == "0,1"
+    assert load["regions"]["us-east-2"]["execution_segments"] == ["0:1"]
+    assert load["exact_vus_multiple"] == 1
+
+
+@pytest.mark.parametrize(
+    "remote_regions, max_vus_per_task",
+    [
+        ({"ap-northeast-1": 5, "us-east-2": 202, "ca-central-1": 777}, 200),
+        ({"us-east-2": 1, "eu-west-1": 3}, 1),
+        ({"us-east-2": 7, "eu-west-1": 7, "sa-east-1": 7}, 3),
+    ],
+)
+def test_script_load_segments_tile_the_test_in_proportion_to_the_weights(remote_regions, max_vus_per_task):
+    config = script_config(remote_regions, max_vus_per_task)
+    load = cfg.script_load_segments(config)
+    points = [Fraction(point) for point in load["execution_segment_sequence"].split(",")]
+    assert points[0] == 0 and points[-1] == 1 and points == sorted(set(points))
+    segments = [
+        tuple(Fraction(end) for end in segment.split(":"))
+        for region in sorted(remote_regions)
+        for segment in load["regions"][region]["execution_segments"]
+    ]
+    assert segments == list(zip(points, points[1:]))
+    total = sum(remote_regions.values())
+    planned = cfg.plan(config)["remote_regions"]
+    for region, weight in remote_regions.items():
+        region_load = load["regions"][region]
+        assert region_load["tasks"] == planned[region]["tasks"] == len(region_load["execution_segments"])
+        lengths = {end - start for start, end in (map(Fraction, s.split(":")) for s in region_load["execution_segments"])}
+        assert lengths == {Fraction(weight, total * region_load["tasks"])}
+        assert Fraction(region_load["share"]) == Fraction(weight, total)
+    assert load["exact_vus_multiple"] == math.lcm(*(point.denominator for point in points))

