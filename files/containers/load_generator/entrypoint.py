@@ -28,7 +28,6 @@ Environment (required unless a default is given):
 ``CONSTELLATION_EXECUTION_SEGMENT``      this task's k6 execution segment, e.g. ``1/4:2/4``
 ``CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE``  the full sequence, e.g. ``0,1/4,2/4,3/4,1``
 ``CONSTELLATION_START_TIMEOUT_SECONDS``  the longest wait from launch to the start (600)
-``CONSTELLATION_INTERVAL_SECONDS``       k6's metrics push interval to the aggregator (5)
 ``CONSTELLATION_AGGREGATOR_PORT``        the aggregator's port on 127.0.0.1 (9464)
 ``CONSTELLATION_K6``                     the k6 binary (``k6`` on PATH)
 ``CONSTELLATION_K6_API_PORT``            k6's REST API port on 127.0.0.1 (6565)
@@ -176,7 +175,6 @@ class Settings:
     execution_segment: str | None
     execution_segment_sequence: str | None
     start_timeout_seconds: int
-    interval_seconds: int
     aggregator_port: int
     k6: str
     k6_api_port: int
@@ -202,7 +200,6 @@ class Settings:
             execution_segment=env.get("CONSTELLATION_EXECUTION_SEGMENT") or None,
             execution_segment_sequence=env.get("CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE") or None,
             start_timeout_seconds=_integer(env, "CONSTELLATION_START_TIMEOUT_SECONDS", minimum=1, default=600),
-            interval_seconds=_integer(env, "CONSTELLATION_INTERVAL_SECONDS", minimum=1, default=5),
             aggregator_port=_integer(env, "CONSTELLATION_AGGREGATOR_PORT", minimum=1, default=9464),
             k6=env.get("CONSTELLATION_K6") or "k6",
             k6_api_port=_integer(env, "CONSTELLATION_K6_API_PORT", minimum=1, default=6565),
