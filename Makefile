@@ -10,7 +10,7 @@ SANITY_ROOT := .build/sanity/ansible_collections/constellation/loadtest
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv demo test unit sanity lint clean
+.PHONY: venv demo test unit sanity lint bench clean
 
 venv: $(INSTALLED) $(LINK)
 
@@ -51,6 +51,14 @@ sanity: venv
 	  ln -s $(CURDIR)/$$(ls -d $(VENV)/lib/python3*/site-packages/ansible_collections)/$$dependency \
 	    .build/sanity/ansible_collections/$$dependency; done
 	cd $(SANITY_ROOT) && git init --quiet && ansible-test sanity --venv --python 3.11 --color no
+
+# Each benchmark measures a ratio or figure in one run and prints it as its last line `name: value`.
+BENCHMARKS := pipeline_overhead write_cost percentile_accuracy start_skew
+bench: venv
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light)
+	cd benchmarks && for name in $(BENCHMARKS); do \
+	  echo "== $$name"; ../$(BIN)/python $$name.py || exit 1; done
 
 lint: venv
 	ansible-lint --profile production playbooks roles

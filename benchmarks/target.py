@@ -1,0 +1,125 @@
+"""HTTP targets on loopback for the benchmarks.
+
+nginx_target: fast (nginx from Debian with a throwaway config), for rates and write counts.
+api_like_target: slow on purpose (a Python server with lognormal latencies), for percentiles.
+Both answer /api/users, /api/orders, /api/search with 200 and /api/fail with 500.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+from emulator import free_port
+
+NGINX_CONFIG = """
+worker_processes 1;
+daemon off;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {workdir}/body;
+    proxy_temp_path {workdir}/proxy;
+    fastcgi_temp_path {workdir}/fastcgi;
+    uwsgi_temp_path {workdir}/uwsgi;
+    scgi_temp_path {workdir}/scgi;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port};
+        location /api/users  {{ return 200 '{{"users":[1,2,3]}}'; }}
+        location /api/orders {{ return 200 '{{"orders":[]}}'; }}
+        location /api/search {{ return 200 '{{"hits":0}}'; }}
+        location /api/fail   {{ return 500 'no'; }}
+        location /           {{ return 200 'ok'; }}
+    }}
+}}
+"""
+
+
+def nginx_binary() -> str:
+    for candidate in ("nginx", "/usr/sbin/nginx"):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    raise SystemExit("nginx is not installed: `apt-get install nginx-light` (make bench does it)")
+
+
+@contextlib.contextmanager
+def nginx_target() -> Iterator[str]:
+    """Run nginx on 127.0.0.1 for the duration of the block; yields its base URL."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="constellation-nginx-") as workdir:
+        config = Path(workdir) / "nginx.conf"
+        config.write_text(NGINX_CONFIG.format(workdir=workdir, port=port))
+        process = subprocess.Popen([nginx_binary(), "-c", str(config), "-p", workdir])
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(url)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def wait_for(url: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except (OSError, urllib.error.URLError):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the benchmark target did not answer at {url}") from None
+            time.sleep(0.1)
+
+
+class _SlowHandler(BaseHTTPRequestHandler):
+    """Answers after a lognormal wait (median about 8 ms, a long tail), like a real API."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._answer()
+
+    def _answer(self) -> None:
+        time.sleep(random.lognormvariate(-4.8, 0.5))
+        body = b'{"ok":true}'
+        self.send_response(500 if self.path.endswith("/fail") else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
+        return
+
+
+@contextlib.contextmanager
+def api_like_target() -> Iterator[str]:
+    """A threaded Python server on 127.0.0.1 with API-like latencies; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
