@@ -51,11 +51,35 @@ class MotoServer:
             found[f"{region}/log_groups"] = [
                 g["logGroupName"] for g in self.client("logs", region).describe_log_groups()["logGroups"]
             ]
+            found.update(self.remote_inventory(region))
             if region in TIMESTREAM_LIVEANALYTICS_REGIONS:
                 found[f"{region}/timestream_databases"] = [
                     d["DatabaseName"] for d in self.client("timestream-write", region).list_databases()["Databases"]
                 ]
         return found
+
+    def remote_inventory(self, region: str) -> dict[str, list[str]]:
+        """What the remote role creates in a region: ECS, and the network tagged with a deployment."""
+        ecs = self.client("ecs", region)
+        cluster_arns = ecs.list_clusters()["clusterArns"]
+        clusters = ecs.describe_clusters(clusters=cluster_arns)["clusters"] if cluster_arns else []
+        active = [c["clusterName"] for c in clusters if c["status"] == "ACTIVE"]
+        tagged = [{"Name": "tag-key", "Values": ["constellation:deployment"]}]
+        ec2 = self.client("ec2", region)
+        return {
+            f"{region}/ecs_clusters": active,
+            f"{region}/ecs_task_definitions": ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"],
+            f"{region}/ecs_tasks_not_stopping": [
+                arn for cluster in active for arn in ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING")["taskArns"]
+            ],
+            f"{region}/vpcs": [v["VpcId"] for v in ec2.describe_vpcs(Filters=tagged)["Vpcs"]],
+            f"{region}/subnets": [s["SubnetId"] for s in ec2.describe_subnets(Filters=tagged)["Subnets"]],
+            f"{region}/security_groups": [g["GroupId"] for g in ec2.describe_security_groups(Filters=tagged)["SecurityGroups"]],
+            f"{region}/internet_gateways": [
+                g["InternetGatewayId"] for g in ec2.describe_internet_gateways(Filters=tagged)["InternetGateways"]
+            ],
+            f"{region}/route_tables": [t["RouteTableId"] for t in ec2.describe_route_tables(Filters=tagged)["RouteTables"]],
+        }
 
     def assert_empty(self, regions: list[str]) -> None:
         leftovers = {kind: names for kind, names in self.inventory(regions).items() if names}
@@ -89,6 +113,12 @@ class PlaybookResult:
     @property
     def output(self) -> str:
         return self.stdout + self.stderr
+
+    def recaps(self) -> dict[str, dict[str, int]]:
+        """The PLAY RECAP counters of every host (localhost and one host per remote region)."""
+        lines = re.findall(r"^(\S+)\s+:\s+(ok=.*)$", self.stdout, re.MULTILINE)
+        assert lines, f"no PLAY RECAP in output:\n{self.output}"
+        return {host: {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", counters)} for host, counters in lines}
 
     def recap(self) -> dict[str, int]:
         """The PLAY RECAP counters of localhost (ok, changed, failed, ...)."""

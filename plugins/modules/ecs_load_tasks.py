@@ -1,0 +1,311 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: constellation.loadtest contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: ecs_load_tasks
+version_added: 0.2.0
+short_description: Start or stop the load generator tasks of one test run on ECS Fargate
+description:
+  - Starts one Fargate task per planned task of a test run, each with its own container
+    environment (its task index, its k6 execution segment), or stops the run's tasks.
+  - A run's tasks are found by C(startedBy), which is the run id, and told apart by the tag
+    C(constellation:task-index). With O(state=running), only the planned indexes that never had
+    a task are started. A task that ran, whether it is still running or already stopped, is
+    never started again, so a task that died is not replaced by one that would repeat its share
+    of the load. ECS lists stopped tasks for about an hour; see the notes.
+  - Tasks are started with one C(RunTask) call each (every task has its own overrides),
+    O(launch_concurrency) calls at a time. Throttling is retried with jittered backoff; a
+    C(Capacity is unavailable) or C(RESOURCE:ENI) answer is retried with jittered backoff for
+    about three minutes per task before the launch fails.
+  - If some tasks cannot be started, the module fails naming the region, the task indexes and
+    the reasons; the tasks that did start keep running and are returned in RV(tasks), so that
+    the caller can stop them with O(state=stopped).
+  - Use M(constellation.loadtest.ecs_load_tasks_info) to follow the run's tasks.
+author:
+  - Constellation maintainers (@constellation-loadtest)
+options:
+  cluster:
+    description:
+      - Name or ARN of the ECS cluster.
+      - With O(state=running) the cluster must exist. With O(state=stopped) a missing cluster has
+        no tasks to stop.
+    required: true
+    type: str
+  run_id:
+    description:
+      - The test run, used as the tasks' C(startedBy) and as the tag C(constellation:run-id).
+      - 1 to 64 letters, digits, hyphens and underscores, starting with a letter or digit.
+      - Required with O(state=running). With O(state=stopped) and no O(run_id), every task of the
+        cluster is stopped.
+    type: str
+  state:
+    description:
+      - C(running) starts the run's planned tasks that never started.
+      - C(stopped) stops the run's tasks that are not stopped or stopping yet.
+    choices: [running, stopped]
+    default: running
+    type: str
+  task_definition:
+    description:
+      - The task definition to run, C(family), C(family:revision) or its ARN. A family alone
+        means its latest C(ACTIVE) revision.
+      - Required with O(state=running).
+    type: str
+  tasks:
+    description:
+      - The planned tasks of the run in this cluster, one element per task; task index I(i) is
+        the I(i)-th element.
+      - Each element maps a container name to the environment variables that container of that
+        task gets in addition to those of the task definition (a C(containerOverrides) entry).
+        Values are passed as strings.
+      - Required with O(state=running).
+    type: list
+    elements: dict
+  subnets:
+    description:
+      - The subnets the tasks run in (C(awsvpc) networking). Task I(i) gets the list rotated by
+        I(i), spreading consecutive tasks over availability zones.
+      - Required with O(state=running).
+    type: list
+    elements: str
+  security_groups:
+    description: The security groups of the tasks' network interfaces.
+    type: list
+    elements: str
+    default: []
+  assign_public_ip:
+    description:
+      - Give each task a public IP address, which lets tasks in public subnets pull images and
+        reach AWS APIs without a NAT gateway.
+    type: bool
+    default: true
+  launch_concurrency:
+    description: How many C(RunTask) calls are in flight at once.
+    type: int
+    default: 10
+  tags:
+    description:
+      - Tags of every task started, besides C(constellation:run-id) and C(constellation:task-index).
+      - Tags of tasks already started are left as they are.
+    type: dict
+    aliases: ['resource_tags']
+  reason:
+    description: The reason recorded on every task stopped with O(state=stopped).
+    type: str
+    default: Stopped by constellation.loadtest
+  wait:
+    description: With O(state=stopped), wait until every task of the run has stopped.
+    type: bool
+    default: false
+  wait_timeout:
+    description: How many seconds to wait with O(wait=true).
+    type: int
+    default: 300
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+notes:
+  - ECS lists a stopped task for at least an hour after it stopped. Running the same O(run_id)
+    again later than that cannot see the tasks that ran and starts every planned task again;
+    use a new run id for a new run.
+  - Check mode reports the indexes that would be started or the tasks that would be stopped
+    without starting or stopping any.
+"""
+
+EXAMPLES = r"""
+- name: Start the 3 tasks of run 20250601T120000 in us-east-2
+  constellation.loadtest.ecs_load_tasks:
+    region: us-east-2
+    cluster: constellation
+    task_definition: constellation-load
+    run_id: "20250601T120000"
+    subnets: [subnet-0a1b2c3d4e5f60001, subnet-0a1b2c3d4e5f60002]
+    security_groups: [sg-0a1b2c3d4e5f60003]
+    tasks:
+      - load-generator: {CONSTELLATION_TASK_INDEX: 0, CONSTELLATION_EXECUTION_SEGMENT: "0:1/3"}
+      - load-generator: {CONSTELLATION_TASK_INDEX: 1, CONSTELLATION_EXECUTION_SEGMENT: "1/3:2/3"}
+      - load-generator: {CONSTELLATION_TASK_INDEX: 2, CONSTELLATION_EXECUTION_SEGMENT: "2/3:1"}
+    tags:
+      "constellation:deployment": constellation
+
+- name: Abort the run in us-east-2
+  constellation.loadtest.ecs_load_tasks:
+    region: us-east-2
+    cluster: constellation
+    run_id: "20250601T120000"
+    reason: Aborted, another region failed
+    state: stopped
+
+- name: Stop every task of the cluster and wait until they have stopped
+  constellation.loadtest.ecs_load_tasks:
+    region: us-east-2
+    cluster: constellation
+    state: stopped
+    wait: true
+"""
+
+RETURN = r"""
+tasks:
+  description: Every task of the run (of the cluster, for O(state=stopped) without O(run_id)) after the change, by task index.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    task_arn:
+      description: The ARN of the task.
+      type: str
+      sample: arn:aws:ecs:us-east-2:123456789012:task/constellation/0f9d4c0e3b2a4f7a9d4c0e3b2a4f7a9d
+    task_index:
+      description: The planned index of the task, from its C(constellation:task-index) tag.
+      type: int
+      sample: 0
+    last_status:
+      description: The last status ECS reported, for example C(PROVISIONING), C(RUNNING), C(STOPPED).
+      type: str
+      sample: RUNNING
+    desired_status:
+      description: C(RUNNING), or C(STOPPED) once the task was asked to stop or its essential container exited.
+      type: str
+      sample: RUNNING
+    stopped_reason:
+      description: Why the task stopped, if it did.
+      type: str
+      sample: Essential container in task exited
+    availability_zone:
+      description: The availability zone the task runs in.
+      type: str
+      sample: us-east-2a
+    containers:
+      description: Name, last status and exit code of each container.
+      type: list
+      elements: dict
+      sample: [{"name": "load-generator", "last_status": "RUNNING", "exit_code": null}]
+started:
+  description: The task indexes started by this call (in check mode, those that would be).
+  returned: when O(state=running)
+  type: list
+  elements: int
+  sample: [2, 3]
+stopped:
+  description: The ARNs of the tasks asked to stop by this call (in check mode, those that would be).
+  returned: when O(state=stopped)
+  type: list
+  elements: str
+  sample: ["arn:aws:ecs:us-east-2:123456789012:task/constellation/0f9d4c0e3b2a4f7a9d4c0e3b2a4f7a9d"]
+"""
+
+try:
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError
+    from botocore.exceptions import WaiterError
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
+
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.constellation.loadtest.plugins.module_utils import ecs
+from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
+
+
+def ensure_running(module, client):
+    params = module.params
+    if ecs.describe_cluster(client, params["cluster"]) is None:
+        raise ecs.EcsLoadTaskError(f"ECS cluster {params['cluster']} does not exist in {module.region}")
+    existing = ecs.find_tasks(client, params["cluster"], params["run_id"])
+    missing = ecs.missing_indexes(existing, len(params["tasks"]))
+    result = {"changed": bool(missing), "started": missing, "tasks": [ecs.task_summary(task) for task in existing]}
+    if not missing or module.check_mode:
+        return result
+    requests = [
+        ecs.run_task_request(
+            cluster=params["cluster"],
+            task_definition=params["task_definition"],
+            run_id=params["run_id"],
+            index=index,
+            environment=params["tasks"][index],
+            subnets=params["subnets"],
+            security_groups=params["security_groups"],
+            assign_public_ip=params["assign_public_ip"],
+            tags=params["tags"] or {},
+        )
+        for index in missing
+    ]
+    launched, failed = ecs.launch_tasks(lambda request: ecs.launch_task(client, request), requests, params["launch_concurrency"])
+    result["tasks"] = [ecs.task_summary(task) for task in ecs.by_index(existing + launched)]
+    if failed:
+        reasons = "; ".join(f"task {ecs.request_index(request)}: {error}" for request, error in failed)
+        module.fail_json(
+            msg=f"{module.region}: could not start {len(failed)} of {len(requests)} tasks of run {params['run_id']} "
+            f"in cluster {params['cluster']}: {reasons}",
+            **result,
+        )
+    return result
+
+
+def ensure_stopped(module, client):
+    params = module.params
+    if ecs.describe_cluster(client, params["cluster"]) is None:
+        return {"changed": False, "stopped": [], "tasks": []}
+    existing = ecs.find_tasks(client, params["cluster"], params["run_id"])
+    to_stop = ecs.not_yet_stopping(existing)
+    result = {"changed": bool(to_stop), "stopped": [task["taskArn"] for task in to_stop]}
+    if module.check_mode:
+        return dict(result, tasks=[ecs.task_summary(task) for task in existing])
+    ecs.stop_tasks(client, params["cluster"], to_stop, params["reason"])
+    if params["wait"] and existing:
+        ecs.wait_until_stopped(client, params["cluster"], [task["taskArn"] for task in existing], params["wait_timeout"])
+    if to_stop or params["wait"]:
+        existing = ecs.find_tasks(client, params["cluster"], params["run_id"])
+    return dict(result, tasks=[ecs.task_summary(task) for task in existing])
+
+
+def main():
+    argument_spec = dict(
+        cluster=dict(type="str", required=True),
+        run_id=dict(type="str"),
+        state=dict(type="str", default="running", choices=["running", "stopped"]),
+        task_definition=dict(type="str"),
+        tasks=dict(type="list", elements="dict"),
+        subnets=dict(type="list", elements="str"),
+        security_groups=dict(type="list", elements="str", default=[]),
+        assign_public_ip=dict(type="bool", default=True),
+        launch_concurrency=dict(type="int", default=10),
+        tags=dict(type="dict", aliases=["resource_tags"]),
+        reason=dict(type="str", default="Stopped by constellation.loadtest"),
+        wait=dict(type="bool", default=False),
+        wait_timeout=dict(type="int", default=300),
+    )
+    module = ConstellationAWSModule(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        required_if=[("state", "running", ["run_id", "task_definition", "tasks", "subnets"])],
+    )
+    params = module.params
+    try:
+        if params["run_id"] is not None:
+            ecs.validate_run_id(params["run_id"])
+        if params["state"] == "running" and not params["subnets"]:
+            raise ecs.EcsLoadTaskError("subnets must name at least one subnet")
+    except ecs.EcsLoadTaskError as e:
+        module.fail_json(msg=str(e))
+    client = module.client("ecs", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=["ServerException"]))
+    action = ensure_running if params["state"] == "running" else ensure_stopped
+    where = f"run {params['run_id']}" if params["run_id"] else "every task"
+    try:
+        result = action(module, client)
+    except ecs.EcsLoadTaskError as e:
+        module.fail_json(msg=str(e))
+    except WaiterError as e:
+        module.fail_json_aws(e, msg=f"{module.region}: timed out waiting for {where} in cluster {params['cluster']} to stop")
+    except (ClientError, BotoCoreError) as e:
+        module.fail_json_aws(e, msg=f"{module.region}: failed to manage the tasks of {where} in cluster {params['cluster']}")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+"""run_test (fargate) / teardown_remote / teardown_all against a moto server: five regions deployed
+exactly as planned, idempotency, an aborted run, teardown of everything, least-privilege IAM."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import orchestrator_state
+from conftest import REPO, run_playbook
+
+PLAYBOOKS = REPO / "playbooks"
+HOME = "eu-central-1"
+DEPLOYMENT = "rtest"
+ACCOUNT = "123456789012"
+TAG = ("constellation:deployment", DEPLOYMENT)
+# 777 VUs at 200 per task: 4 tasks; 450: 3; 201: 2; 200 and 5: 1.
+REMOTE = {"us-east-2": 777, "ca-central-1": 450, "ap-northeast-1": 5, "eu-west-1": 201, "sa-east-1": 200}
+PLANNED_TASKS = {"us-east-2": 4, "ca-central-1": 3, "ap-northeast-1": 1, "eu-west-1": 2, "sa-east-1": 1}
+SEGMENTS = {
+    "us-east-2": ["0:1/4", "1/4:2/4", "2/4:3/4", "3/4:1"],
+    "ca-central-1": ["0:1/3", "1/3:2/3", "2/3:1"],
+}
+IMAGES = {
+    "constellation_load_generator_image": f"{ACCOUNT}.dkr.ecr.{HOME}.amazonaws.com/constellation/load-generator:1",
+    "constellation_aggregator_image": "ghcr.io/example/aggregator:1",
+}
+GENERATOR_RUN_ENV = {
+    "CONSTELLATION_RUN_ID", "CONSTELLATION_TASK_INDEX", "CONSTELLATION_SCRIPT_KEY", "CONSTELLATION_LOAD_MODEL",
+    "CONSTELLATION_VUS", "CONSTELLATION_DURATION_MS", "CONSTELLATION_EXECUTION_SEGMENT",
+    "CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE", "CONSTELLATION_START_TIMEOUT_SECONDS",
+}
+GENERATOR_STATIC_ENV = {
+    "CONSTELLATION_REGION", "CONSTELLATION_HOME_REGION", "CONSTELLATION_AWS_ENDPOINT_URL",
+    "CONSTELLATION_INTERVAL_SECONDS", "CONSTELLATION_AGGREGATOR_PORT", "CONSTELLATION_ORCHESTRATOR", "CONSTELLATION_BUCKET",
+}
+AGGREGATOR_STATIC_ENV = {
+    "CONSTELLATION_REGION", "CONSTELLATION_HOME_REGION", "CONSTELLATION_AWS_ENDPOINT_URL",
+    "CONSTELLATION_INTERVAL_SECONDS", "CONSTELLATION_AGGREGATOR_PORT", "CONSTELLATION_RESULTS_STORE",
+    "CONSTELLATION_TIMESTREAM_DATABASE", "CONSTELLATION_TIMESTREAM_TABLE", "CONSTELLATION_BUCKET",
+}
+
+
+def settings(moto, tmp_path: Path, remote: dict[str, int], **extra) -> dict:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"DURATION": 20000, "HOME_REGION": HOME, "REMOTE_REGIONS": remote}))
+    script = tmp_path / "script.js"
+    script.write_text('import http from "k6/http";\nexport default function () { http.get("http://127.0.0.1:9/"); }\n')
+    return {
+        "config": str(config),
+        "script": str(script),
+        "constellation_aws_endpoint_url": moto.url,
+        "constellation_deployment": DEPLOYMENT,
+        "constellation_build_dir": str(tmp_path / "build"),
+        # moto ignores policy conditions: under the TLS-only policy it refuses every object request.
+        "constellation_bucket_tls_only": False,
+        "constellation_run_id": "run-1",
+        "constellation_wait": False,
+        **IMAGES,
+        **extra,
+    }
+
+
+def playbook(name: str, variables: dict):
+    return run_playbook(PLAYBOOKS / f"{name}.yml", variables)
+
+
+def env(container: dict) -> dict[str, str]:
+    return {pair["name"]: pair["value"] for pair in container.get("environment", [])}
+
+
+def tags(pairs: list[dict] | None) -> dict[str, str]:
+    return {t.get("key", t.get("Key")): t.get("value", t.get("Value")) for t in pairs or []}
+
+
+def run_tasks(moto, region: str, run_id: str = "run-1") -> list[dict]:
+    ecs = moto.client("ecs", region)
+    arns = [
+        arn
+        for status in ("RUNNING", "STOPPED")
+        for arn in ecs.list_tasks(cluster=DEPLOYMENT, startedBy=run_id, desiredStatus=status)["taskArns"]
+    ]
+    return ecs.describe_tasks(cluster=DEPLOYMENT, tasks=arns, include=["TAGS"])["tasks"] if arns else []
+
+
+def assert_region_deployed_as_planned(moto, region: str) -> None:
+    ecs, ec2, logs = moto.client("ecs", region), moto.client("ec2", region), moto.client("logs", region)
+    tagged = [{"Name": f"tag:{TAG[0]}", "Values": [TAG[1]]}]
+
+    cluster = ecs.describe_clusters(clusters=[DEPLOYMENT], include=["TAGS"])["clusters"][0]
+    assert cluster["status"] == "ACTIVE" and tags(cluster["tags"])[TAG[0]] == TAG[1]
+
+    definitions = ecs.list_task_definitions(familyPrefix=f"{DEPLOYMENT}-load", status="ACTIVE")["taskDefinitionArns"]
+    assert len(definitions) == 1, definitions
+    described = ecs.describe_task_definition(taskDefinition=definitions[0], include=["TAGS"])
+    definition = described["taskDefinition"]
+    assert tags(described["tags"])[TAG[0]] == TAG[1]
+    assert (definition["cpu"], definition["memory"], definition["networkMode"]) == ("1024", "2048", "awsvpc")
+    assert definition["taskRoleArn"].endswith(f":role/{DEPLOYMENT}-task-{region}")
+    assert definition["executionRoleArn"].endswith(f":role/{DEPLOYMENT}-task-execution-{region}")
+    containers = {c["name"]: c for c in definition["containerDefinitions"]}
+    assert set(containers) == {"load-generator", "aggregator"}
+    assert containers["load-generator"]["essential"] and not containers["aggregator"]["essential"]
+    assert containers["load-generator"]["image"] == IMAGES["constellation_load_generator_image"]
+    assert set(env(containers["load-generator"])) == GENERATOR_STATIC_ENV
+    assert set(env(containers["aggregator"])) == AGGREGATOR_STATIC_ENV
+    assert env(containers["load-generator"])["CONSTELLATION_REGION"] == region
+    assert env(containers["load-generator"])["CONSTELLATION_ORCHESTRATOR"] == f"lambda:{DEPLOYMENT}-orchestrator"
+    for container in containers.values():
+        options = container["logConfiguration"]["options"]
+        assert (options["awslogs-group"], options["awslogs-region"]) == (f"/ecs/{DEPLOYMENT}", region)
+
+    tasks = run_tasks(moto, region)
+    assert len(tasks) == PLANNED_TASKS[region], [t["taskArn"] for t in tasks]
+    by_index = {}
+    for task in tasks:
+        task_tags = tags(task["tags"])
+        assert task_tags[TAG[0]] == TAG[1] and task_tags["constellation:run-id"] == "run-1"
+        overrides = {o["name"]: env(o) for o in task["overrides"]["containerOverrides"]}
+        generator = overrides["load-generator"]
+        assert set(generator) == GENERATOR_RUN_ENV
+        assert generator["CONSTELLATION_TASK_INDEX"] == task_tags["constellation:task-index"]
+        assert overrides["aggregator"]["CONSTELLATION_TASK_INDEX"] == generator["CONSTELLATION_TASK_INDEX"]
+        assert generator["CONSTELLATION_VUS"] == str(REMOTE[region])
+        assert generator["CONSTELLATION_SCRIPT_KEY"] == "runs/run-1/script.js"
+        by_index[int(generator["CONSTELLATION_TASK_INDEX"])] = generator["CONSTELLATION_EXECUTION_SEGMENT"]
+    assert sorted(by_index) == list(range(PLANNED_TASKS[region]))
+    if region in SEGMENTS:
+        assert [by_index[i] for i in sorted(by_index)] == SEGMENTS[region]
+
+    vpcs = ec2.describe_vpcs(Filters=tagged)["Vpcs"]
+    assert len(vpcs) == 1
+    vpc = vpcs[0]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=tagged)["Subnets"]
+    assert len({s["AvailabilityZone"] for s in subnets}) == 2 and all(s["MapPublicIpOnLaunch"] for s in subnets)
+    assert len(ec2.describe_internet_gateways(Filters=tagged + [{"Name": "attachment.vpc-id", "Values": [vpc]}])["InternetGateways"]) == 1
+    routes = ec2.describe_route_tables(Filters=tagged)["RouteTables"][0]["Routes"]
+    assert any(r.get("DestinationCidrBlock") == "0.0.0.0/0" and r.get("GatewayId", "").startswith("igw-") for r in routes)
+    assert ec2.describe_nat_gateways()["NatGateways"] == []
+    groups = ec2.describe_security_groups(Filters=tagged)["SecurityGroups"]
+    assert len(groups) == 1 and groups[0]["IpPermissions"] == [], "the tasks' security group must have no inbound rule"
+
+    group = logs.describe_log_groups(logGroupNamePrefix=f"/ecs/{DEPLOYMENT}")["logGroups"][0]
+    assert group["retentionInDays"] == 14
+    assert logs.list_tags_for_resource(resourceArn=group["arn"].removesuffix(":*"))["tags"][TAG[0]] == TAG[1]
+    iam = moto.client("iam")
+    for role in (f"{DEPLOYMENT}-task-{region}", f"{DEPLOYMENT}-task-execution-{region}"):
+        assert tags(iam.list_role_tags(RoleName=role)["Tags"])[TAG[0]] == TAG[1]
+
+
+def statements(document) -> list[dict]:
+    document = json.loads(document) if isinstance(document, str) else document
+    found = document["Statement"]
+    return found if isinstance(found, list) else [found]
+
+
+def as_list(value) -> list[str]:
+    return value if isinstance(value, list) else [value]
+
+
+def assert_no_broad_grant(where: str, document) -> None:
+    """No Allow statement grants every action, or every action of a service.
+
+    A Deny statement is not a grant and is skipped: the home bucket's TLS-only policy denies
+    "s3:*" on purpose, as it must cover every action (tests/integration/test_home.py checks it;
+    it is a bucket policy, not an IAM policy, and moto cannot run it beside a script upload).
+    """
+    for statement in statements(document):
+        if statement["Effect"] == "Deny":
+            continue
+        assert statement["Effect"] == "Allow", (where, statement)
+        assert "NotAction" not in statement, (where, statement)
+        for action in as_list(statement["Action"]):
+            assert action != "*" and not action.endswith(":*"), f"{where} grants {action!r}: {statement}"
+
+
+def assert_least_privilege(moto) -> None:
+    iam = moto.client("iam")
+    roles = [r["RoleName"] for r in iam.list_roles()["Roles"]]
+    assert len(roles) == 1 + 2 * len(REMOTE), roles
+    for role in roles:
+        for policy in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+            assert not policy["PolicyName"].endswith("FullAccess") and policy["PolicyName"] != "AdministratorAccess", policy
+            version = iam.get_policy(PolicyArn=policy["PolicyArn"])["Policy"]["DefaultVersionId"]
+            assert_no_broad_grant(policy["PolicyArn"], iam.get_policy_version(PolicyArn=policy["PolicyArn"], VersionId=version)["PolicyVersion"]["Document"])
+        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            assert_no_broad_grant(f"{role}/{name}", iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
+    task_policy = statements(iam.get_role_policy(RoleName=f"{DEPLOYMENT}-task-us-east-2", PolicyName="task")["PolicyDocument"])
+    resources = {action: statement["Resource"] for statement in task_policy for action in as_list(statement["Action"])}
+    assert resources["s3:GetObject"] == f"arn:aws:s3:::{DEPLOYMENT}-{ACCOUNT}-{HOME}/runs/run-1/script.js"
+    assert resources["lambda:InvokeFunction"] == f"arn:aws:lambda:{HOME}:{ACCOUNT}:function:{DEPLOYMENT}-orchestrator"
+    assert resources["timestream:WriteRecords"] == f"arn:aws:timestream:{HOME}:{ACCOUNT}:database/{DEPLOYMENT}/table/results"
+    execution = statements(iam.get_role_policy(RoleName=f"{DEPLOYMENT}-task-execution-us-east-2", PolicyName="task-execution")["PolicyDocument"])
+    pulls = next(s for s in execution if "ecr:BatchGetImage" in as_list(s["Action"]))
+    # Only the ECR image's repository: the aggregator image of this test is not in ECR.
+    assert as_list(pulls["Resource"]) == [f"arn:aws:ecr:{HOME}:{ACCOUNT}:repository/constellation/load-generator"]
+
+
+def test_five_regions_deployed_as_planned_rerun_adds_nothing_teardown_all_twice(moto, tmp_path):
+    variables = settings(moto, tmp_path, REMOTE)
+    regions = [HOME, *REMOTE]
+    assert playbook("init", variables).rc == 0
+
+    first = playbook("run_test", variables)
+    assert first.rc == 0, first.output
+    for region in REMOTE:
+        assert_region_deployed_as_planned(moto, region)
+    assert "Tear down: ansible-playbook constellation.loadtest.teardown_remote" in first.stdout
+    assert_least_privilege(moto)
+
+    second = playbook("run_test", variables)
+    assert second.rc == 0, second.output
+    assert {host: recap["changed"] for host, recap in second.recaps().items()} == dict.fromkeys(["localhost", *REMOTE], 0)
+    assert {region: len(run_tasks(moto, region)) for region in REMOTE} == PLANNED_TASKS
+
+    removed = playbook("teardown_all", variables)
+    assert removed.rc == 0, removed.output
+    moto.assert_empty(regions)
+    again = playbook("teardown_all", variables)
+    assert again.rc == 0, again.output
+    assert all(recap["changed"] == 0 for recap in again.recaps().values()), again.output
+
+
+def keep_ecs_tasks_running(moto) -> None:
+    """moto reports a task STOPPED as soon as it is read; keep it RUNNING until it is stopped."""
+    body = json.dumps({"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1_000_000}}).encode()
+    request = urllib.request.Request(f"{moto.url}/moto-api/state-manager/set-transition", data=body, method="POST")
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def test_a_failing_region_aborts_the_run_everywhere_and_teardown_removes_it_all(moto, tmp_path):
+    keep_ecs_tasks_running(moto)
+    remote = {"us-east-2": 450, "ca-central-1": 5, "ap-south-1": 5}
+    # RunTask fails in ap-south-1 only: its (user-named) subnet does not exist.
+    variables = settings(
+        moto,
+        tmp_path,
+        remote,
+        constellation_vpc_subnets={"ap-south-1": ["subnet-0123456789abcdef0"]},
+        constellation_vpc_security_groups={"ap-south-1": ["sg-0123456789abcdef0"]},
+    )
+    assert playbook("init", variables).rc == 0
+
+    result = playbook("run_test", variables)
+    assert result.rc != 0
+    message = " ".join(result.stdout.split())
+    assert "Run run-1 aborted: ap-south-1: " in message, result.output
+    assert "subnet-0123456789abcdef0" in message
+    for region in ("us-east-2", "ca-central-1"):
+        tasks = run_tasks(moto, region)
+        assert len(tasks) == {"us-east-2": 3, "ca-central-1": 1}[region]
+        assert all(t["desiredStatus"] == "STOPPED" and "ap-south-1 failed" in t["stoppedReason"] for t in tasks), tasks
+
+    removed = playbook("teardown_all", variables)
+    assert removed.rc == 0, removed.output
+    moto.assert_empty([HOME, *remote])
+
+
+def test_wait_reports_tasks_that_stopped_without_ending_then_a_completed_run(moto, tmp_path):
+    variables = settings(moto, tmp_path, {"us-east-2": 5}, constellation_wait=True, constellation_wait_poll_seconds=1, constellation_wait_timeout_seconds=5)
+    assert playbook("init", variables).rc == 0
+
+    # moto reports every task STOPPED at once, and no container reports to the orchestrator.
+    died = playbook("run_test", variables)
+    assert died.rc != 0
+    assert "us-east-2: 1 of 1 tasks stopped without reporting the end of the test" in " ".join(died.stdout.split())
+
+    table, dynamodb = f"{DEPLOYMENT}-orchestrator", moto.client("dynamodb", HOME)
+    orchestrator_state.register_task(dynamodb, table, "run-1", "us-east-2", 0)
+    orchestrator_state.record_test_end(dynamodb, table, "run-1", "us-east-2", 0, 0)
+    watched = playbook("run_test", variables)
+    assert watched.rc == 0, watched.output
+    assert "us-east-2: every task completed" in " ".join(watched.stdout.split())
+    assert len(run_tasks(moto, "us-east-2")) == 1, "watching a run must not start its tasks again"
