@@ -50,7 +50,7 @@ class RunSettings:
     start_timeout_seconds: int = 120
     interval_seconds: int = 5
     k6: str = "k6"
-    extra_env: Mapping[str, str] = field(default_factory=dict)  # e.g. the aggregator's results store
+    extra_env: Mapping[str, str] = field(default_factory=dict)  # e.g. the Timestream database and table
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,7 @@ def _shared_env(config: Config, settings: RunSettings) -> dict[str, str]:
         **settings.extra_env,
         "CONSTELLATION_RUN_ID": settings.run_id,
         "CONSTELLATION_HOME_REGION": config.home_region,
+        "CONSTELLATION_RESULTS_STORE": config.results_store,
         "CONSTELLATION_ORCHESTRATOR": settings.orchestrator,
         "CONSTELLATION_BUCKET": settings.bucket,
         "CONSTELLATION_SCRIPT_KEY": settings.script_key,

@@ -1,0 +1,101 @@
+"""End to end with the local executor: init -> run_test (3 simulated regions, real k6) on moto."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+
+import pytest
+from conftest import REPO, run_playbook
+
+sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
+
+import orchestrator_state  # noqa: E402
+from records import RequestRecord, from_json  # noqa: E402
+
+HOME = "eu-central-1"
+DEPLOYMENT = "e2e"
+BUCKET = f"{DEPLOYMENT}-123456789012-{HOME}"
+RUN_ID = "e2e-run-1"
+REGIONS = {"us-east-2": 2, "ap-northeast-1": 1, "ca-central-1": 1}
+SCRIPT = """
+import http from 'k6/http';
+import { sleep } from 'k6';
+export default function () {
+  http.get(`${__ENV.TARGET}/api/users`, { tags: { name: 'list-users' } });
+  http.get(`${__ENV.TARGET}/api/fail`, { tags: { name: 'checkout' } });
+  sleep(0.05);
+}
+"""
+
+
+class Target(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = b"{}"
+        self.send_response(500 if self.path.endswith("/fail") else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
+        return
+
+
+@pytest.fixture
+def target():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Target)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_local_run_starts_once_and_stores_records_from_every_region(moto, tmp_path, target, monkeypatch):
+    monkeypatch.setenv("TARGET", target)  # k6 passes the environment on to the script's __ENV
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"DURATION": 4000, "HOME_REGION": HOME, "REMOTE_REGIONS": REGIONS}))
+    script = tmp_path / "script.js"
+    script.write_text(SCRIPT)
+    variables = {
+        "config": str(config),
+        "constellation_aws_endpoint_url": moto.url,
+        "constellation_deployment": DEPLOYMENT,
+        "constellation_results_store": "s3",
+        "constellation_max_vus_per_task": 1,
+        "constellation_bucket_tls_only": False,
+        "constellation_build_dir": str(tmp_path / "build"),
+        "constellation_executor": "local",
+        "constellation_run_id": RUN_ID,
+        "constellation_start_lead_seconds": 3,
+        "constellation_local_log_dir": str(tmp_path / "logs"),
+        "constellation_local_poll_seconds": 2,
+        "script": str(script),
+    }
+    assert run_playbook(REPO / "playbooks" / "init.yml", variables).rc == 0
+
+    result = run_playbook(REPO / "playbooks" / "run_test.yml", variables)
+
+    assert result.rc == 0, result.output
+    progress = " ".join(result.stdout.split())
+    assert "us-east-2: 2 of 2 tasks registered, 2 completed" in progress
+    run = orchestrator_state.read_run(moto.client("dynamodb", HOME), f"{DEPLOYMENT}-orchestrator", RUN_ID)
+    assert run["start_at"] is not None
+    assert run["registered_tasks"] == {"us-east-2": ["0", "1"], "ap-northeast-1": ["0"], "ca-central-1": ["0"]}
+    assert run["completed_regions"] == sorted(REGIONS)
+    assert {code for region in run["exit_codes"].values() for code in region.values()} == {0}
+
+    s3 = moto.client("s3", HOME)
+    records = []
+    for item in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"runs/{RUN_ID}/records/").get("Contents", []):
+        body = s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read().decode()
+        records += [from_json(line) for line in body.splitlines() if line.strip()]
+    requests = [r for r in records if isinstance(r, RequestRecord)]
+    assert {r.region for r in requests} == set(REGIONS)
+    assert {r.request for r in requests} == {"list-users", "checkout"}
+    failed = sum(r.failures for r in requests if r.request == "checkout")
+    assert failed == sum(r.requests for r in requests if r.request == "checkout") > 0
