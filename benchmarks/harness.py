@@ -116,10 +116,10 @@ def k6_command(script: Path, summary: Path, *, pipeline: bool, raw_samples: Path
     return [*command, str(script)]
 
 
-def run_k6(script: Path, summary: Path, env: dict[str, str], **options) -> dict:
+def run_k6(script: Path, summary: Path, env: dict[str, str], *, pipeline: bool, raw_samples: Path | None = None) -> dict:
     """Run k6 to completion; return its end-of-test summary."""
     completed = subprocess.run(
-        k6_command(script, summary, **options), env=dict(os.environ, **env),
+        k6_command(script, summary, pipeline=pipeline, raw_samples=raw_samples), env=dict(os.environ, **env),
         capture_output=True, text=True, timeout=600, check=False,
     )
     if completed.returncode != 0:

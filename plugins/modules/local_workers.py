@@ -179,7 +179,7 @@ def main():
             config=dict(type="dict", required=True),
             state_table=dict(type="str", required=True),
             bucket=dict(type="str", required=True),
-            script_key=dict(type="str", required=True),
+            script_key=dict(type="str", required=True, no_log=False),
             timestream_database=dict(type="str"),
             timestream_table=dict(type="str"),
             endpoint_url=dict(type="str"),

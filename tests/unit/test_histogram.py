@@ -25,7 +25,7 @@ def histogram_of(values: list[float], schema: int = 3) -> Histogram:
 def latencies(seed: int, count: int, sigma: float = 0.8) -> list[float]:
     """Lognormal latencies around 20 ms, the shape of most HTTP latency distributions."""
     rng = random.Random(seed)
-    return [rng.lognormvariate(math.log(0.02), sigma) for _ in range(count)]
+    return [rng.lognormvariate(math.log(0.02), sigma) for _sample in range(count)]
 
 
 def nearest_rank(sorted_values: list[float], q: float) -> float:
@@ -116,7 +116,7 @@ def test_subtracting_a_larger_snapshot_reports_a_reset():
 )
 def test_quantile_error_is_bounded_by_the_bucket_width(schema, distribution):
     rng = random.Random(schema)
-    values = sorted(abs(distribution(rng)) for _ in range(20000))
+    values = sorted(abs(distribution(rng)) for _sample in range(20000))
     histogram = histogram_of(values, schema)
     width = 2**2.0**-schema - 1  # a bucket's relative width: the worst case, when both ends of it are wrong
     for q in (0.5, 0.9, 0.95, 0.99):
