@@ -18,7 +18,7 @@ from pathlib import Path
 from harness import aggregator, create_bucket, k6_output_env, request_records, run_k6, stored_records
 from histogram import merge_all
 from scripts import mixed_requests
-from target import api_like_target
+from targets import api_like_target
 
 from emulator import moto_server
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness import aggregator, create_bucket, k6_output_env, median, run_k6
 from scripts import mixed_requests
-from target import nginx_target
+from targets import nginx_target
 
 from emulator import moto_server
 

@@ -1,7 +1,8 @@
 """`make demo`: the flow that exists so far, on this machine, against an AWS emulator.
 
-Starts a moto server on loopback, runs check -> init -> teardown_home with examples/config.json,
-and stops the server again (also on failure and Ctrl-C).
+Starts a moto server and a small API-like target service on loopback, runs
+check -> init -> run_test (local executor, the three simulated regions of examples/config.json)
+-> teardown_all, and stops both again (also on failure and Ctrl-C).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import time
 from pathlib import Path
 
 from emulator import FAKE_CREDENTIALS, moto_server
+from targets import api_like_target
 
 REPO = Path(__file__).resolve().parents[1]
-STEPS = ["check", "init", "teardown_home"]
+STEPS = ["check", "init", "run_test", "teardown_all"]
 
 
 def run_step(step: str, variables: dict, env: dict) -> int:
@@ -30,14 +32,26 @@ def main() -> int:
     env = dict(os.environ, **FAKE_CREDENTIALS, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="constellation-demo-") as workdir, moto_server() as endpoint:
+    with (
+        tempfile.TemporaryDirectory(prefix="constellation-demo-") as workdir,
+        moto_server() as endpoint,
+        api_like_target() as target,
+    ):
+        env["TARGET"] = target  # the script reads it from __ENV
         variables = {
             "config": str(REPO / "examples" / "config.json"),
+            "script": str(REPO / "examples" / "script.js"),
             "constellation_aws_endpoint_url": endpoint,
             "constellation_executor": "local",
+            # The emulator cannot query Timestream, which the report will need; S3 works everywhere.
+            "constellation_results_store": "s3",
+            # moto ignores bucket-policy conditions and would refuse every object request.
+            "constellation_bucket_tls_only": False,
+            "constellation_start_lead_seconds": 5,
             "constellation_build_dir": workdir,
+            "constellation_local_log_dir": f"{workdir}/runs",
         }
-        print(f"AWS emulator (moto) on {endpoint}")
+        print(f"AWS emulator (moto) on {endpoint}; target service on {target}")
         for step in STEPS:
             if run_step(step, variables, env) != 0:
                 print(f"\nDemo failed at {step}; the emulator is stopped and nothing is left behind.")

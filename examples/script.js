@@ -1,0 +1,17 @@
+// A small k6 script for the demo: three API calls with names, one of them failing now and then.
+// TARGET is the service under test (the demo starts one on loopback).
+import http from 'k6/http';
+import { check, sleep } from 'k6';
+
+const target = __ENV.TARGET;
+
+export default function () {
+  const users = http.get(`${target}/api/users`, { tags: { name: 'list-users' } });
+  check(users, { 'users listed': (r) => r.status === 200 });
+  http.get(`${target}/api/search?q=k6`, { tags: { name: 'search' } });
+  http.post(`${target}/api/orders`, JSON.stringify({ item: 1 }), { tags: { name: 'create-order' } });
+  if (__ITER % 25 === 0) {
+    http.get(`${target}/api/fail`, { tags: { name: 'checkout' } });
+  }
+  sleep(0.2);
+}
