@@ -8,6 +8,7 @@ Both answer /api/users, /api/orders, /api/search with 200 and /api/fail with 500
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import shutil
 import subprocess
@@ -86,11 +87,13 @@ def wait_for(url: str, timeout: float = 10.0) -> None:
             time.sleep(0.1)
 
 
-class _SlowHandler(BaseHTTPRequestHandler):
-    """Answers after a lognormal wait (median about 8 ms, a long tail), like a real API."""
+class _ApiHandler(BaseHTTPRequestHandler):
+    """Answers after a lognormal wait, like a real API; a path ending in /fail answers 500."""
 
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+    disable_nagle_algorithm = True  # else headers and body in two writes wait 40 ms for a delayed ACK
+    median_seconds = 0.008
+    sigma = 0.5
 
     def do_GET(self) -> None:
         self._answer()
@@ -100,7 +103,7 @@ class _SlowHandler(BaseHTTPRequestHandler):
         self._answer()
 
     def _answer(self) -> None:
-        time.sleep(random.lognormvariate(-4.8, 0.5))
+        time.sleep(random.lognormvariate(math.log(self.median_seconds), self.sigma))
         body = b'{"ok":true}'
         self.send_response(500 if self.path.endswith("/fail") else 200)
         self.send_header("Content-Length", str(len(body)))
@@ -112,9 +115,10 @@ class _SlowHandler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def api_like_target() -> Iterator[str]:
-    """A threaded Python server on 127.0.0.1 with API-like latencies; yields its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
+def api_like_target(median_ms: float = 8.0, sigma: float = 0.5) -> Iterator[str]:
+    """A threaded Python server on 127.0.0.1 with lognormal latencies; yields its base URL."""
+    handler = type("ApiHandler", (_ApiHandler,), {"median_seconds": median_ms / 1000, "sigma": sigma})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -26,6 +22,7 @@ from conftest import REPO
 from conftest import VENV_BIN
 from emulator import FAKE_CREDENTIALS
 from emulator import free_port
+from targets import api_like_target
 
 from histogram import merge_all
 from records import RequestRecord
@@ -54,44 +51,16 @@ export const options = {
 export default function () {
   http.get(`${__ENV.TARGET}/home`, { tags: { name: 'home' } });
   http.post(`${__ENV.TARGET}/login`, 'user=u', { tags: { name: 'login' } });
-  http.get(`${__ENV.TARGET}/broken`, { tags: { name: 'broken' } });
+  http.get(`${__ENV.TARGET}/api/fail`, { tags: { name: 'broken' } });
 }
 """
 
 
-class Target(BaseHTTPRequestHandler):
-    """Answers after a short random wait, so latencies spread over many buckets; /broken is a 500."""
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # else headers and body in two writes wait 40 ms for a delayed ACK
-
-    def do_GET(self) -> None:
-        self._answer()
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self._answer()
-
-    def _answer(self) -> None:
-        time.sleep(random.lognormvariate(-6.5, 0.6))  # about 1.5 ms, with a tail
-        body = b"ok" * 50
-        self.send_response(500 if self.path == "/broken" else 200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def target():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Target)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    """Latencies of about 1.5 ms with a tail, so they spread over many buckets; /api/fail is a 500."""
+    with api_like_target(median_ms=1.5, sigma=0.6) as url:
+        yield url
 
 
 @pytest.fixture

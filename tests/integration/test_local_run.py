@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler
-from http.server import ThreadingHTTPServer
 
 import pytest
 from conftest import REPO, run_playbook
+from targets import api_like_target
 
 sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 
@@ -32,27 +30,10 @@ export default function () {
 """
 
 
-class Target(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        body = b"{}"
-        self.send_response(500 if self.path.endswith("/fail") else 200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
-        return
-
-
 @pytest.fixture
 def target():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Target)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with api_like_target(median_ms=1.0) as url:
+        yield url
 
 
 def test_local_run_starts_once_and_stores_records_from_every_region(moto, tmp_path, target, monkeypatch):

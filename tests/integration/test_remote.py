@@ -258,7 +258,7 @@ def test_a_failing_region_aborts_the_run_everywhere_and_teardown_removes_it_all(
 
 
 def test_wait_reports_tasks_that_stopped_without_ending_then_a_completed_run(moto, tmp_path):
-    variables = settings(moto, tmp_path, {"us-east-2": 5}, constellation_wait=True, constellation_wait_poll_seconds=1, constellation_wait_timeout_seconds=5)
+    variables = settings(moto, tmp_path, {"us-east-2": 5}, constellation_wait=True, constellation_wait_poll_seconds=1, constellation_wait_timeout_seconds=120)
     assert playbook("init", variables).rc == 0
 
     # moto reports every task STOPPED at once, and no container reports to the orchestrator.
