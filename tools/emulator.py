@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import subprocess
 import sys
@@ -64,6 +65,15 @@ def moto_server(log: IO | None = None) -> Iterator[str]:
             process.wait()
 
 
+# Resource lifecycles a test may change through moto's state manager. moto's reset keeps such
+# changes, so the next test on the same server would inherit them.
+STATE_MANAGED_MODELS = ("ecs::task",)
+
+
 def reset(url: str) -> None:
-    request = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=10).close()
+    """Empty the emulator and restore the default lifecycle of every state-managed model."""
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).close()
+    for model in STATE_MANAGED_MODELS:
+        body = json.dumps({"model_name": model}).encode()
+        request = urllib.request.Request(f"{url}/moto-api/state-manager/unset-transition", data=body, method="POST")
+        urllib.request.urlopen(request, timeout=10).close()

@@ -264,7 +264,7 @@ def test_wait_reports_tasks_that_stopped_without_ending_then_a_completed_run(mot
     # moto reports every task STOPPED at once, and no container reports to the orchestrator.
     died = playbook("run_test", variables)
     assert died.rc != 0
-    assert "us-east-2: 1 of 1 tasks stopped without reporting the end of the test" in " ".join(died.stdout.split())
+    assert "us-east-2: 1 of 1 tasks stopped without reporting the end of the test" in " ".join(died.stdout.split()), died.output
 
     table, dynamodb = f"{DEPLOYMENT}-orchestrator", moto.client("dynamodb", HOME)
     orchestrator_state.register_task(dynamodb, table, "run-1", "us-east-2", 0)
