@@ -12,7 +12,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ for path in (REPO / "tools", REPO / "plugins" / "module_utils", REPO / ".build" 
     sys.path.insert(0, str(path))
 
 import boto3  # noqa: E402
-from emulator import FAKE_CREDENTIALS, free_port  # noqa: E402
+from emulator import FAKE_CREDENTIALS, free_port, wait_until_up  # noqa: E402
 from records import RequestRecord, from_json  # noqa: E402
 
 from ansible_collections.constellation.loadtest.plugins.module_utils.local_executor import Entrypoints  # noqa: E402
@@ -74,7 +73,7 @@ def aggregator(endpoint: str, run_id: str, task: int = 0, region: str = "us-east
     process = subprocess.Popen([sys.executable, str(entrypoints.aggregator)], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, process)
+        wait_until_up(f"{url}/ready", process, "the aggregator")
         yield f"{url}/api/v1/write"
         urllib.request.urlopen(urllib.request.Request(f"{url}/finish", method="POST"), timeout=120).close()
         process.wait(timeout=60)
@@ -84,18 +83,6 @@ def aggregator(endpoint: str, run_id: str, task: int = 0, region: str = "us-east
             process.wait()
         if log is not subprocess.DEVNULL:
             log.close()
-
-
-def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/ready", timeout=1).close()
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the aggregator at {url} did not become ready") from None
-            time.sleep(0.1)
 
 
 def k6_output_env(write_url: str) -> dict[str, str]:

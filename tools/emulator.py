@@ -28,18 +28,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+def wait_until_up(url: str, process: subprocess.Popen, name: str, timeout: float = 30.0) -> None:
+    """Poll ``url`` until it answers; fail early if ``process`` (called ``name``) exits first."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+            urllib.request.urlopen(url, timeout=1).close()
             return
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError(f"the moto server exited with code {process.returncode}") from None
+                raise RuntimeError(f"{name} exited with code {process.returncode}") from None
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the moto server did not answer at {url} within {timeout:.0f} s") from None
-            time.sleep(0.2)
+                raise RuntimeError(f"{name} did not answer at {url} within {timeout:.0f} s") from None
+            time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -54,7 +55,7 @@ def moto_server(log: IO | None = None) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(url, process)
+        wait_until_up(f"{url}/moto-api/", process, "the moto server")
         yield url
     finally:
         process.terminate()

@@ -15,14 +15,12 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-from emulator import free_port
+from emulator import free_port, wait_until_up
 
 NGINX_CONFIG = """
 worker_processes 1;
@@ -68,23 +66,11 @@ def nginx_target() -> Iterator[str]:
         process = subprocess.Popen([nginx_binary(), "-c", str(config), "-p", workdir])
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_for(url)
+            wait_until_up(url, process, "nginx")
             yield url
         finally:
             process.terminate()
             process.wait(timeout=10)
-
-
-def wait_for(url: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            return
-        except (OSError, urllib.error.URLError):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the benchmark target did not answer at {url}") from None
-            time.sleep(0.1)
 
 
 class _ApiHandler(BaseHTTPRequestHandler):
