@@ -10,7 +10,7 @@ SANITY_ROOT := .build/sanity/ansible_collections/constellation/loadtest
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv demo test unit sanity lint bench clean
+.PHONY: venv browser demo test unit sanity lint bench clean
 
 venv: $(INSTALLED) $(LINK)
 
@@ -25,10 +25,15 @@ $(LINK):
 	mkdir -p $(dir $@)
 	ln -sfn ../../../.. $@
 
+# The report test opens the report in headless Chromium (Debian packages, installed if missing).
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
 demo: venv
 	$(BIN)/python tools/demo.py
 
-test: venv
+test: venv browser
 	$(BIN)/python -m pytest -n 2 tests
 	$(MAKE) --no-print-directory sanity lint
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 from emulator import free_port, wait_until_up
 
@@ -80,6 +81,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # else headers and body in two writes wait 40 ms for a delayed ACK
     median_seconds = 0.008
     sigma = 0.5
+    routes: ClassVar[dict[str, tuple[float, float]]] = {}  # path prefix -> (median ms, share of 503 answers)
 
     def do_GET(self) -> None:
         self._answer()
@@ -89,9 +91,17 @@ class _ApiHandler(BaseHTTPRequestHandler):
         self._answer()
 
     def _answer(self) -> None:
-        time.sleep(random.lognormvariate(math.log(self.median_seconds), self.sigma))
+        median_seconds, error_rate = self.median_seconds, 0.0
+        for prefix, (route_median_ms, route_error_rate) in self.routes.items():
+            if self.path.startswith(prefix):
+                median_seconds, error_rate = route_median_ms / 1000, route_error_rate
+                break
+        time.sleep(random.lognormvariate(math.log(median_seconds), self.sigma))
         body = b'{"ok":true}'
-        self.send_response(500 if self.path.endswith("/fail") else 200)
+        if self.path.endswith("/fail"):
+            self.send_response(500)
+        else:
+            self.send_response(503 if random.random() < error_rate else 200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -101,9 +111,17 @@ class _ApiHandler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def api_like_target(median_ms: float = 8.0, sigma: float = 0.5) -> Iterator[str]:
-    """A threaded Python server on 127.0.0.1 with lognormal latencies; yields its base URL."""
-    handler = type("ApiHandler", (_ApiHandler,), {"median_seconds": median_ms / 1000, "sigma": sigma})
+def api_like_target(
+    median_ms: float = 8.0, sigma: float = 0.5, routes: dict[str, tuple[float, float]] | None = None
+) -> Iterator[str]:
+    """A threaded Python server on 127.0.0.1 with lognormal latencies; yields its base URL.
+
+    ``routes`` gives paths starting with a prefix their own median latency (ms) and a share of
+    ``503`` answers; other paths wait ``median_ms``.
+    """
+    handler = type(
+        "ApiHandler", (_ApiHandler,), {"median_seconds": median_ms / 1000, "sigma": sigma, "routes": dict(routes or {})}
+    )
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -113,3 +131,13 @@ def api_like_target(median_ms: float = 8.0, sigma: float = 0.5) -> Iterator[str]
     finally:
         server.shutdown()
         server.server_close()
+
+
+# The demo's service: endpoints with their own latencies and a small error rate, so the report
+# has something to show.
+DEMO_ROUTES = {"/api/users": (6.0, 0.0), "/api/search": (25.0, 0.0), "/api/orders": (45.0, 0.02)}
+
+
+def demo_target() -> contextlib.AbstractContextManager[str]:
+    """:func:`api_like_target` with :data:`DEMO_ROUTES`."""
+    return api_like_target(routes=DEMO_ROUTES)
