@@ -1,0 +1,499 @@
+# -*- coding: utf-8 -*-
+# Copyright: constellation.loadtest contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The numbers of the report: a run's interval records read back from the results store, and summary.json.
+
+:func:`read_records_s3` and :func:`read_records_timestream` read every record of a run; they take
+plain boto3 clients (``s3``, ``timestream-query``). :func:`build_summary` turns the records, the
+run's state (:func:`orchestrator_state.describe_run`) and the thresholds into summary.json as
+``docs/summary.md`` defines it. It is a pure function: the same inputs give the same summary,
+whatever order the records come in.
+
+Definitions the summary relies on:
+
+* Percentiles come from the histograms of every task and region merged bucket by bucket
+  (merging is exact, so the order does not matter); latencies are milliseconds.
+* ``measured_seconds``, the span every throughput (``rps``, counter ``rate``) divides by, runs
+  from the start of the load to the end of the last interval read. The start is the earliest
+  task's actual k6 start (``started_at``) if the run state has it, else the planned ``start_at``,
+  but never before the first interval read (a partial run's span is the data so far). The end is
+  the start plus the planned duration when that falls inside the last interval read; otherwise
+  (the duration unknown, as with the ``script`` load model, or a partial run) the end of the last
+  interval, which can make the span up to one interval longer than the load.
+* Each time series point covers one interval: its ``rps`` divides by the interval's length, and
+  its ``vus`` is the sum of the VUs the tasks reported for it (null if none did). Every series has
+  a point for every interval start found in the run's records.
+* Totals of regions and requests divide by the same ``measured_seconds`` as the overall totals,
+  so the regions' ``rps`` add up to the overall ``rps``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+from typing import Callable
+from typing import Optional
+
+from .histogram import Histogram
+from .histogram import merge_all
+from .orchestrator_state import iso8601_utc
+from .records import Record
+from .records import RequestRecord
+from .records import TaskRecord
+from .records import from_json
+from .records import from_timestream_row
+from .thresholds import FRACTION_DIGITS
+from .thresholds import LATENCY_DIGITS
+from .thresholds import PER_SECOND_DIGITS
+from .thresholds import Threshold
+from .thresholds import evaluate
+from .thresholds import rounded
+from .thresholds import trend_ms
+
+SCHEMA = 1
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_TIMESTREAM_NAME = re.compile(r"[A-Za-z0-9_.-]{3,256}")
+SECONDS_DIGITS = 3
+K6_THRESHOLDS_CROSSED = 99  # k6's exit code when one of the task's own thresholds was crossed
+# The latency statistics of <Totals> and of time series points, as k6 trend aggregations.
+LATENCY_STATISTICS = {
+    "min": "min",
+    "avg": "avg",
+    "med": "med",
+    "p90": "p(90)",
+    "p95": "p(95)",
+    "p99": "p(99)",
+    "max": "max",
+}
+POINT_PERCENTILES = {"p50": "p(50)", "p90": "p(90)", "p95": "p(95)", "p99": "p(99)"}
+# The baseline comparison: name -> (how to read it from <Totals>, digits).
+BASELINE_FIGURES = {
+    "rps": (lambda totals: totals["rps"], PER_SECOND_DIGITS),
+    "p95": (lambda totals: totals["latency"]["p95"], LATENCY_DIGITS),
+    "error_rate": (lambda totals: totals["error_rate"], FRACTION_DIGITS),
+}
+
+
+class RecordsError(ValueError):
+    """The results store holds something that is not an interval record of the run; the message says where."""
+
+
+def validate_run_id(run_id: Any) -> str:
+    """Return ``run_id`` if it is a run id (it goes into S3 prefixes and SQL), else raise ValueError."""
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
+        raise ValueError(
+            f"{run_id!r} is not a run id: 1 to 64 letters, digits, hyphens and underscores,"
+            " starting with a letter or digit"
+        )
+    return run_id
+
+
+def records_prefix(run_id: str) -> str:
+    """The S3 prefix under which the aggregators write a run's records."""
+    return f"runs/{validate_run_id(run_id)}/records/"
+
+
+# ---- Reading the results store.
+
+
+def read_records_s3(client, bucket: str, run_id: str) -> list[Record]:
+    """Every record in the run's ``*.jsonl`` objects of ``bucket``; RecordsError names a bad line."""
+    prefix = records_prefix(run_id)
+    paginator = client.get_paginator("list_objects_v2")
+    keys = sorted(
+        item["Key"]
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+        for item in page.get("Contents", [])
+        if item["Key"].endswith(".jsonl")
+    )
+    records: list[Record] = []
+    for key in keys:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        records.extend(_json_lines(f"s3://{bucket}/{key}", body, run_id))
+    return records
+
+
+def timestream_query(database: str, table: str, run_id: str) -> str:
+    """The SQL selecting every interval record of the run (both kinds) from the table."""
+    for what, name in (("database", database), ("table", table)):
+        if not isinstance(name, str) or not _TIMESTREAM_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a Timestream {what} name: 3 to 256 of a-z, A-Z, 0-9, '_', '.' and '-'")
+    # The run id is validated (letters, digits, '_' and '-' only), so it cannot end the SQL string.
+    return (
+        f"SELECT * FROM {_identifier(database)}.{_identifier(table)}"
+        f" WHERE {_identifier('run_id')} = '{validate_run_id(run_id)}'"
+        f" AND {_identifier('measure_name')} IN ('{RequestRecord.KIND}', '{TaskRecord.KIND}')"
+    )
+
+
+def read_records_timestream(client, database: str, table: str, run_id: str) -> list[Record]:
+    """Every record of the run in a Timestream table, read through every page of the query.
+
+    Timestream answers a long query with pages of no rows and a NextToken until it has results;
+    the paginator follows them. One table holds both kinds, so each row has NULLs in the other
+    kind's columns, which :func:`records.from_timestream_row` does not read.
+    """
+    query = timestream_query(database, table, run_id)
+    records: list[Record] = []
+    for page in client.get_paginator("query").paginate(QueryString=query):
+        names = [column["Name"] for column in page.get("ColumnInfo", [])]
+        for row in page.get("Rows", []):
+            where = f"row {len(records) + 1} of the Timestream query on {database}.{table}"
+            values = [_scalar(datum, where) for datum in row["Data"]]
+            if len(values) != len(names):
+                raise RecordsError(f"{where} has {len(values)} values for {len(names)} columns")
+            records.append(_record(where, from_timestream_row, dict(zip(names, values, strict=True)), run_id))
+    return records
+
+
+# ---- summary.json.
+
+
+def build_summary(
+    records: Iterable[Record],
+    *,
+    run: Mapping[str, Any],
+    plan: Mapping[str, Mapping[str, int]],
+    run_id: str,
+    deployment: Optional[str],
+    results_store: str,
+    thresholds: Iterable[Threshold] = (),
+    baseline_records: Optional[Iterable[Record]] = None,
+    baseline_run_id: Optional[str] = None,
+    baseline_run: Optional[Mapping[str, Any]] = None,
+    duration_ms: Optional[int] = None,
+) -> dict[str, Any]:
+    """summary.json (docs/summary.md) of the run's records, its state ``run`` (describe_run) and ``plan``.
+
+    ``plan`` is ``{region: {"vus": ..., "tasks": ...}}``. ``thresholds`` are parsed
+    (:func:`thresholds.parse_all`). ``baseline_run`` (describe_run of the baseline) is optional:
+    it gives the baseline's start, without which its span starts at its first interval.
+    ``duration_ms``, the planned length of the load when known, ends the span before the end of the
+    last interval when the load ended earlier.
+    """
+    ordered = _ordered(records)
+    measured = measured_seconds(ordered, run, duration_ms)
+    interval = interval_ms(ordered)
+    starts = sorted({record.start_ms for record in ordered})
+    regions = sorted(set(run.get("regions") or {}) | set(plan) | {record.region for record in ordered})
+    data = _Data(ordered)
+    evaluated = evaluate(
+        thresholds, ordered, measured_seconds=measured, task_thresholds=run.get("task_thresholds") or {}
+    )
+    complete = is_complete(run)
+    exit_codes = _sorted_mapping(run.get("exit_codes") or {})
+    overall = data.totals(None, measured)
+    by_region = {region: data.totals(region, measured) for region in regions}
+    return {
+        "schema": SCHEMA,
+        "run_id": run_id,
+        "deployment": deployment,
+        "results_store": results_store,
+        "complete": complete,
+        "progress": _progress(run),
+        "start_at_ms": run.get("start_at"),
+        "start_at": iso8601_utc(run.get("start_at")),
+        "start_skew_ms": _start_skew_ms(run),
+        "data_from_ms": min(record.start_ms for record in ordered) if ordered else None,
+        "data_to_ms": max(record.start_ms + record.length_ms for record in ordered) if ordered else None,
+        "measured_seconds": rounded(measured, SECONDS_DIGITS),
+        "interval_ms": interval,
+        "plan": {
+            region: {"vus": plan[region].get("vus"), "tasks": plan[region].get("tasks")} for region in sorted(plan)
+        },
+        "overall": overall,
+        "regions": by_region,
+        "requests": data.request_rows(measured),
+        "status_classes": data.status_classes(regions),
+        "timeseries": data.timeseries(regions, starts, interval),
+        "thresholds": evaluated,
+        "task_thresholds": _sorted_mapping(run.get("task_thresholds") or {}),
+        "exit_codes": exit_codes,
+        "baseline": _baseline(overall, by_region, data.regions, baseline_records, baseline_run_id, baseline_run),
+        "verdict": verdict(complete, evaluated, exit_codes),
+    }
+
+
+def measured_seconds(
+    records: Sequence[Record], run: Mapping[str, Any], duration_ms: Optional[int] = None
+) -> Optional[float]:
+    """The span throughput divides by (see the module docstring); None without records.
+
+    From the start of the load to the end of the last interval read, or to the start plus
+    ``duration_ms`` if that is earlier but still inside the last interval (the intervals are
+    aligned, so the last one usually runs past the end of the load).
+    """
+    if not records:
+        return None
+    first = min(record.start_ms for record in records)
+    end = max(record.start_ms + record.length_ms for record in records)
+    last_start = max(record.start_ms for record in records)
+    started = [ms for tasks in (run.get("started_at") or {}).values() for ms in tasks.values()]
+    began = min(started) if started else run.get("start_at")
+    start = began if began is not None and first <= began < end else first
+    if duration_ms and began is not None and last_start < began + duration_ms < end:
+        end = began + duration_ms
+    return (end - start) / 1000
+
+
+def interval_ms(records: Sequence[Record]) -> Optional[int]:
+    """The length of the records' intervals; ValueError if they differ (aggregators set up differently)."""
+    lengths = sorted({record.length_ms for record in records})
+    if len(lengths) > 1:
+        raise ValueError(
+            f"the run's records have intervals of {', '.join(map(str, lengths))} ms; one run's aggregators"
+            " must all use the same interval"
+        )
+    return lengths[0] if lengths else None
+
+
+def is_complete(run: Mapping[str, Any]) -> bool:
+    """Whether every planned task of every region has ended."""
+    completed = run.get("completed_tasks") or {}
+    return all(len(completed.get(region, ())) >= planned for region, planned in (run.get("regions") or {}).items())
+
+
+def verdict(
+    complete: bool, thresholds: Sequence[Mapping[str, Any]], exit_codes: Mapping[str, Mapping[str, int]]
+) -> str:
+    """``partial`` while tasks run; ``fail`` on a breached threshold or a task that failed; else ``pass``.
+
+    A task that only crossed one of its own thresholds (k6's exit code 99) does not fail the run by
+    itself: it judged its slice of the load, and the merged data decides.
+    """
+    if not complete:
+        return "partial"
+    if any(not threshold["ok"] for threshold in thresholds):
+        return "fail"
+    if any(code not in (0, K6_THRESHOLDS_CROSSED) for codes in exit_codes.values() for code in codes.values()):
+        return "fail"
+    return "pass"
+
+
+class _Data:
+    """The records grouped once, for the totals, rows, status classes and series of the summary."""
+
+    def __init__(self, records: Sequence[Record]) -> None:
+        self.requests = [record for record in records if isinstance(record, RequestRecord)]
+        self.tasks = [record for record in records if isinstance(record, TaskRecord)]
+        self.regions = {record.region for record in records}
+        # Histograms merged per region and interval, then upwards: each record is merged once.
+        by_point: dict[tuple[str, int], list[Histogram]] = defaultdict(list)
+        for record in self.requests:
+            by_point[(record.region, record.start_ms)].append(record.latency)
+        self.point_latency = {point: merge_all(histograms) for point, histograms in by_point.items()}
+        self.region_latency = {
+            region: merge_all(latency for (of, _start), latency in sorted(self.point_latency.items()) if of == region)
+            for region in sorted({region for region, _start in self.point_latency})
+        }
+
+    def latency(self, region: Optional[str]) -> Optional[Histogram]:
+        if region is not None:
+            return self.region_latency.get(region)
+        return merge_all(latency for _region, latency in sorted(self.region_latency.items()))
+
+    def totals(self, region: Optional[str], measured: Optional[float]) -> dict[str, Any]:
+        """<Totals> of the run (``region`` None) or of one region."""
+        requests = [record for record in self.requests if region in (None, record.region)]
+        tasks = [record for record in self.tasks if region in (None, record.region)]
+        totals = _request_totals(requests, self.latency(region), measured)
+        totals["iterations"] = sum(record.iterations for record in tasks)
+        totals["data_received"] = sum(record.data_received for record in tasks)
+        totals["data_sent"] = sum(record.data_sent for record in tasks)
+        return dict(sorted(totals.items()))
+
+    def request_rows(self, measured: Optional[float]) -> list[dict[str, Any]]:
+        """One <Totals> per request name and method, with both."""
+        grouped: dict[tuple[str, str], list[RequestRecord]] = defaultdict(list)
+        for record in self.requests:
+            grouped[(record.request, record.method)].append(record)
+        return [
+            dict(
+                sorted(
+                    {
+                        "request": request,
+                        "method": method,
+                        **_request_totals(records, merge_all(record.latency for record in records), measured),
+                    }.items()
+                )
+            )
+            for (request, method), records in sorted(grouped.items())
+        ]
+
+    def status_classes(self, regions: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Requests per status class, overall and per region; every class seen in the run is listed."""
+        classes = sorted({record.status_class for record in self.requests})
+        counts: dict[str, dict[str, int]] = {series: dict.fromkeys(classes, 0) for series in ("overall", *regions)}
+        for record in self.requests:
+            counts["overall"][record.status_class] += record.requests
+            counts[record.region][record.status_class] += record.requests
+        return counts
+
+    def timeseries(self, regions: Sequence[str], starts: Sequence[int], interval: Optional[int]) -> dict[str, list]:
+        """One point per interval start, overall and per region."""
+        requests: dict[tuple[Optional[str], int], list[int]] = defaultdict(lambda: [0, 0])
+        vus: dict[tuple[Optional[str], int], int] = defaultdict(int)
+        for record in self.requests:
+            for series in (None, record.region):
+                requests[(series, record.start_ms)][0] += record.requests
+                requests[(series, record.start_ms)][1] += record.failures
+        for record in self.tasks:
+            for series in (None, record.region):
+                vus[(series, record.start_ms)] += record.vus
+        by_start: dict[int, list[Histogram]] = defaultdict(list)
+        for (_region, start), latency in sorted(self.point_latency.items()):
+            by_start[start].append(latency)
+        overall_latency = {start: merge_all(histograms) for start, histograms in by_start.items()}
+
+        def point(series: Optional[str], start: int) -> dict[str, Any]:
+            count, failures = requests.get((series, start), (0, 0))
+            latency = overall_latency.get(start) if series is None else self.point_latency.get((series, start))
+            values: dict[str, Any] = {
+                "t_ms": start,
+                "requests": count,
+                "rps": rounded(count / (interval / 1000), PER_SECOND_DIGITS) if interval else None,
+                "error_rate": rounded(failures / count, FRACTION_DIGITS) if count else None,
+                "vus": vus.get((series, start)),
+            }
+            for name, aggregation in POINT_PERCENTILES.items():
+                values[name] = rounded(trend_ms(latency, aggregation), LATENCY_DIGITS)
+            return dict(sorted(values.items()))
+
+        return {
+            series: [point(None if series == "overall" else series, start) for start in starts]
+            for series in ("overall", *regions)
+        }
+
+
+def _request_totals(records: Sequence[RequestRecord], latency: Optional[Histogram], measured: Optional[float]) -> dict:
+    requests = sum(record.requests for record in records)
+    failures = sum(record.failures for record in records)
+    return {
+        "requests": requests,
+        "failures": failures,
+        "error_rate": rounded(failures / requests, FRACTION_DIGITS) if requests else None,
+        "rps": rounded(requests / measured, PER_SECOND_DIGITS) if measured else None,
+        "latency": {
+            name: rounded(trend_ms(latency, aggregation), LATENCY_DIGITS)
+            for name, aggregation in LATENCY_STATISTICS.items()
+        },
+    }
+
+
+def _baseline(
+    overall: Mapping[str, Any],
+    regions: Mapping[str, Mapping[str, Any]],
+    regions_with_records: set[str],
+    records: Optional[Iterable[Record]],
+    run_id: Optional[str],
+    run: Optional[Mapping[str, Any]],
+) -> Optional[dict[str, Any]]:
+    """<Baseline>: the deltas overall and of each region with records in both runs."""
+    if records is None:
+        return None
+    ordered = _ordered(records)
+    measured = measured_seconds(ordered, run or {})
+    baseline = _Data(ordered)
+    deltas = {"overall": _deltas(overall, baseline.totals(None, measured))}
+    for region in sorted(regions_with_records & baseline.regions):
+        deltas[region] = _deltas(regions[region], baseline.totals(region, measured))
+    if run_id is None:
+        run_ids = {record.run_id for record in ordered}
+        run_id = run_ids.pop() if len(run_ids) == 1 else None
+    return {"run_id": run_id, "deltas": deltas}
+
+
+def _deltas(current: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, dict[str, Optional[float]]]:
+    deltas = {}
+    for name, (figure, digits) in BASELINE_FIGURES.items():
+        now, before = figure(current), figure(baseline)
+        delta = None if now is None or before is None else now - before
+        deltas[name] = {
+            "baseline": before,
+            "current": now,
+            "delta": rounded(delta, digits),
+            "relative": rounded(delta / before, FRACTION_DIGITS) if delta is not None and before else None,
+        }
+    return deltas
+
+
+def _progress(run: Mapping[str, Any]) -> dict[str, int]:
+    return {
+        "planned_tasks": sum((run.get("regions") or {}).values()),
+        "registered_tasks": sum(len(tasks) for tasks in (run.get("registered_tasks") or {}).values()),
+        "completed_tasks": sum(len(tasks) for tasks in (run.get("completed_tasks") or {}).values()),
+    }
+
+
+def _start_skew_ms(run: Mapping[str, Any]) -> Optional[float]:
+    """Latest minus earliest actual k6 start over the tasks, from the run state."""
+    if run.get("start_skew_ms") is not None:
+        return rounded(run["start_skew_ms"], SECONDS_DIGITS)
+    started = [ms for tasks in (run.get("started_at") or {}).values() for ms in tasks.values()]
+    return rounded(max(started) - min(started), SECONDS_DIGITS) if started else None
+
+
+def _ordered(records: Iterable[Record]) -> list[Record]:
+    """The records in one order whatever the store's, so float sums come out the same every time."""
+    return sorted(
+        records,
+        key=lambda record: (
+            record.KIND,
+            record.region,
+            record.task,
+            record.start_ms,
+            getattr(record, "request", ""),
+            getattr(record, "method", ""),
+            getattr(record, "status_class", ""),
+        ),
+    )
+
+
+def _sorted_mapping(value: Any) -> Any:
+    """Nested mappings with their keys sorted (task ids numerically), for a stable summary."""
+    if not isinstance(value, Mapping):
+        return value
+    keys = sorted(value, key=lambda key: (0, int(key), "") if str(key).isdigit() else (1, 0, str(key)))
+    return {key: _sorted_mapping(value[key]) for key in keys}
+
+
+def _json_lines(where: str, body: bytes, run_id: str) -> list[Record]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RecordsError(f"{where} is not UTF-8 text: {error}") from None
+    return [
+        _record(f"{where} line {number}", from_json, line, run_id)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
+
+
+def _record(where: str, parse: Callable[[Any], Record], stored: Any, run_id: str) -> Record:
+    """The record ``parse(stored)`` makes, or RecordsError saying where the bad one is."""
+    try:
+        record = parse(stored)
+    except (ValueError, TypeError, AttributeError) as error:
+        raise RecordsError(f"{where}: not an interval record: {error}") from None
+    if record.run_id != run_id:
+        raise RecordsError(f"{where}: the record is of run {record.run_id!r}, not {run_id!r}")
+    return record
+
+
+def _scalar(datum: Mapping[str, Any], where: str) -> Optional[str]:
+    """A Timestream Query datum as text, None for NULL."""
+    if "ScalarValue" in datum:
+        return datum["ScalarValue"]
+    if datum.get("NullValue"):
+        return None
+    raise RecordsError(f"{where} has a value that is neither a scalar nor NULL: {datum!r}")
+
+
+def _identifier(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
