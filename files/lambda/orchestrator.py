@@ -10,7 +10,13 @@ Load generators and aggregators invoke it with one of four events:
 ``{"type": "test-init", "run_id": ...}``
     polled by waiting tasks: ``{"state": bool, "start_at": epoch ms | None, "server_time": epoch ms}``.
 ``{"type": "test-end", "run_id": ..., "region": ..., "task_id": ..., "exit_code": int}``
-    a task finished; when its region has completed, :func:`on_region_complete` runs.
+    a task finished; when its region has completed, :func:`on_region_complete` runs. Optional:
+    ``"started_at": int``, when the task's k6 resumed, in epoch ms on this function's clock
+    (the task's own clock corrected by the offset it estimated from ``server_time``); and
+    ``"thresholds": {"<metric selector>": {"<expression>": bool}}``, k6's verdict on each
+    threshold of the task's script, true if it passed (e.g.
+    ``{"http_req_duration{region:us-east-2}": {"p(95)<500": true}}``). Each is kept as first
+    reported; verdicts beyond the run item's size budget are dropped, and the task flagged.
 ``{"type": "test-reset", "run_id": ..., "regions": {region: task count}, "lead_seconds": int}``
     start the run over with this plan (``lead_seconds`` defaults to ``START_LEAD_SECONDS``).
 
@@ -138,7 +144,16 @@ def _test_init(event: dict, client, table: str, default_lead_seconds: int) -> di
 def _test_end(event: dict, client, table: str, default_lead_seconds: int) -> dict:
     run_id, region, task_id = _run_id(event), _string(event, "region"), _task_id(event)
     exit_code = _integer(event, "exit_code")
-    completion = orchestrator_state.record_test_end(client, table, run_id, region, task_id, exit_code)
+    completion = orchestrator_state.record_test_end(
+        client,
+        table,
+        run_id,
+        region,
+        task_id,
+        exit_code,
+        started_at=event.get("started_at"),
+        thresholds=event.get("thresholds"),
+    )
     if completion["region_completed_now"]:
         on_region_complete(run_id, region)
     return {"run_id": run_id, "region": region, "task_id": task_id, **completion}

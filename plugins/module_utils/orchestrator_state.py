@@ -22,6 +22,12 @@ Run item attributes:
     because DynamoDB has no empty sets
 ``completed_tasks`` (SS of ``"<region>#<task_id>"``) absent until the first test end
 ``exit_codes`` (M: ``"<region>#<task_id>"`` -> N) the first exit code each task reported
+``started_at`` (M: ``"<region>#<task_id>"`` -> N) when each task's k6 resumed, in epoch ms on
+    the orchestrator's clock, as first reported
+``task_thresholds`` (M: ``"<region>#<task_id>"`` -> M: metric selector -> M: expression -> BOOL)
+    k6's threshold verdicts (true: passed) each task first reported, cut to fit the item
+``thresholds_truncated`` (SS of ``"<region>#<task_id>"``) the tasks whose verdicts were cut;
+    absent until the first cut
 ``start_at`` (N, epoch milliseconds) absent until every planned task has registered
 ``created_at`` (N, epoch milliseconds) when the run was (re)set; it identifies one incarnation
     of a run, so a start decided for a run that was reset in between is not written
@@ -44,6 +50,18 @@ except ImportError:
 _TASK_ID = re.compile(r"0|[1-9][0-9]*")
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _KEY_SEPARATOR = "#"
+
+# A run is one item, and DynamoDB items are at most 400 KB. The threshold verdicts of all tasks
+# together get THRESHOLDS_ITEM_BUDGET_BYTES, shared by the planned tasks and at most
+# MAX_THRESHOLD_BYTES_PER_TASK each (about 40 verdicts of a short selector and expression);
+# the rest of the item takes under 100 bytes a task. A selector or expression longer than
+# MAX_THRESHOLD_NAME_CHARS, and verdicts past MAX_THRESHOLDS_PER_TASK, are dropped, never cut:
+# a cut name would name another threshold.
+THRESHOLDS_ITEM_BUDGET_BYTES = 128 * 1024
+MAX_THRESHOLD_BYTES_PER_TASK = 4 * 1024
+MAX_THRESHOLDS_PER_TASK = 50
+MAX_THRESHOLD_NAME_CHARS = 200
+_SHOWN_VALUE_MAX_CHARS = 80
 
 
 class OrchestratorStateError(Exception):
@@ -130,6 +148,78 @@ def check_task_in_plan(plan: dict[str, int], run_id: str, region: str, task_id: 
             f"task_id {task_id!r} is out of range for region {region!r} of run {run_id!r}"
             f" (planned task ids: 0..{plan[region] - 1})"
         )
+
+
+def validate_started_at(started_at: Any) -> int | None:
+    """Return the instant a task's k6 resumed (epoch ms), or None if not reported."""
+    if started_at is None:
+        return None
+    if isinstance(started_at, bool) or not isinstance(started_at, int) or started_at < 0:
+        raise OrchestratorStateError(
+            f"started_at must be epoch milliseconds (an integer >= 0), got {_shown(started_at)}"
+        )
+    return started_at
+
+
+def validate_thresholds(thresholds: Any) -> dict[str, dict[str, bool]] | None:
+    """Return k6's verdicts ``{metric selector: {expression: passed}}``, or None if not reported."""
+    if thresholds is None:
+        return None
+    if not isinstance(thresholds, dict):
+        raise OrchestratorStateError(
+            f"thresholds must be a mapping of metric selector to {{expression: passed}}, got {_shown(thresholds)}"
+        )
+    for selector, expressions in thresholds.items():
+        if not isinstance(selector, str) or not selector:
+            raise OrchestratorStateError(
+                f"thresholds: a metric selector must be a non-empty string, got {_shown(selector)}"
+            )
+        if not isinstance(expressions, dict):
+            raise OrchestratorStateError(
+                f"thresholds[{_shown(selector)}] must be a mapping of expression to passed, got {_shown(expressions)}"
+            )
+        for expression, passed in expressions.items():
+            if not isinstance(expression, str) or not expression:
+                raise OrchestratorStateError(
+                    f"thresholds[{_shown(selector)}]: an expression must be a non-empty string, got {_shown(expression)}"
+                )
+            if not isinstance(passed, bool):
+                raise OrchestratorStateError(
+                    f"thresholds[{_shown(selector)}][{_shown(expression)}] must be true (passed) or false, got {_shown(passed)}"
+                )
+    return thresholds
+
+
+def fit_thresholds(
+    thresholds: dict[str, dict[str, bool]], budget_bytes: int
+) -> tuple[dict[str, dict[str, bool]], bool]:
+    """The verdicts that fit in ``budget_bytes`` of the item, failures first; and whether any was dropped.
+
+    Sizes are counted as DynamoDB counts them: the UTF-8 bytes of every name, 1 byte for a
+    BOOL, 3 bytes for a map and 1 byte for each of its entries.
+    """
+    verdicts = sorted(
+        (passed, selector, expression)
+        for selector, expressions in thresholds.items()
+        for expression, passed in expressions.items()
+    )
+    kept: dict[str, dict[str, bool]] = {}
+    used = kept_count = 0
+    for passed, selector, expression in verdicts:
+        if max(len(selector), len(expression)) > MAX_THRESHOLD_NAME_CHARS or kept_count == MAX_THRESHOLDS_PER_TASK:
+            continue
+        cost = len(expression.encode()) + 2 + (0 if selector in kept else len(selector.encode()) + 4)
+        if used + cost > budget_bytes:
+            continue
+        kept.setdefault(selector, {})[expression] = passed
+        used += cost
+        kept_count += 1
+    return kept, kept_count < len(verdicts)
+
+
+def thresholds_budget_bytes(planned_tasks: int) -> int:
+    """The bytes of the run item one task's threshold verdicts may take."""
+    return min(MAX_THRESHOLD_BYTES_PER_TASK, THRESHOLDS_ITEM_BUDGET_BYTES // max(planned_tasks, 1))
 
 
 def task_key(region: str, task_id: str) -> str:
@@ -249,7 +339,10 @@ def reset_run(client, table: str, run_id: str, regions: dict[str, int], lead_sec
             "run_id": {"S": run_id},
             "planned_tasks": {"M": {region: {"N": str(count)} for region, count in plan.items()}},
             "start_lead_seconds": {"N": str(lead_seconds)},
+            # Tasks' values are set as map entries (exit_codes.#task), which needs the map to exist.
             "exit_codes": {"M": {}},
+            "started_at": {"M": {}},
+            "task_thresholds": {"M": {}},
             "created_at": {"N": str(now_ms())},
         },
     )
@@ -297,31 +390,60 @@ def start_state(client, table: str, run_id: str) -> dict:
     return {"state": run["start_at"] is not None, "start_at": run["start_at"], "server_time": now_ms()}
 
 
-def record_test_end(client, table: str, run_id: str, region: str, task_id: Any, exit_code: int) -> dict:
+def record_test_end(
+    client,
+    table: str,
+    run_id: str,
+    region: str,
+    task_id: Any,
+    exit_code: int,
+    started_at: int | None = None,
+    thresholds: dict[str, dict[str, bool]] | None = None,
+) -> dict:
     """Record that a task finished with ``exit_code``; report whether its region is done.
 
-    Adding to the completed set is idempotent, and the exit code is set only if absent (the
-    first report wins), so a retried or duplicated ``test-end`` changes nothing. The update
-    returns the item as it was before, so exactly one call sees its region go from incomplete
-    to complete: ``region_completed_now`` is true for that call only.
+    ``started_at`` (when its k6 resumed, epoch ms on the orchestrator's clock) and
+    ``thresholds`` (k6's verdicts, ``{metric selector: {expression: passed}}``) are optional;
+    every field is validated before anything is written.
+
+    Adding to the completed set is idempotent, and the exit code and the start are set only if
+    absent (the first report wins), so a retried or duplicated ``test-end`` changes nothing. The
+    update returns the item as it was before, so exactly one call sees its region go from
+    incomplete to complete: ``region_completed_now`` is true for that call only. The verdicts
+    are written after, in a second update sized by the plan that update returned.
     """
     task_id = normalize_task_id(task_id)
     validate_region_name(region)
     if isinstance(exit_code, bool) or not isinstance(exit_code, int):
-        raise OrchestratorStateError(f"exit_code must be an integer, got {exit_code!r}")
+        raise OrchestratorStateError(f"exit_code must be an integer, got {_shown(exit_code)}")
+    started_at = validate_started_at(started_at)
+    thresholds = validate_thresholds(thresholds)
     key = task_key(region, task_id)
-    item = _update_task_in_plan(
+    update = "ADD completed_tasks :task SET exit_codes.#task = if_not_exists(exit_codes.#task, :code)"
+    values = {":task": {"SS": [key]}, ":code": {"N": str(exit_code)}}
+    if started_at is not None:
+        update += ", started_at.#task = if_not_exists(started_at.#task, :started_at)"
+        values[":started_at"] = {"N": str(started_at)}
+    item = _update_run_maps(
         client,
         table,
         run_id,
-        region,
-        task_id,
-        UpdateExpression="ADD completed_tasks :task SET exit_codes.#task = if_not_exists(exit_codes.#task, :code)",
-        ExpressionAttributeNames={"#task": key},
-        ExpressionAttributeValues={":task": {"SS": [key]}, ":code": {"N": str(exit_code)}},
-        ReturnValues="ALL_OLD",
+        lambda: _update_task_in_plan(
+            client,
+            table,
+            run_id,
+            region,
+            task_id,
+            UpdateExpression=update,
+            ExpressionAttributeNames={"#task": key},
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_OLD",
+        ),
     )
     before = _decode_run(item)
+    if thresholds is not None:
+        budget = thresholds_budget_bytes(sum(before["planned_tasks"].values()))
+        _store_task_thresholds(client, table, before, key, *fit_thresholds(thresholds, budget))
     completed_before = _tasks_of_region(before["completed_tasks"], region)
     completed_after = completed_before | {task_id}
     region_complete = len(completed_after) == before["planned_tasks"][region]
@@ -342,10 +464,7 @@ def describe_run(run: dict) -> dict:
     """A decoded run item grouped by region, for people and playbooks (the info module's ``run``)."""
     plan = run["planned_tasks"]
     completed = {region: _sorted_ids(_tasks_of_region(run["completed_tasks"], region)) for region in plan}
-    exit_codes: dict[str, dict[str, int]] = {region: {} for region in plan}
-    for key, code in run["exit_codes"].items():
-        region, task_id = split_task_key(key)
-        exit_codes.setdefault(region, {})[task_id] = code
+    started_at = run["started_at"].values()
     return {
         "run_id": run["run_id"],
         "exists": True,
@@ -356,9 +475,12 @@ def describe_run(run: dict) -> dict:
         "start_at_iso8601": iso8601_utc(run["start_at"]),
         "completed_tasks": completed,
         "completed_regions": sorted(region for region in plan if len(completed[region]) == plan[region]),
-        "exit_codes": {
-            region: {task_id: codes[task_id] for task_id in _sorted_ids(set(codes))}
-            for region, codes in exit_codes.items()
+        "exit_codes": _by_region(run["exit_codes"], plan),
+        "started_at": _by_region(run["started_at"], plan),
+        "start_skew_ms": max(started_at) - min(started_at) if started_at else None,
+        "task_thresholds": _by_region(run["task_thresholds"], plan),
+        "thresholds_truncated": {
+            region: _sorted_ids(_tasks_of_region(run["thresholds_truncated"], region)) for region in plan
         },
         "created_at": run["created_at"],
         "created_at_iso8601": iso8601_utc(run["created_at"]),
@@ -457,6 +579,74 @@ def _decide_start(client, table: str, run: dict) -> tuple[int | None, bool]:
     return start_at, True
 
 
+def _store_task_thresholds(
+    client, table: str, run: dict, key: str, verdicts: dict[str, dict[str, bool]], truncated: bool
+) -> None:
+    """Set a task's verdicts unless it has some (the first report wins), flagging a cut.
+
+    ``created_at`` keeps the verdicts of a run that was reset since its end was recorded out of
+    the new run. Either condition failing means there is nothing to write.
+    """
+    update = "SET task_thresholds.#task = :verdicts"
+    values = {":verdicts": _thresholds_value(verdicts), ":created_at": {"N": str(run["created_at"])}}
+    if truncated:
+        update += " ADD thresholds_truncated :task"
+        values[":task"] = {"SS": [key]}
+    try:
+        _update_run_maps(
+            client,
+            table,
+            run["run_id"],
+            lambda: _call(
+                client.update_item,
+                table,
+                TableName=table,
+                Key={"run_id": {"S": run["run_id"]}},
+                UpdateExpression=update,
+                ConditionExpression="created_at = :created_at AND attribute_not_exists(task_thresholds.#task)",
+                ExpressionAttributeNames={"#task": key},
+                ExpressionAttributeValues=values,
+            ),
+        )
+    except ClientError as error:
+        if _error_code(error) != "ConditionalCheckFailedException":
+            raise
+
+
+def _thresholds_value(verdicts: dict[str, dict[str, bool]]) -> dict:
+    """One task's verdicts as a DynamoDB attribute value."""
+    return {
+        "M": {
+            selector: {"M": {expression: {"BOOL": passed} for expression, passed in expressions.items()}}
+            for selector, expressions in verdicts.items()
+        }
+    }
+
+
+def _update_run_maps(client, table: str, run_id: str, update: Callable[[], dict]) -> dict:
+    """Run ``update``, which sets entries of the run's maps; create missing maps and retry once.
+
+    Runs reset by an earlier version of this file have no ``started_at`` or ``task_thresholds``
+    map, and setting an entry of a missing map is a ValidationException.
+    """
+    try:
+        return update()
+    except ClientError as error:
+        if _error_code(error) != "ValidationException":
+            raise
+    _call(
+        client.update_item,
+        table,
+        TableName=table,
+        Key={"run_id": {"S": run_id}},
+        UpdateExpression="SET started_at = if_not_exists(started_at, :empty),"
+        " task_thresholds = if_not_exists(task_thresholds, :empty)",
+        ConditionExpression="attribute_exists(run_id)",
+        ExpressionAttributeValues={":empty": {"M": {}}},
+    )
+    return update()
+
+
 def _get_run(client, table: str, run_id: str) -> dict:
     """The decoded run item; raise RunNotFoundError if missing."""
     item = _get_item(client, table, run_id)
@@ -480,6 +670,15 @@ def _decode_run(item: dict) -> dict:
         "registered_tasks": set(item.get("registered_tasks", {}).get("SS", [])),
         "completed_tasks": set(item.get("completed_tasks", {}).get("SS", [])),
         "exit_codes": {key: int(value["N"]) for key, value in item.get("exit_codes", {}).get("M", {}).items()},
+        "started_at": {key: int(value["N"]) for key, value in item.get("started_at", {}).get("M", {}).items()},
+        "task_thresholds": {
+            key: {
+                selector: {expression: verdict["BOOL"] for expression, verdict in expressions["M"].items()}
+                for selector, expressions in value["M"].items()
+            }
+            for key, value in item.get("task_thresholds", {}).get("M", {}).items()
+        },
+        "thresholds_truncated": set(item.get("thresholds_truncated", {}).get("SS", [])),
         "start_at": int(item["start_at"]["N"]) if "start_at" in item else None,
         "created_at": int(item["created_at"]["N"]),
     }
@@ -492,6 +691,23 @@ def _tasks_of_region(keys: set[str], region: str) -> set[str]:
 
 def _sorted_ids(task_ids: set[str]) -> list[str]:
     return sorted(task_ids, key=int)
+
+
+def _by_region(values: dict[str, Any], plan: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """``{"<region>#<task_id>": value}`` as ``{region: {task_id: value}}``, every planned region included."""
+    grouped: dict[str, dict[str, Any]] = {region: {} for region in plan}
+    for key, value in values.items():
+        region, task_id = split_task_key(key)
+        grouped.setdefault(region, {})[task_id] = value
+    return {
+        region: {task_id: tasks[task_id] for task_id in _sorted_ids(set(tasks))} for region, tasks in grouped.items()
+    }
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` short enough for an error message."""
+    shown = repr(value)
+    return shown if len(shown) <= _SHOWN_VALUE_MAX_CHARS else shown[: _SHOWN_VALUE_MAX_CHARS - 3] + "..."
 
 
 def _call(operation: Callable[..., dict], table: str, **request: Any) -> dict:

@@ -12,7 +12,7 @@ short_description: Read test runs from the orchestrator state table
 description:
   - Returns one test run, or every run, from the DynamoDB table in which the orchestrator Lambda
     keeps its state. A run shows its plan, the registered tasks, the decided start, the ended
-    tasks and their exit codes.
+    tasks, their exit codes, when their k6 started and k6's threshold verdicts.
   - Fails if the table does not exist.
   - Use M(constellation.loadtest.orchestrator_state) to create the table and plan runs.
 author:
@@ -100,6 +100,34 @@ run:
       description: The exit code each ended task reported, by region and task id.
       type: dict
       sample: {"us-east-2": {"0": 0, "1": 0, "2": 99}, "ap-northeast-1": {}}
+    started_at:
+      description:
+        - When each task's k6 resumed, in epoch milliseconds on the orchestrator's clock, by region
+          and task id, as the task first reported it in its end.
+        - A task that ended before k6 resumed reports none.
+      type: dict
+      sample: {"us-east-2": {"0": 1748779260004, "1": 1748779260011, "2": 1748779260007}, "ap-northeast-1": {}}
+    start_skew_ms:
+      description:
+        - The spread of RV(run.started_at) over every task that reported it, in milliseconds
+          (latest minus earliest).
+        - V(0) when one task reported it, V(null) when none did.
+      type: int
+      sample: 7
+    task_thresholds:
+      description:
+        - k6's verdict on each threshold of the script, as each task first reported it, by region
+          and task id; V(true) means the threshold passed in that task.
+        - Each task runs k6 with the tag C(region), so a threshold on a submetric such as
+          C(http_req_duration{region:us-east-2}) is judged in that region's tasks only.
+        - The verdicts of one task are cut to fit the run's DynamoDB item, failed ones kept first;
+          RV(run.thresholds_truncated) names the tasks that were cut.
+      type: dict
+      sample: {"us-east-2": {"0": {"http_req_duration{region:us-east-2}": {"p(95)<500": true}}}, "ap-northeast-1": {}}
+    thresholds_truncated:
+      description: The ids of the tasks of each planned region whose threshold verdicts were cut to fit.
+      type: dict
+      sample: {"us-east-2": [], "ap-northeast-1": []}
     created_at:
       description: When the run was created or last reset, in epoch milliseconds.
       type: int

@@ -204,6 +204,18 @@ def test_every_task_end_is_recorded(vus_run):
     state = vus_run.state
     assert state["exit_codes"] == {region: {"0": 0, "1": 0, "2": 0} for region in ("ca-central-1", "us-east-2")}, state
     assert state["completed_regions"] == ["ca-central-1", "us-east-2"], state
+    assert state["task_thresholds"] == {region: {"0": {}, "1": {}, "2": {}} for region in ("ca-central-1", "us-east-2")}
+
+
+def test_every_task_reports_when_k6_resumed_on_the_orchestrators_clock(vus_run):
+    started_at = vus_run.state["started_at"]
+    assert {region: sorted(tasks) for region, tasks in started_at.items()} == {
+        region: ["0", "1", "2"] for region in ("ca-central-1", "us-east-2")
+    }
+    offsets = [at - vus_run.state["start_at"] for tasks in started_at.values() for at in tasks.values()]
+    print(f"k6 resumed {min(offsets)} to {max(offsets)} ms after start_at; skew {vus_run.state['start_skew_ms']} ms")
+    assert all(-100 < offset < 300 for offset in offsets), offsets
+    assert vus_run.state["start_skew_ms"] == max(offsets) - min(offsets)
 
 
 def test_k6_pushes_metrics_to_the_aggregator(vus_run):
@@ -286,6 +298,46 @@ def test_script_exception_is_surfaced(moto_server, tmp_path):
     exited = run.events("k6-exited")["us-east-2-0"][0]
     assert exited["exit_code"] == 107 and exited["meaning"] == "k6 ScriptException"
     assert run.state["exit_codes"] == {"us-east-2": {"0": 107}}
+
+
+THRESHOLDS_SCRIPT = (
+    """
+import { sleep } from 'k6';
+export const options = {
+  tags: { team: 'blue' },
+  thresholds: {
+    'iterations{region:us-east-2}': ['count>0'],
+    'iterations{region:eu-west-1}': ['count>0'],
+    'iterations{team:blue}': ['count>0'],
+  },
+};
+export default function () { sleep(0.1); }
+"""
+    + SUMMARY
+)
+
+
+def test_k6_threshold_verdicts_are_reported_per_task_with_its_region_tag(moto_server, tmp_path):
+    config = load_config(settings={"home_region": HOME, "remote_regions": {"us-east-2": 1}, "duration_seconds": 1})
+    summary_dir = home_with(moto_server, tmp_path, THRESHOLDS_SCRIPT, config, "judged", lead_seconds=1)
+    tasks = local_tasks(config, settings(moto_server.url, "judged", summary_dir))
+    run = execute(moto_server.url, tmp_path, tasks, "judged")
+
+    assert run.results[0].load_generator_exit_code == 99, run.failures()  # k6 ThresholdsHaveFailed
+    assert run.state["exit_codes"] == {"us-east-2": {"0": 99}}
+    # Only a region tag of us-east-2 passes the first and fails the second; the third passes
+    # only if the script's own tags survived the region tag.
+    assert run.state["task_thresholds"] == {
+        "us-east-2": {
+            "0": {
+                "iterations{region:us-east-2}": {"count>0": True},
+                "iterations{region:eu-west-1}": {"count>0": False},
+                "iterations{team:blue}": {"count>0": True},
+            }
+        }
+    }
+    assert run.state["thresholds_truncated"] == {"us-east-2": []}
+    assert "us-east-2-0" in run.summaries  # the script's own handleSummary still ran
 
 
 def test_sigterm_stops_k6_gracefully_and_still_reports_the_end(moto_server, tmp_path):

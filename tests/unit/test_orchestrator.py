@@ -67,8 +67,10 @@ def register(run_id: str, region: str, task_id) -> dict:
     return invoke({"type": "agg-record", "run_id": run_id, "region": region, "task_id": task_id})
 
 
-def end(run_id: str, region: str, task_id, exit_code: int = 0) -> dict:
-    return invoke({"type": "test-end", "run_id": run_id, "region": region, "task_id": task_id, "exit_code": exit_code})
+def end(run_id: str, region: str, task_id, exit_code: int = 0, **extra) -> dict:
+    return invoke(
+        {"type": "test-end", "run_id": run_id, "region": region, "task_id": task_id, "exit_code": exit_code, **extra}
+    )
 
 
 def raw_item(client, run_id: str) -> dict:
@@ -215,6 +217,120 @@ def test_duplicate_test_end_is_harmless_and_the_region_completes_once(lambda_env
     assert run["exit_codes"] == {"us-east-2": {"0": 0, "1": 99}, "eu-west-1": {}}
 
 
+def test_started_at_and_thresholds_are_kept_as_first_reported(lambda_env):
+    reset("k6", {"us-east-2": 2, "eu-west-1": 1})
+    assert orchestrator_state.read_run(lambda_env, TABLE, "k6")["start_skew_ms"] is None
+    verdicts = {
+        "http_req_duration{region:us-east-2}": {"p(95)<500": True, "p(99)<900": False},
+        "checks": {"rate>0.9": True},
+    }
+
+    assert end("k6", "us-east-2", "0", exit_code=99, started_at=1_000_040, thresholds=verdicts)["ok"]
+    assert orchestrator_state.read_run(lambda_env, TABLE, "k6")["start_skew_ms"] == 0
+    duplicate = end("k6", "us-east-2", "0", exit_code=0, started_at=5, thresholds={"checks": {"rate>0.9": False}})
+    assert duplicate["ok"]
+    assert end("k6", "us-east-2", "1", started_at=1_000_000)["ok"]
+    assert end("k6", "eu-west-1", "0")["ok"]  # k6 never resumed: no start, no verdicts
+
+    run = orchestrator_state.read_run(lambda_env, TABLE, "k6")
+    assert run["started_at"] == {"us-east-2": {"0": 1_000_040, "1": 1_000_000}, "eu-west-1": {}}
+    assert run["start_skew_ms"] == 40
+    assert run["task_thresholds"] == {"us-east-2": {"0": verdicts}, "eu-west-1": {}}
+    assert run["thresholds_truncated"] == {"us-east-2": [], "eu-west-1": []}
+    assert run["exit_codes"]["us-east-2"] == {"0": 99, "1": 0}
+
+    reset("k6", {"us-east-2": 2, "eu-west-1": 1})
+    fresh = orchestrator_state.read_run(lambda_env, TABLE, "k6")
+    assert fresh["started_at"] == fresh["task_thresholds"] == {"us-east-2": {}, "eu-west-1": {}}
+    assert end("k6", "us-east-2", "1", started_at=7, thresholds={"checks": {"rate>0.9": True}})["ok"]
+    assert orchestrator_state.read_run(lambda_env, TABLE, "k6")["started_at"]["us-east-2"] == {"1": 7}
+
+
+def test_test_end_fills_in_maps_missing_from_a_run_reset_by_an_earlier_version(dynamodb):
+    orchestrator_state.reset_run(dynamodb, TABLE, "old", {"us-east-2": 1}, 30)
+    dynamodb.update_item(
+        TableName=TABLE, Key={"run_id": {"S": "old"}}, UpdateExpression="REMOVE started_at, task_thresholds"
+    )
+
+    orchestrator_state.record_test_end(dynamodb, TABLE, "old", "us-east-2", "0", 0, 12, {"checks": {"rate>0.9": True}})
+
+    run = orchestrator_state.read_run(dynamodb, TABLE, "old")
+    assert run["started_at"] == {"us-east-2": {"0": 12}} and run["completed_regions"] == ["us-east-2"]
+    assert run["task_thresholds"] == {"us-east-2": {"0": {"checks": {"rate>0.9": True}}}}
+
+
+def test_verdicts_of_a_run_reset_meanwhile_are_not_written(dynamodb):
+    orchestrator_state.reset_run(dynamodb, TABLE, "r", {"us-east-2": 1}, 30)
+    stale = orchestrator_state._get_run(dynamodb, TABLE, "r")
+    time.sleep(0.01)
+    orchestrator_state.reset_run(dynamodb, TABLE, "r", {"us-east-2": 1}, 30)
+
+    orchestrator_state._store_task_thresholds(
+        dynamodb, TABLE, stale, "us-east-2#0", {"checks": {"rate>0.9": True}}, True
+    )
+
+    item = raw_item(dynamodb, "r")
+    assert item["task_thresholds"] == {"M": {}} and "thresholds_truncated" not in item
+
+
+# Far more than one task may store: 60 verdicts, most named near the length cap, 3 short failures.
+MANY_VERDICTS = {
+    **{
+        f"http_req_duration{{name:{'n' * 150}-{metric}}}": {f"p({p})<{'9' * 150}": p != 90 for p in (90, 95, 99)}
+        for metric in range(19)
+    },
+    "checks": {"rate>0.9": False, "rate>0.5": True, "rate>0.99": False},
+}
+
+
+def test_a_task_of_a_large_run_keeps_its_failed_verdicts_and_is_flagged(dynamodb):
+    orchestrator_state.reset_run(dynamodb, TABLE, "wide", {"us-east-2": 200, "eu-west-1": 200}, 30)
+
+    for task in ("0", "7"):
+        orchestrator_state.record_test_end(dynamodb, TABLE, "wide", "eu-west-1", task, 99, 1_000, MANY_VERDICTS)
+
+    run = orchestrator_state.read_run(dynamodb, TABLE, "wide")
+    assert run["thresholds_truncated"] == {"us-east-2": [], "eu-west-1": ["0", "7"]}
+    expected = orchestrator_state.fit_thresholds(MANY_VERDICTS, orchestrator_state.thresholds_budget_bytes(400))[0]
+    assert expected == {"checks": {"rate>0.9": False, "rate>0.99": False, "rate>0.5": True}}  # long names do not fit
+    assert run["task_thresholds"]["eu-west-1"] == {"0": expected, "7": expected}
+
+
+def dynamodb_size(value: dict) -> int:
+    """The size DynamoDB bills for an attribute value of names, BOOLs and maps (its documented rules)."""
+    if "BOOL" in value:
+        return 1
+    return 3 + sum(len(name.encode()) + dynamodb_size(inner) + 1 for name, inner in value["M"].items())
+
+
+@pytest.mark.parametrize("planned_tasks", [1, 32, 400, 1000])
+def test_the_verdicts_of_every_task_together_stay_within_the_item_budget(planned_tasks):
+    budget = orchestrator_state.thresholds_budget_bytes(planned_tasks)
+    kept, truncated = orchestrator_state.fit_thresholds(MANY_VERDICTS, budget)
+
+    assert truncated and kept
+    assert dynamodb_size(orchestrator_state._thresholds_value(kept)) - 3 <= budget
+    assert budget * planned_tasks <= orchestrator_state.THRESHOLDS_ITEM_BUDGET_BYTES < 200_000
+
+
+def test_fit_thresholds_keeps_failures_first_and_drops_what_does_not_fit():
+    verdicts = {"b": {"p(95)<1": True, "x" * 201: False}, "a": {"count>0": True, "rate<1": False}}
+
+    assert orchestrator_state.fit_thresholds(verdicts, 1000) == (
+        {"a": {"count>0": True, "rate<1": False}, "b": {"p(95)<1": True}},
+        True,
+    )
+    assert orchestrator_state.fit_thresholds(verdicts, len("a") + 4 + len("rate<1") + 2) == (
+        {"a": {"rate<1": False}},
+        True,
+    )
+    many = {"m": {f"count>{n}": True for n in range(orchestrator_state.MAX_THRESHOLDS_PER_TASK + 1)}}
+    kept, truncated = orchestrator_state.fit_thresholds(many, 10_000)
+    assert len(kept["m"]) == orchestrator_state.MAX_THRESHOLDS_PER_TASK and truncated
+    assert orchestrator_state.fit_thresholds({"a": {"count>0": True}}, 100) == ({"a": {"count>0": True}}, False)
+    assert orchestrator_state.fit_thresholds({}, 0) == ({}, False)
+
+
 def test_region_complete_hook_is_logged_as_json(lambda_env, capsys):
     reset("hook", {"eu-west-1": 1})
     capsys.readouterr()
@@ -260,6 +376,7 @@ def test_list_and_delete_runs(dynamodb):
 # Malformed events: an error naming the field and the value, never an exception
 # ---------------------------------------------------------------------------------------------
 
+TEST_END = {"type": "test-end", "run_id": "plan", "region": "us-east-2", "task_id": "0", "exit_code": 0}
 MALFORMED_EVENTS = [
     pytest.param(["agg-record"], ["event must be a JSON object", "list"], id="not-a-dict"),
     pytest.param(None, ["event must be a JSON object", "None"], id="none"),
@@ -322,6 +439,28 @@ MALFORMED_EVENTS = [
         {"type": "test-end", "run_id": "plan", "region": "us-east-2", "task_id": "5", "exit_code": 0},
         ["task_id '5' is out of range"],
         id="test-end-task-out-of-range",
+    ),
+    pytest.param(
+        {**TEST_END, "started_at": "1"},
+        ["started_at must be epoch milliseconds", "'1'"],
+        id="started-at-not-an-integer",
+    ),
+    pytest.param({**TEST_END, "started_at": True}, ["started_at", "True"], id="started-at-bool"),
+    pytest.param({**TEST_END, "thresholds": []}, ["thresholds must be a mapping", "[]"], id="thresholds-not-a-mapping"),
+    pytest.param(
+        {**TEST_END, "thresholds": {"checks": ["rate>0.9"]}},
+        ["thresholds['checks'] must be a mapping", "['rate>0.9']"],
+        id="threshold-expressions-not-a-mapping",
+    ),
+    pytest.param(
+        {**TEST_END, "thresholds": {"checks": {"rate>0.9": "yes"}}},
+        ["thresholds['checks']['rate>0.9'] must be true (passed) or false", "'yes'"],
+        id="threshold-verdict-not-a-bool",
+    ),
+    pytest.param(
+        {**TEST_END, "thresholds": {"checks": {"": True}}},
+        ["thresholds['checks']: an expression must be a non-empty string", "''"],
+        id="threshold-expression-empty",
     ),
     pytest.param({"type": "test-reset", "run_id": "plan"}, ["'regions' is missing"], id="reset-missing-regions"),
     pytest.param(

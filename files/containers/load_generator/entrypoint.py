@@ -3,10 +3,15 @@
 
 """The load generator: one task's share of a test run, started at the instant every task starts.
 
-Flow: check k6 (>= 1.0) -> fetch the script from the home bucket -> wait for the aggregator
-sidecar -> register with the orchestrator -> poll until the start is decided -> start k6
-paused (VUs initialise now, not at the start) -> resume k6 at the decided instant -> wait for
-k6 -> ask the aggregator to flush -> report ``test-end`` with k6's exit code -> exit.
+Flow: check k6 (>= 1.0) -> fetch the script from the home bucket -> read the script's tags
+-> wait for the aggregator sidecar -> register with the orchestrator -> poll until the start
+is decided -> start k6 paused (VUs initialise now, not at the start) -> resume k6 at the
+decided instant -> wait for k6 -> ask the aggregator to flush -> report ``test-end`` with
+k6's exit code, when k6 resumed (on the orchestrator's clock) and k6's threshold verdicts ->
+exit.
+
+k6 tags every sample of the task with ``region``, so a script threshold on a submetric such
+as ``http_req_duration{region:us-east-2}`` holds in that region's tasks only.
 
 Runs the same in the container and as a local process (the local executor), with
 ``PYTHONPATH=<collection>/plugins/module_utils:<collection>/files/lambda``.
@@ -73,6 +78,8 @@ POLL_FIRST_DELAY_SECONDS = 0.25
 POLL_MAX_DELAY_SECONDS = 2.0
 # Initialising many VUs of a large script can take tens of seconds.
 K6_API_TIMEOUT_SECONDS = 120
+# `k6 inspect` runs the script's init code once, as each VU will.
+K6_INSPECT_TIMEOUT_SECONDS = K6_API_TIMEOUT_SECONDS
 # After its duration k6 stops iterations gracefully; this bounds our wait after a SIGTERM.
 K6_STOP_GRACE_SECONDS = 60
 # The aggregator writes everything it holds to the results store before answering /finish.
@@ -274,8 +281,12 @@ def check_k6(binary: str) -> str:
     return shown
 
 
-def k6_command(settings: Settings, script: Path) -> list[str]:
-    """The k6 command line for this task: paused, metrics to the aggregator, its segment."""
+def k6_command(settings: Settings, script: Path, tags: Mapping[str, str], summary_export: Path) -> list[str]:
+    """The k6 command line for this task: paused, metrics to the aggregator, its segment.
+
+    ``summary_export`` receives k6's legacy JSON summary, thresholds included; unlike a
+    ``handleSummary`` of ours it leaves the script's own ``handleSummary`` alone.
+    """
     command = [
         settings.k6,
         "run",
@@ -288,7 +299,11 @@ def k6_command(settings: Settings, script: Path) -> list[str]:
         "json",
         "--quiet",  # no progress bar: its redraws are noise in container logs
         "--no-usage-report",  # no call home from the load generators
+        "--summary-export",
+        str(summary_export),
     ]
+    for name, value in tags.items():
+        command += ["--tag", f"{name}={value}"]
     if settings.load_model == "vus":
         command += ["--vus", str(settings.vus), "--duration", f"{settings.duration_ms}ms"]
     if settings.execution_segment:
@@ -296,6 +311,77 @@ def k6_command(settings: Settings, script: Path) -> list[str]:
     if settings.execution_segment_sequence:
         command += ["--execution-segment-sequence", settings.execution_segment_sequence]
     return [*command, str(script)]
+
+
+def k6_tags(settings: Settings, script_tags: Mapping[str, str] | None) -> dict[str, str]:
+    """The tags to give k6: the script's own ``options.tags`` and ``region``, which wins.
+
+    ``k6 run --tag`` replaces the script's ``options.tags`` rather than adding to them (k6 1.1),
+    so when the script's are unknown no tag is given.
+    """
+    if script_tags is None:
+        return {}
+    return {**script_tags, "region": settings.region}
+
+
+def read_script_tags(settings: Settings, script: Path) -> dict[str, str] | None:
+    """The script's ``options.tags`` (``{}`` if it has none), from ``k6 inspect``; None if unknown."""
+    try:
+        completed = subprocess.run(
+            [settings.k6, "inspect", str(script)],
+            env=k6_environment(settings),
+            capture_output=True,
+            text=True,
+            timeout=K6_INSPECT_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        log("warning", "script-tags-unknown", message=f"k6 inspect did not run: {error}; k6 runs without tags")
+        return None
+    try:
+        options = json.loads(completed.stdout) if completed.returncode == 0 else None
+    except ValueError:
+        options = None
+    tags = (options.get("tags") or {}) if isinstance(options, dict) else None
+    if not isinstance(tags, dict) or not all(isinstance(value, str) for value in tags.values()):
+        log(
+            "warning",
+            "script-tags-unknown",
+            message=f"k6 inspect (exit {completed.returncode}) did not report the script's options; k6 runs without"
+            f" tags: {completed.stderr.strip()[:300]!r}",
+        )
+        return None
+    return tags
+
+
+def read_thresholds(summary_export: Path) -> dict[str, dict[str, bool]] | None:
+    """k6's verdict on each threshold, ``{metric selector: {expression: passed}}``; None without a summary.
+
+    In the summary export a threshold maps to whether it was *crossed*: k6 1.1 writes
+    ``"count>100": true`` for a counter at 3, so the verdict is its negation. k6 writes the
+    summary after a script exception and after SIGTERM too, but not when it cannot start or
+    is killed.
+    """
+    try:
+        summary = json.loads(summary_export.read_text())
+    except (OSError, ValueError):
+        return None
+    metrics = summary.get("metrics") if isinstance(summary, dict) else None
+    if not isinstance(metrics, dict):
+        return None
+    verdicts = {}
+    for selector, metric in metrics.items():
+        thresholds = metric.get("thresholds") if isinstance(metric, dict) else None
+        if not isinstance(thresholds, dict):
+            continue
+        passed = {
+            expression: not crossed
+            for expression, crossed in thresholds.items()
+            if expression and isinstance(crossed, bool)
+        }
+        if selector and passed:
+            verdicts[selector] = passed
+    return verdicts
 
 
 K6_PUSH_INTERVAL = "1s"
@@ -332,6 +418,31 @@ def http_request(url: str, method: str = "GET", body: dict | None = None, timeou
 # ---------------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Start:
+    """The decided start on this machine's clock, and the orchestrator's clock relative to it."""
+
+    at_local_ms: float
+    clock_offset_ms: float  # the orchestrator's clock = ours + clock_offset_ms
+
+    def on_orchestrator_clock(self, local_ms: float) -> int:
+        return round(local_ms + self.clock_offset_ms)
+
+
+@dataclass(frozen=True)
+class K6Run:
+    """How k6 ran: its exit code, when it resumed and its threshold verdicts (None if unknown)."""
+
+    exit_code: int
+    started_at: int | None  # epoch ms on the orchestrator's clock
+    thresholds: dict[str, dict[str, bool]] | None
+
+    def test_end_fields(self) -> dict[str, Any]:
+        """The optional fields of ``test-end`` that are known."""
+        fields = {"started_at": self.started_at, "thresholds": self.thresholds}
+        return {name: value for name, value in fields.items() if value is not None}
 
 
 class LoadGenerator:
@@ -381,16 +492,19 @@ class LoadGenerator:
     def run(self) -> int:
         """Run the task; return the exit status. test-end is reported whatever happened."""
         aggregator_ready = False
+        k6_run: K6Run | None = None
         try:
             with tempfile.TemporaryDirectory(prefix="constellation-") as workdir:
                 script = self.fetch_script(Path(workdir))
+                tags = k6_tags(self.settings, read_script_tags(self.settings, script))
                 self.wait_for_aggregator()
                 aggregator_ready = True
                 self.check_stop()
                 registration = self.register()
-                start_at_local_ms = self.wait_for_start(registration)
+                start = self.wait_for_start(registration)
                 self.check_stop()
-                exit_code = self.run_k6(script, start_at_local_ms)
+                k6_run = self.run_k6(script, tags, start, Path(workdir) / "summary-export.json")
+                exit_code = k6_run.exit_code
         except LoadGeneratorError as error:
             log("error", "failed", exit_code=int(error.failure), reason=error.failure.name, message=str(error))
             exit_code = int(error.failure)
@@ -398,7 +512,7 @@ class LoadGenerator:
             log("warning", "interrupted", exit_code=interruption.exit_code, message=str(interruption))
             exit_code = interruption.exit_code
         follow_up = [self.finish_aggregator()] if aggregator_ready else []
-        follow_up.append(self.report_end(exit_code))
+        follow_up.append(self.report_end(exit_code, k6_run.test_end_fields() if k6_run else {}))
         return final_exit_code(exit_code, [failure for failure in follow_up if failure is not None])
 
     def fetch_script(self, workdir: Path) -> Path:
@@ -441,8 +555,8 @@ class LoadGenerator:
         log("info", "registered", registered=answer["registered"], planned=answer["planned"])
         return answer
 
-    def wait_for_start(self, registration: dict) -> float:
-        """Poll test-init until the start is decided; return it in local epoch ms.
+    def wait_for_start(self, registration: dict) -> Start:
+        """Poll test-init until the start is decided; return it on our clock, with the offset.
 
         The start was set by the orchestrator's clock; ``server_time`` estimates the offset of
         ours to it (to within half the round trip of the answering poll).
@@ -459,9 +573,8 @@ class LoadGenerator:
                 raise LoadGeneratorError(Failure.ORCHESTRATOR, f"polling the start failed: {error}") from None
             if answer["state"]:
                 offset_ms = answer["server_time"] - (sent_ms + time.time() * 1000) / 2
-                start_at_local_ms = answer["start_at"] - offset_ms
                 log("info", "start-decided", start_at=answer["start_at"], clock_offset_ms=round(offset_ms, 1))
-                return start_at_local_ms
+                return Start(at_local_ms=answer["start_at"] - offset_ms, clock_offset_ms=offset_ms)
             if time.monotonic() + delay > self.deadline:
                 raise LoadGeneratorError(
                     Failure.START_TIMEOUT,
@@ -472,16 +585,17 @@ class LoadGenerator:
             self.pause(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, POLL_MAX_DELAY_SECONDS)
 
-    def run_k6(self, script: Path, start_at_local_ms: float) -> int:
-        """Start k6 paused now, resume it at the start, and return its exit code."""
-        command = k6_command(self.settings, script)
+    def run_k6(self, script: Path, tags: Mapping[str, str], start: Start, summary_export: Path) -> K6Run:
+        """Start k6 paused now, resume it at the start, and wait for it to exit."""
+        command = k6_command(self.settings, script, tags, summary_export)
         log("info", "k6-launching", command=command)
         self.k6 = subprocess.Popen(command, env=k6_environment(self.settings))
+        started_at = None
         try:
             if self.wait_for_k6_api():
-                start_monotonic = time.monotonic() + (start_at_local_ms - time.time() * 1000) / 1000
+                start_monotonic = time.monotonic() + (start.at_local_ms - time.time() * 1000) / 1000
                 self.pause(start_monotonic - time.monotonic())
-                self.resume_k6(start_at_local_ms)
+                started_at = start.on_orchestrator_clock(self.resume_k6(start.at_local_ms))
             exit_code = self.k6.wait()
         except (Interrupted, LoadGeneratorError):
             self.stop_k6()
@@ -492,7 +606,7 @@ class LoadGenerator:
             exit_code=exit_code,
             meaning=describe_exit_code(exit_code),
         )
-        return exit_code
+        return K6Run(exit_code, started_at, read_thresholds(summary_export))
 
     def wait_for_k6_api(self) -> bool:
         """Wait until paused k6 answers on its REST API; False if k6 exited first."""
@@ -511,7 +625,8 @@ class LoadGenerator:
             self.pause(0.05)
         return False
 
-    def resume_k6(self, start_at_local_ms: float) -> None:
+    def resume_k6(self, start_at_local_ms: float) -> float:
+        """Resume k6; return when, in local epoch ms (k6 answers once it has resumed)."""
         body = {"data": {"type": "status", "id": "default", "attributes": {"paused": False}}}
         try:
             status = http_request(f"{self.settings.k6_api_url}/v1/status", method="PATCH", body=body)
@@ -522,6 +637,7 @@ class LoadGenerator:
         if status != 200:
             raise LoadGeneratorError(Failure.K6_NOT_READY, f"k6 refused to resume (HTTP {status})")
         log("info", "k6-started", at_ms=round(at_ms, 1), late_ms=round(at_ms - start_at_local_ms, 1))
+        return at_ms
 
     def stop_k6(self) -> None:
         """Stop k6 gracefully, and kill it if it does not exit within the grace period."""
@@ -546,14 +662,23 @@ class LoadGenerator:
         log("error", "aggregator-finish-failed", url=url, message=f"results of this task may be incomplete: {detail}")
         return Failure.AGGREGATOR_FINISH
 
-    def report_end(self, exit_code: int) -> Failure | None:
+    def report_end(self, exit_code: int, k6_fields: Mapping[str, Any]) -> Failure | None:
+        """Report ``test-end``: the exit code, and what is known of k6's run (``K6Run.test_end_fields``)."""
         s = self.settings
+        event = {
+            "type": "test-end",
+            "run_id": s.run_id,
+            "region": s.region,
+            "task_id": s.task_index,
+            "exit_code": exit_code,
+            **k6_fields,
+        }
         try:
-            self.orchestrator.report_end(s.run_id, s.region, s.task_index, exit_code)
+            self.orchestrator.send(event)
         except OrchestratorError as error:
             log("error", "test-end-failed", exit_code=exit_code, message=str(error))
             return Failure.TEST_END
-        log("info", "test-end", exit_code=exit_code, meaning=describe_exit_code(exit_code))
+        log("info", "test-end", exit_code=exit_code, meaning=describe_exit_code(exit_code), **k6_fields)
         return None
 
 
