@@ -43,8 +43,9 @@ def stored_records(s3, run_id: str) -> list:
     records = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"runs/{run_id}/records/"):
         for item in page.get("Contents", []):
-            body = s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read().decode()
-            records.extend(from_json(line) for line in body.splitlines() if line.strip())
+            if item["Key"].endswith(".jsonl"):  # not progress.json
+                body = s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read().decode()
+                records.extend(from_json(line) for line in body.splitlines() if line.strip())
     return records
 
 

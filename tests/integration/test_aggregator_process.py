@@ -142,6 +142,7 @@ def stored_records(s3) -> list:
     return [
         from_json(line)
         for item in listing.get("Contents", [])
+        if item["Key"].endswith(".jsonl")  # not progress.json
         for line in s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read().decode().splitlines()
     ]
 

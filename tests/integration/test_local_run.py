@@ -69,14 +69,29 @@ def test_local_run_starts_once_and_stores_records_from_every_region(moto, tmp_pa
     assert run["registered_tasks"] == {"us-east-2": ["0", "1"], "ap-northeast-1": ["0"], "ca-central-1": ["0"]}
     assert run["completed_regions"] == sorted(REGIONS)
     assert {code for region in run["exit_codes"].values() for code in region.values()} == {0}
+    assert {region: sorted(tasks) for region, tasks in run["started_at"].items()} == run["registered_tasks"]
+    assert all(abs(at - run["start_at"]) < 500 for tasks in run["started_at"].values() for at in tasks.values()), run
 
     s3 = moto.client("s3", HOME)
-    records = []
+    records, saved_progress = [], {}
     for item in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"runs/{RUN_ID}/records/").get("Contents", []):
         body = s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read().decode()
+        if item["Key"].endswith("/progress.json"):  # records are the *.jsonl objects
+            saved_progress[tuple(item["Key"].split("/")[3:5])] = json.loads(body)
+            continue
         records += [from_json(line) for line in body.splitlines() if line.strip()]
     requests = [r for r in records if isinstance(r, RequestRecord)]
     assert {r.region for r in requests} == set(REGIONS)
     assert {r.request for r in requests} == {"list-users", "checkout"}
     failed = sum(r.failures for r in requests if r.request == "checkout")
     assert failed == sum(r.requests for r in requests if r.request == "checkout") > 0
+
+    # Each task's progress object holds its records' totals, and the last progress lines show them.
+    by_task: dict[tuple[str, str], list[int]] = {}
+    for r in requests:
+        counts = by_task.setdefault((r.region, r.task), [0, 0])
+        counts[0], counts[1] = counts[0] + r.requests, counts[1] + r.failures
+    assert {task: [p["requests"], p["failures"]] for task, p in saved_progress.items()} == by_task
+    for region, tasks in REGIONS.items():
+        total = sum(r.requests for r in requests if r.region == region)
+        assert f"{region}: {tasks} of {tasks} tasks registered, {tasks} completed; {total:,} requests" in progress

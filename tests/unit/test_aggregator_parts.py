@@ -13,6 +13,7 @@ import itertools
 import json
 import logging
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from botocore.awsrequest import AWSResponse
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "files" / "containers" / "aggregator"))
 
+import entrypoint  # noqa: E402
 import remote_pb2  # noqa: E402
 import stores  # noqa: E402
 from histogram import Histogram  # noqa: E402
@@ -33,6 +35,8 @@ from intervals import REQUESTS  # noqa: E402
 from intervals import VUS  # noqa: E402
 from intervals import Identity  # noqa: E402
 from intervals import IntervalAggregator  # noqa: E402
+from progress import TaskProgress  # noqa: E402
+from progress import is_record_key  # noqa: E402
 from records import RequestRecord  # noqa: E402
 from records import TaskRecord  # noqa: E402
 from records import from_json  # noqa: E402
@@ -284,12 +288,125 @@ def test_the_s3_store_writes_one_json_lines_object_per_write_under_the_runs_pref
     records = interval_records(20)
     assert store.write(records[:12]).written == 12
     assert store.write(records[12:]).written == 8
-    keys = [item["Key"] for item in s3.list_objects_v2(Bucket="home")["Contents"]]
+    listed = [item["Key"] for item in s3.list_objects_v2(Bucket="home")["Contents"]]
+    keys = [key for key in listed if is_record_key(key)]
     assert len(keys) == 2
     assert all(key.startswith("runs/run-1/records/eu-west-1/0/") and key.endswith(".jsonl") for key in keys)
+    assert set(listed) - set(keys) == {"runs/run-1/records/eu-west-1/0/progress.json"}
     stored = [
         from_json(line)
         for key in sorted(keys)
         for line in s3.get_object(Bucket="home", Key=key)["Body"].read().decode().splitlines()
     ]
     assert stored == records
+
+
+# ---- The S3 store's running totals (progress.json).
+
+PROGRESS_KEY = "runs/run-1/records/eu-west-1/0/progress.json"
+
+
+@pytest.fixture
+def home_bucket(moto):
+    s3 = stores.client("s3", "eu-central-1", moto.url)
+    s3.create_bucket(Bucket="home", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    return s3
+
+
+def stored_progress(s3) -> TaskProgress:
+    return TaskProgress.from_json(s3.get_object(Bucket="home", Key=PROGRESS_KEY)["Body"].read())
+
+
+def stored_totals(s3) -> tuple[int, int, int]:
+    """(requests, failures, iterations) of every record in the bucket."""
+    records = [
+        from_json(line)
+        for item in s3.list_objects_v2(Bucket="home")["Contents"]
+        if is_record_key(item["Key"])
+        for line in s3.get_object(Bucket="home", Key=item["Key"])["Body"].read().decode().splitlines()
+    ]
+    requests = [r for r in records if isinstance(r, RequestRecord)]
+    iterations = sum(r.iterations for r in records if isinstance(r, TaskRecord))
+    return sum(r.requests for r in requests), sum(r.failures for r in requests), iterations
+
+
+def task_record(start_ms: int, iterations: int) -> TaskRecord:
+    return TaskRecord("run-1", "eu-west-1", "0", start_ms, 5000, iterations, 1000, 100, 2)
+
+
+def test_progress_is_written_with_the_first_records_then_at_most_every_period_and_on_drain(home_bucket, monkeypatch):
+    monkeypatch.setattr(stores, "PROGRESS_SECONDS", 3600.0)
+    first = [*interval_records(7), task_record(1_750_000_000_000, 30)]
+    later = [*interval_records(14)[7:], task_record(1_750_000_005_000, 25)]
+    store = stores.S3Store(home_bucket, "home", "run-1", "eu-west-1", "0")
+
+    store.write(first)
+    assert stored_progress(home_bucket).requests == 70
+
+    store.write(later)
+    assert stored_progress(home_bucket).requests == 70, "rewritten within the period"
+
+    writer = stores.Writer(store)
+    writer.drain()
+    writer.stop()
+    saved = stored_progress(home_bucket)
+    assert (saved.requests, saved.failures, saved.iterations) == stored_totals(home_bucket) == (140, 0, 55)
+    assert saved.updated_ms > 1_750_000_000_000
+
+
+def test_progress_counts_only_the_records_that_were_written(home_bucket, monkeypatch):
+    monkeypatch.setattr(stores, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda *_args: 0)
+    store = stores.S3Store(home_bucket, "home", "run-1", "eu-west-1", "0")
+    assert store.write(interval_records(5)).written == 5
+
+    def fail_records(request, **_kwargs):
+        if request.url.split("?")[0].endswith(".jsonl"):
+            return AWSResponse(request.url, 500, {}, _Body(b"<Error><Code>InternalError</Code></Error>"))
+        return None
+
+    home_bucket.meta.events.register("before-send.s3.PutObject", fail_records)
+    assert store.write(interval_records(3)).failed == 3
+    home_bucket.meta.events.unregister("before-send.s3.PutObject", fail_records)
+    assert store.write(interval_records(2)).written == 2
+
+    saved = stored_progress(home_bucket)
+    assert (saved.requests, saved.failures, saved.iterations) == stored_totals(home_bucket) == (70, 0, 0)
+
+
+def test_a_failed_progress_write_is_logged_and_the_records_still_count(home_bucket, monkeypatch, caplog):
+    monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda *_args: 0)
+
+    def fail_progress(request, **_kwargs):
+        if request.url.split("?")[0].endswith("progress.json"):
+            return AWSResponse(request.url, 500, {}, _Body(b"<Error><Code>InternalError</Code></Error>"))
+        return None
+
+    home_bucket.meta.events.register("before-send.s3.PutObject", fail_progress)
+    with caplog.at_level(logging.WARNING, logger="aggregator"):
+        outcome = stores.S3Store(home_bucket, "home", "run-1", "eu-west-1", "0").write(interval_records(4))
+    assert (outcome.written, outcome.failed) == (4, 0)
+    assert [r.getMessage() for r in caplog.records] == ["progress_not_written"]
+
+
+def test_finish_writes_the_partial_interval_and_progress_with_k6s_totals(home_bucket, monkeypatch):
+    monkeypatch.setattr(stores, "PROGRESS_SECONDS", 3600.0)
+    writer = stores.Writer(stores.S3Store(home_bucket, "home", "run-1", "eu-west-1", "0"))
+    server = entrypoint.AggregatorServer(("127.0.0.1", 0), IntervalAggregator(WHO, 5000), writer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        push = urllib.request.Request(f"{url}/api/v1/write", data=FIXTURE.read_bytes(), method="POST")
+        with urllib.request.urlopen(push, timeout=10) as response:
+            assert response.status == 204
+        with pytest.raises(home_bucket.exceptions.NoSuchKey):
+            stored_progress(home_bucket)  # no records yet: the interval is still open
+        finish = urllib.request.Request(f"{url}/finish", data=b"", method="POST")
+        with urllib.request.urlopen(finish, timeout=30) as response:
+            assert json.load(response)["written"] == 3
+    finally:
+        server.shutdown()
+        server.server_close()
+        writer.stop()
+    saved = stored_progress(home_bucket)
+    assert (saved.requests, saved.failures, saved.iterations) == stored_totals(home_bucket) == (2078, 1039, 1039)

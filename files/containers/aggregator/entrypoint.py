@@ -26,7 +26,8 @@ Environment:
 ``CONSTELLATION_RESULTS_STORE``       ``timestream`` (default) or ``s3``
 ``CONSTELLATION_TIMESTREAM_DATABASE`` ``CONSTELLATION_TIMESTREAM_TABLE``  for ``timestream``
 ``CONSTELLATION_BUCKET``              the home bucket, for ``s3``: objects under
-                                      ``runs/<run_id>/records/<region>/<task>/``
+                                      ``runs/<run_id>/records/<region>/<task>/`` (the
+                                      records, ``*.jsonl``, and their totals, ``progress.json``)
 ``CONSTELLATION_INTERVAL_SECONDS``    interval length (default 5); k6's
                                       ``K6_PROMETHEUS_RW_PUSH_INTERVAL`` should be shorter
                                       (e.g. 1s): a push's counts land in the interval of its time

@@ -4,6 +4,9 @@ Retries are botocore's "standard" mode: jittered exponential backoff (capped at 
 throttling (``ThrottlingException``, ...), 5xx answers (``InternalServerException``) and
 connection errors, ``MAX_ATTEMPTS`` attempts in all. A batch that still fails, and every record
 Timestream rejects, is logged record by record and counted: nothing is dropped silently.
+
+The S3 store also keeps the task's running totals (``progress.json``, see progress.py) beside its
+records, so that a run's progress is a few small reads rather than every record.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -22,12 +26,17 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError
 
+from progress import PROGRESS_OBJECT
+from progress import TaskProgress
 from records import Record
 from records import to_json
 from records import to_timestream
 
 MAX_ATTEMPTS = 8
 TIMESTREAM_BATCH = 100  # the most records one WriteRecords call takes
+# The S3 store rewrites a task's progress.json at most this often, and on the final flush: current
+# enough for a poll every 30 s, and half as many PUTs as the records of 5 s intervals.
+PROGRESS_SECONDS = 10.0
 
 LOG = logging.getLogger("aggregator")
 
@@ -52,6 +61,9 @@ class Store(Protocol):
 
     def write(self, records: list[Record]) -> Outcome: ...
 
+    def save_progress(self) -> None:
+        """Bring the store's running totals (if it keeps any) up to the records written so far."""
+
 
 def client(service: str, region: str, endpoint_url: Optional[str]) -> Any:
     config = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS})
@@ -75,6 +87,9 @@ class TimestreamStore:
             outcome.add(self._write_batch(records[first : first + TIMESTREAM_BATCH]))
         return outcome
 
+    def save_progress(self) -> None:
+        """Nothing to save: Timestream's progress is a query over the records (progress.py)."""
+
     def _write_batch(self, batch: list[Record]) -> Outcome:
         try:
             self._client.write_records(
@@ -90,15 +105,26 @@ class TimestreamStore:
 
 
 class S3Store:
-    """One JSON-lines object per write, under ``runs/<run_id>/records/<region>/<task>/``."""
+    """One JSON-lines object per write, under ``runs/<run_id>/records/<region>/<task>/``, and there
+    too ``progress.json``: the totals of the records written so far, written after them."""
 
     def __init__(self, s3: Any, bucket: str, run_id: str, region: str, task: str) -> None:
         self._client = s3
         self._bucket = bucket
         self._prefix = f"runs/{run_id}/records/{region}/{task}/"
+        self._progress = TaskProgress()
+        self._progress_saved = True  # nothing to save before the first records
+        self._progress_saved_at: Optional[float] = None  # time.monotonic() of the last save
 
     def check(self) -> None:
-        self._client.head_bucket(Bucket=self._bucket)
+        # The one permission the task role has on the bucket is PutObject under this prefix, so
+        # the check is a write: the (empty) progress of this task.
+        self._client.put_object(
+            Bucket=self._bucket,
+            Key=self._prefix + PROGRESS_OBJECT,
+            Body=self._progress.to_json().encode(),
+            ContentType="application/json",
+        )
 
     def write(self, records: list[Record]) -> Outcome:
         # The first interval's start orders the objects in time; the random part keeps a restarted
@@ -109,7 +135,32 @@ class S3Store:
             self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/x-ndjson")
         except (ClientError, BotoCoreError) as error:
             return _failed(records, error)
+        self._progress.count(records)
+        self._progress_saved = False
+        if self._progress_saved_at is None or time.monotonic() - self._progress_saved_at >= PROGRESS_SECONDS:
+            self.save_progress()
         return Outcome(written=len(records))
+
+    def save_progress(self) -> None:
+        """Overwrite progress.json with the totals of the records written so far, unless it has them.
+
+        Progress is a convenience: a failed write is logged, and the next write of records tries again.
+        """
+        if self._progress_saved:
+            return
+        self._progress.updated_ms = int(time.time() * 1000)
+        try:
+            self._client.put_object(
+                Bucket=self._bucket,
+                Key=self._prefix + PROGRESS_OBJECT,
+                Body=self._progress.to_json().encode(),
+                ContentType="application/json",
+            )
+        except (ClientError, BotoCoreError) as error:
+            LOG.warning("progress_not_written", extra={"fields": {"error": str(error)}})
+            return
+        self._progress_saved = True
+        self._progress_saved_at = time.monotonic()
 
 
 class Writer:
@@ -129,8 +180,12 @@ class Writer:
             self._queue.put(records)
 
     def drain(self) -> None:
-        """Return once everything submitted so far has been written (or counted as lost)."""
+        """Return once everything submitted so far has been written (or counted as lost), and the
+        store's running totals cover it."""
         self._queue.join()
+        # The writer thread is idle now, and stays so: pushes and /finish share the one HTTP thread,
+        # and the final flush comes after it stopped.
+        self.store.save_progress()
 
     def stop(self) -> None:
         self._queue.put(None)

@@ -1,0 +1,171 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: constellation.loadtest contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: run_progress_info
+version_added: 0.1.0
+short_description: Read the requests and errors so far of a load test run, per region
+description:
+  - Returns how many requests the tasks of a run have made so far in each region, how many of
+    them failed, and the totals of the run. Meant to be polled while the run goes on; the numbers
+    trail the load by an interval or two.
+  - With the C(s3) store, reads the small running-totals object C(progress.json) each task's
+    aggregator keeps beside its records under C(runs/<run_id>/records/<region>/<task>/), not the
+    records themselves. A task that has written no records yet is not counted.
+  - With the C(timestream) store, runs one aggregate query over the run's request records.
+  - Use M(constellation.loadtest.orchestrator_state_info) for which tasks registered and ended.
+author:
+  - Constellation maintainers (@constellation-loadtest)
+options:
+  run_id:
+    description:
+      - The run, 1 to 64 letters, digits, hyphens and underscores, starting with a letter or digit.
+    required: true
+    type: str
+  results_store:
+    description:
+      - Where the run's interval records are.
+    required: true
+    type: str
+    choices: [s3, timestream]
+  bucket:
+    description:
+      - The home bucket. Required when O(results_store=s3).
+    type: str
+  database:
+    description:
+      - The Timestream database. Required when O(results_store=timestream).
+    type: str
+  table:
+    description:
+      - The Timestream table. Required when O(results_store=timestream).
+    type: str
+notes:
+  - Needs C(s3:ListBucket) and C(s3:GetObject) on the home bucket (C(s3) store), or
+    C(timestream:Select) on the table and C(timestream:DescribeEndpoints) (C(timestream) store).
+  - A poll costs one S3 C(ListObjectsV2) call per region plus one C(GetObject) per task, or one
+    Timestream query.
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Read the progress of a run stored in S3
+  constellation.loadtest.run_progress_info:
+    run_id: "20250601T120000Z"
+    results_store: s3
+    bucket: constellation-123456789012-eu-central-1
+  register: progress
+
+- name: Show the requests and the error rate of every region
+  ansible.builtin.debug:
+    msg: >-
+      {{ item.key }}: {{ item.value.requests }} requests,
+      {{ '%.1f' | format(item.value.error_rate * 100) }} % errors
+  loop: "{{ progress.regions | dict2items }}"
+
+- name: Read the progress of a run stored in Timestream
+  constellation.loadtest.run_progress_info:
+    run_id: "20250601T120000Z"
+    results_store: timestream
+    database: constellation
+    table: results
+  register: progress
+"""
+
+RETURN = r"""
+regions:
+  description:
+    - Region name to the progress of the run's tasks in that region, for every region that has
+      stored anything so far. Each is shaped like RV(totals).
+  returned: always
+  type: dict
+  sample:
+    us-east-2: {"requests": 12345, "failures": 99, "error_rate": 0.00802, "tasks_reporting": 3}
+    ap-northeast-1: {"requests": 4100, "failures": 0, "error_rate": 0.0, "tasks_reporting": 1}
+totals:
+  description: The progress of the whole run, the sum over RV(regions).
+  returned: always
+  type: dict
+  contains:
+    requests:
+      description: Requests made so far.
+      type: int
+      sample: 16445
+    failures:
+      description: Requests k6 counted as failed (C(http_req_failed)) so far.
+      type: int
+      sample: 99
+    error_rate:
+      description: RV(totals.failures) divided by RV(totals.requests); V(0.0) before any request.
+      type: float
+      sample: 0.00602
+    tasks_reporting:
+      description:
+        - The tasks the numbers come from. With C(s3), the tasks with a progress object; with
+          C(timestream), the tasks with request records.
+      type: int
+      sample: 4
+"""
+
+try:
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
+
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.constellation.loadtest.plugins.module_utils import progress
+from ansible_collections.constellation.loadtest.plugins.module_utils import timestream
+from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.orchestrator_state import RetryingClient
+
+
+def read_progress(module):
+    params = module.params
+    # A poll that cannot read progress is shown as such; it should not wait minutes to say so.
+    retry = AWSRetry.jittered_backoff(retries=3, delay=1, max_delay=5)
+    if params["results_store"] == "s3":
+        s3 = RetryingClient(module.client("s3"), retry)
+        return progress.read_s3_progress(s3, params["bucket"], params["run_id"])
+    query = RetryingClient(module.client("timestream-query"), retry)
+    return progress.read_timestream_progress(query, params["database"], params["table"], params["run_id"])
+
+
+def main():
+    argument_spec = dict(
+        run_id=dict(type="str", required=True),
+        results_store=dict(type="str", required=True, choices=["s3", "timestream"]),
+        bucket=dict(type="str"),
+        database=dict(type="str"),
+        table=dict(type="str"),
+    )
+    module = ConstellationAWSModule(
+        argument_spec=argument_spec,
+        required_if=[("results_store", "s3", ("bucket",)), ("results_store", "timestream", ("database", "table"))],
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["results_store"] == "timestream":
+        errors = timestream.name_errors(database=params["database"], table=params["table"])
+        if errors:
+            module.fail_json(msg=" ".join(errors))
+    try:
+        progress.validate_run_id(params["run_id"])
+        regions = read_progress(module)
+    except progress.ProgressError as e:
+        module.fail_json(msg=str(e))
+    except (ClientError, BotoCoreError) as e:
+        module.fail_json_aws(e, msg=f"Failed to read the progress of run {params['run_id']}")
+    module.exit_json(changed=False, **progress.summary(regions))
+
+
+if __name__ == "__main__":
+    main()
