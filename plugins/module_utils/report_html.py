@@ -71,7 +71,7 @@ HIGHER_IS_BETTER = frozenset({"rps", "iterations"})
 LATENCY_LABELS = {"min": "min", "avg": "avg", "med": "p50", "p90": "p90", "p95": "p95", "p99": "p99", "max": "max"}
 LATENCY_METRICS = frozenset({"min", "avg", "med", "p50", "p90", "p95", "p99", "max"})
 LOWER_IS_BETTER = frozenset({"error_rate", "failures"}) | LATENCY_METRICS
-TEXT_WIDTH = 96
+TEXT_WIDTH = 78  # Ansible's YAML output folds longer strings
 
 
 class _Html(str):
@@ -728,10 +728,10 @@ def _text_number(value: Optional[float], digits: int = 1) -> str:
 def _text_row(scope: str, totals: dict[str, Any]) -> str:
     error_rate = totals.get("error_rate")
     errors = "-" if error_rate is None else f"{error_rate * 100:.2f}%"
-    latencies = "".join(f" {_text_number(_latency(totals, key)):>10}" for key in ("med", "p95", "p99"))
+    latencies = "".join(f" {_text_number(_latency(totals, key)):>9}" for key in ("med", "p95", "p99"))
     return (
-        f"{_clip(scope, 24):<24} {_text_number(totals.get('requests'), 0):>11}"
-        f" {_text_number(totals.get('rps')):>10} {errors:>8}{latencies}"
+        f"{_clip(scope, 16):<16} {_text_number(totals.get('requests'), 0):>9}"
+        f" {_text_number(totals.get('rps')):>9} {errors:>7}{latencies}"
     )
 
 
@@ -748,7 +748,7 @@ def _text_threshold(threshold: dict[str, Any]) -> str:
 
 
 def summary_table(summary: dict[str, Any]) -> str:
-    """The summary as fixed-width text (under 100 columns) for the play's output."""
+    """The summary as fixed-width text (at most TEXT_WIDTH columns) for the play's output."""
     verdict = str(summary.get("verdict") or "partial").upper()
     measured = summary.get("measured_seconds")
     lines = [
@@ -761,9 +761,9 @@ def summary_table(summary: dict[str, Any]) -> str:
     ]
     if not summary.get("complete", False):
         progress = _progress_text(summary).replace(NO_DATA, "-")
-        lines.append(_clip(f"PARTIAL: the test has not finished ({progress})", TEXT_WIDTH))
+        lines.append(_clip(f"PARTIAL: not finished ({progress})", TEXT_WIDTH))
     lines.append(
-        f"{'scope':<24} {'requests':>11} {'req/s':>10} {'errors':>8} {'p50 ms':>10} {'p95 ms':>10} {'p99 ms':>10}"
+        f"{'scope':<16} {'requests':>9} {'req/s':>9} {'errors':>7} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}"
     )
     lines.append(_text_row("all regions", summary.get("overall") or {}))
     regions = summary.get("regions") or {}

@@ -1,0 +1,438 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: constellation.loadtest contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: run_report
+version_added: 0.1.0
+short_description: Report on a load test run and judge it against thresholds
+description:
+  - Reads a run's interval records from the results store (every page of a Timestream query, or
+    every object under the run's prefix in the home bucket), its state from the orchestrator table
+    and its manifest from the home bucket, merges the latency histograms of all tasks and regions,
+    and writes C(index.html) (a self-contained report that works offline) and C(summary.json)
+    into O(report_dir).
+  - Thresholds are k6's own syntax and are evaluated on the merged data of every region. They
+    are those of the run's script (its C(options.thresholds), read with C(k6 inspect)) and those
+    of O(thresholds). Metrics the results store does not hold (checks, custom metrics) are judged
+    from the verdicts k6 reported for each task.
+  - The module does not fail on a breached threshold; it returns RV(breaches) and
+    RV(summary.verdict), so a playbook can print the report first and fail afterwards.
+  - While the run is still going, the report holds the data so far and says so.
+  - The files are written only when their content changes; a report of a finished run is the same
+    every time, so a second run reports no change.
+author:
+  - Constellation maintainers (@constellation-loadtest)
+requirements:
+  - plotly (the charts; its JavaScript is embedded in the report)
+  - k6, to read the script's thresholds (see O(script_thresholds))
+options:
+  run_id:
+    description:
+      - The run to report on.
+    required: true
+    type: str
+  bucket:
+    description:
+      - The home bucket, holding the run's script and manifest (and its records for the C(s3) store).
+    required: true
+    type: str
+  state_table:
+    description:
+      - The orchestrator's DynamoDB table.
+    required: true
+    type: str
+  results_store:
+    description:
+      - Where the run's interval records are.
+    required: true
+    type: str
+    choices: [s3, timestream]
+  database:
+    description:
+      - The Timestream database. Required when O(results_store=timestream).
+    type: str
+  table:
+    description:
+      - The Timestream table. Required when O(results_store=timestream).
+    type: str
+  report_dir:
+    description:
+      - The directory to write C(index.html) and C(summary.json) into; created if missing.
+    required: true
+    type: path
+  thresholds:
+    description:
+      - More thresholds in k6's syntax, metric (with an optional tag filter such as
+        C(http_req_duration{region:us-east-2})) to a list of expressions, each a string such as
+        C(p(95\)<500) or a dict with C(threshold) and C(abortOnFail).
+    type: dict
+    default: {}
+  script_thresholds:
+    description:
+      - Whether to evaluate the thresholds in the run's script too.
+      - Needs O(k6_binary) on the machine running the module.
+    type: bool
+    default: true
+  k6_binary:
+    description:
+      - The k6 executable used to read the script's options.
+    type: str
+    default: k6
+  baseline_run_id:
+    description:
+      - A run of the same deployment to compare with; the report and summary gain per-region deltas
+        of throughput, p95 latency and error rate.
+    type: str
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Report on a run and compare it with the previous one
+  constellation.loadtest.run_report:
+    run_id: nightly-42
+    bucket: constellation-123456789012-eu-central-1
+    state_table: constellation-orchestrator
+    results_store: s3
+    report_dir: reports/nightly-42
+    thresholds:
+      http_req_duration: ["p(95)<500"]
+      "http_req_duration{region:ap-northeast-1}": ["p(99)<1500"]
+      http_req_failed: ["rate<0.01"]
+    baseline_run_id: nightly-41
+  register: report
+
+- name: Fail the job on a breached threshold
+  ansible.builtin.fail:
+    msg: "{{ report.breaches | map(attribute='message') | join('; ') }}"
+  when: report.breaches | length > 0
+"""
+
+RETURN = r"""
+report:
+  description: The path of the HTML report.
+  returned: success
+  type: str
+  sample: reports/nightly-42/index.html
+summary_file:
+  description: The path of C(summary.json).
+  returned: success
+  type: str
+  sample: reports/nightly-42/summary.json
+summary:
+  description:
+    - The content of C(summary.json); see the collection's C(docs/summary.md) for every field.
+  returned: success
+  type: dict
+  contains:
+    run_id:
+      description: The run.
+      type: str
+      sample: nightly-42
+    complete:
+      description: Whether every planned task has ended; if not, the numbers are the data so far.
+      type: bool
+      sample: true
+    verdict:
+      description: V(pass), V(fail) or V(partial) (the run has not ended).
+      type: str
+      sample: pass
+    overall:
+      description: Requests, failures, error rate, throughput and latency percentiles of the whole run.
+      type: dict
+      sample: {"requests": 1212, "failures": 12, "error_rate": 0.0099, "rps": 40.4,
+               "latency": {"p50": 12.0, "p95": 41.0, "p99": 80.3}}
+    thresholds:
+      description: Every threshold with its measured value, limit and verdict.
+      type: list
+      elements: dict
+table:
+  description: A compact text table of the summary, as printed by the visualize playbook.
+  returned: success
+  type: list
+  elements: str
+breaches:
+  description: The thresholds that were breached, each with a one-line RV(breaches[].message).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"name": "http_req_duration", "expression": "p(95)<500", "value": 612.3, "limit": 500.0,
+            "message": "http_req_duration p(95)<500 breached: measured 612.3, limit 500"}]
+failed_tasks:
+  description: Tasks whose k6 ended with an error other than a crossed threshold (exit code 99).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"region": "us-east-2", "task": "1", "exit_code": 107,
+            "message": "us-east-2 task 1 ended with k6 exit code 107 (its share of the load may be missing)"}]
+failures:
+  description: The messages of RV(breaches) and RV(failed_tasks), one line each.
+  returned: success
+  type: list
+  elements: str
+"""
+
+import json
+import os
+import re
+import tempfile
+
+try:
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
+
+from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.common.text.converters import to_native
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.constellation.loadtest.plugins.module_utils import orchestrator_state
+from ansible_collections.constellation.loadtest.plugins.module_utils import report_data
+from ansible_collections.constellation.loadtest.plugins.module_utils import report_html
+from ansible_collections.constellation.loadtest.plugins.module_utils import thresholds as k6_thresholds
+from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
+
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+K6_THRESHOLD_EXIT_CODE = 99
+REPORT_FILE_MODE = 0o644
+
+
+class ReportError(Exception):
+    """A problem the user can fix, reported without a traceback."""
+
+
+def check_run_id(option, run_id):
+    if not RUN_ID_PATTERN.match(run_id):
+        raise ReportError(
+            f"{option} {run_id!r} is not a run id: 1 to 64 letters, digits, hyphens and underscores, "
+            "starting with a letter or digit"
+        )
+
+
+def parse_thresholds(thresholds, source):
+    try:
+        return k6_thresholds.parse_all(thresholds, source)
+    except ValueError as e:
+        raise ReportError(f"{source}: {e}") from None
+
+
+def read_object(s3, bucket, key):
+    """The object's bytes, or None if it does not exist."""
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise
+
+
+def read_run(dynamodb, state_table, run_id):
+    try:
+        return orchestrator_state.read_run(dynamodb, state_table, run_id)
+    except orchestrator_state.RunNotFoundError:
+        runs = [run["run_id"] for run in orchestrator_state.list_runs(dynamodb, state_table)]
+        known = ", ".join(runs[-10:]) if runs else "none"
+        raise ReportError(f"run {run_id!r} is not in the orchestrator table {state_table} (runs there: {known})") from None
+
+
+def read_manifest(s3, bucket, run_id, run):
+    """The manifest run_test uploaded; a stand-in from the orchestrator's plan if it is missing."""
+    body = read_object(s3, bucket, f"runs/{run_id}/run.json")
+    if body is not None:
+        return json.loads(body)
+    return {"run_id": run_id, "regions": {region: {"tasks": tasks} for region, tasks in run["regions"].items()}}
+
+
+def read_script_thresholds(module, s3, bucket, run_id):
+    """The thresholds of the run's script, read from the copy run_test uploaded with `k6 inspect`."""
+    body = read_object(s3, bucket, f"runs/{run_id}/script.js")
+    if body is None:
+        raise ReportError(f"the script of run {run_id} is not in s3://{bucket}/runs/{run_id}/script.js")
+    k6 = module.get_bin_path(module.params["k6_binary"])
+    if k6 is None:
+        raise ReportError(
+            f"k6_binary {module.params['k6_binary']!r} was not found: k6 reads the script's thresholds "
+            "(install k6, or set script_thresholds to false)"
+        )
+    with tempfile.TemporaryDirectory(prefix="constellation-report-") as workdir:
+        path = os.path.join(workdir, "script.js")
+        with open(path, "wb") as script:
+            script.write(body)
+        rc, out, err = module.run_command([k6, "inspect", path])
+    if rc != 0:
+        raise ReportError(f"k6 inspect could not read the script of run {run_id}: {err.strip() or out.strip()}")
+    try:
+        return k6_thresholds.from_k6_inspect(out)
+    except ValueError as e:
+        raise ReportError(f"the thresholds of the script of run {run_id}: {e}") from None
+
+
+def read_records(module, run_id):
+    params = module.params
+    if params["results_store"] == "s3":
+        return report_data.read_records_s3(module.client("s3"), params["bucket"], run_id)
+    return report_data.read_records_timestream(
+        module.client("timestream-query"), params["database"], params["table"], run_id
+    )
+
+
+def write_if_changed(path, content, check_mode):
+    """Write content to path unless it already holds it; whether it changed."""
+    data = content.encode("utf-8")
+    try:
+        with open(path, "rb") as current:
+            if current.read() == data:
+                return False
+    except FileNotFoundError:
+        pass
+    if not check_mode:
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, delete=False) as staged:
+            staged.write(data)
+        os.chmod(staged.name, REPORT_FILE_MODE)  # mkstemp makes it private; a report is for sharing
+        os.replace(staged.name, path)
+    return True
+
+
+def breaches_of(summary):
+    return [
+        dict(
+            threshold,
+            message=(
+                f"{threshold['name']} {threshold['expression']} breached: measured "
+                f"{_show(threshold.get('value'))}, limit {_show(threshold.get('limit'))}"
+                + (" (k6's verdicts of the tasks)" if threshold.get("evaluated_on") == "tasks" else "")
+            ),
+        )
+        for threshold in summary["thresholds"]
+        if not threshold["ok"]
+    ]
+
+
+def failed_tasks_of(summary):
+    return [
+        {
+            "region": region,
+            "task": task,
+            "exit_code": code,
+            "message": f"{region} task {task} ended with k6 exit code {code} (its share of the load may be missing)",
+        }
+        for region, codes in sorted(summary.get("exit_codes", {}).items())
+        for task, code in sorted(codes.items(), key=lambda item: int(item[0]))
+        if code not in (0, K6_THRESHOLD_EXIT_CODE)
+    ]
+
+
+def _show(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def build_report(module):
+    params = module.params
+    run_id = params["run_id"]
+    check_run_id("run_id", run_id)
+    if params["baseline_run_id"] is not None:
+        check_run_id("baseline_run_id", params["baseline_run_id"])
+    if params["results_store"] == "timestream" and not (params["database"] and params["table"]):
+        raise ReportError("results_store timestream needs database and table")
+    # Bad thresholds are refused before anything is read.
+    thresholds = parse_thresholds(params["thresholds"], "constellation_thresholds")
+
+    retry = AWSRetry.jittered_backoff()
+    s3 = module.client("s3", retry_decorator=retry)
+    dynamodb = orchestrator_state.RetryingClient(module.client("dynamodb"), retry)
+    run = read_run(dynamodb, params["state_table"], run_id)
+    manifest = read_manifest(s3, params["bucket"], run_id, run)
+    if params["script_thresholds"]:
+        thresholds = parse_thresholds(read_script_thresholds(module, s3, params["bucket"], run_id), "script") + thresholds
+
+    baseline_run = baseline_records = None
+    if params["baseline_run_id"] is not None:
+        baseline_run = read_run(dynamodb, params["state_table"], params["baseline_run_id"])
+        baseline_records = read_records(module, params["baseline_run_id"])
+
+    summary = report_data.build_summary(
+        read_records(module, run_id),
+        run=run,
+        plan=manifest["regions"],
+        run_id=run_id,
+        deployment=manifest.get("deployment"),
+        results_store=params["results_store"],
+        thresholds=thresholds,
+        baseline_records=baseline_records,
+        baseline_run_id=params["baseline_run_id"],
+        baseline_run=baseline_run,
+        # With the script load model the script decides how long the load runs.
+        duration_ms=manifest.get("duration_ms") if manifest.get("load_model") == "vus" else None,
+    )
+    summary["executor"] = manifest.get("executor")
+    summary["duration_ms"] = manifest.get("duration_ms")
+    summary["script"] = manifest.get("script")
+
+    report_dir = params["report_dir"]
+    report_path = os.path.join(report_dir, "index.html")
+    summary_path = os.path.join(report_dir, "summary.json")
+    changed = write_if_changed(report_path, report_html.render(summary), module.check_mode)
+    changed |= write_if_changed(summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n", module.check_mode)
+    breaches = breaches_of(summary)
+    failed_tasks = failed_tasks_of(summary)
+    return dict(
+        changed=changed,
+        report=report_path,
+        summary_file=summary_path,
+        summary=summary,
+        table=report_html.summary_table(summary).splitlines(),
+        breaches=breaches,
+        failed_tasks=failed_tasks,
+        failures=[item["message"] for item in breaches + failed_tasks],
+    )
+
+
+def main():
+    argument_spec = dict(
+        run_id=dict(type="str", required=True),
+        bucket=dict(type="str", required=True),
+        state_table=dict(type="str", required=True),
+        results_store=dict(type="str", required=True, choices=["s3", "timestream"]),
+        database=dict(type="str"),
+        table=dict(type="str"),
+        report_dir=dict(type="path", required=True),
+        thresholds=dict(type="dict", default={}),
+        script_thresholds=dict(type="bool", default=True),
+        k6_binary=dict(type="str", default="k6"),
+        baseline_run_id=dict(type="str"),
+    )
+    module = ConstellationAWSModule(
+        argument_spec=argument_spec,
+        required_if=[("results_store", "timestream", ("database", "table"))],
+        supports_check_mode=True,
+    )
+    if not report_html.HAS_PLOTLY:
+        module.fail_json(msg=missing_required_lib("plotly"), exception=report_html.PLOTLY_IMPORT_ERROR)
+    try:
+        result = build_report(module)
+    except ReportError as e:
+        module.fail_json(msg=str(e))
+    except orchestrator_state.TableNotFoundError as e:
+        module.fail_json(msg=f"{e} (looked in region {module.region}); is the home region deployed? Run init first")
+    except (orchestrator_state.OrchestratorStateError, ValueError) as e:
+        module.fail_json(msg=to_native(e))
+    except (ClientError, BotoCoreError) as e:
+        module.fail_json_aws(e, msg=f"Failed to read run {module.params['run_id']}")
+    except OSError as e:
+        module.fail_json(msg=f"Cannot write the report into {module.params['report_dir']}: {to_native(e)}")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
