@@ -1,12 +1,16 @@
-"""`make demo`: the flow that exists so far, on this machine, against an AWS emulator.
+"""`make demo`: the whole flow on this machine, against an AWS emulator.
 
-Starts a moto server and a small API-like target service on loopback, runs
-check -> init -> run_test (local executor, the three simulated regions of examples/config.json)
--> teardown_all, and stops both again (also on failure and Ctrl-C).
+Starts a moto server and a small target service on loopback (endpoints with their own latencies
+and a small error rate), runs playbooks/demo.yml: check -> init -> run_test (local executor, the
+three simulated regions of examples/config.json) -> visualize -> teardown_all, prints where the
+report is and how long it took, and stops both again (also on failure and Ctrl-C).
+
+    python tools/demo.py [--duration-seconds 30] [--report-dir demo-report]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -16,47 +20,68 @@ import time
 from pathlib import Path
 
 from emulator import FAKE_CREDENTIALS, moto_server
-from targets import api_like_target
+from targets import demo_target
 
 REPO = Path(__file__).resolve().parents[1]
-STEPS = ["check", "init", "run_test", "teardown_all"]
+RUN_ID = "demo"
 
 
-def run_step(step: str, variables: dict, env: dict) -> int:
-    print(f"\n=== {step} " + "=" * (70 - len(step)), flush=True)
-    command = ["ansible-playbook", str(REPO / "playbooks" / f"{step}.yml"), "-e", json.dumps(variables)]
-    return subprocess.run(command, cwd=REPO, env=env, check=False).returncode
+def demo_variables(endpoint: str, workdir: str, duration_seconds: int | None, report_dir: Path) -> dict:
+    config = REPO / "examples" / "config.json"
+    if duration_seconds is None:
+        settings = {"config": str(config)}
+    else:  # the same settings as variables, with another duration
+        file = json.loads(config.read_text())
+        settings = {
+            "constellation_home_region": file["HOME_REGION"],
+            "constellation_remote_regions": file["REMOTE_REGIONS"],
+            "constellation_duration_seconds": duration_seconds,
+        }
+    return {
+        **settings,
+        "script": str(REPO / "examples" / "script.js"),
+        "constellation_aws_endpoint_url": endpoint,
+        "constellation_executor": "local",
+        "constellation_run_id": RUN_ID,
+        # The emulator cannot run Timestream queries, which the report needs; S3 works everywhere.
+        "constellation_results_store": "s3",
+        # moto ignores bucket-policy conditions and would refuse every object request.
+        "constellation_bucket_tls_only": False,
+        "constellation_start_lead_seconds": 5,
+        "constellation_build_dir": workdir,
+        "constellation_local_log_dir": f"{workdir}/runs",
+        "constellation_report_dir": str(report_dir),
+    }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--duration-seconds", type=int, help="how long the load runs (default: DURATION of examples/config.json, 30 s)"
+    )
+    parser.add_argument("--report-dir", type=Path, default=REPO / "demo-report", help="where the report goes")
+    options = parser.parse_args(argv)
+
     env = dict(os.environ, **FAKE_CREDENTIALS, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     started = time.monotonic()
     with (
         tempfile.TemporaryDirectory(prefix="constellation-demo-") as workdir,
         moto_server() as endpoint,
-        api_like_target() as target,
+        demo_target() as target,
     ):
         env["TARGET"] = target  # the script reads it from __ENV
-        variables = {
-            "config": str(REPO / "examples" / "config.json"),
-            "script": str(REPO / "examples" / "script.js"),
-            "constellation_aws_endpoint_url": endpoint,
-            "constellation_executor": "local",
-            # The emulator cannot query Timestream, which the report will need; S3 works everywhere.
-            "constellation_results_store": "s3",
-            # moto ignores bucket-policy conditions and would refuse every object request.
-            "constellation_bucket_tls_only": False,
-            "constellation_start_lead_seconds": 5,
-            "constellation_build_dir": workdir,
-            "constellation_local_log_dir": f"{workdir}/runs",
-        }
-        print(f"AWS emulator (moto) on {endpoint}; target service on {target}")
-        for step in STEPS:
-            if run_step(step, variables, env) != 0:
-                print(f"\nDemo failed at {step}; the emulator is stopped and nothing is left behind.")
-                return 1
-    print(f"\nDemo finished in {time.monotonic() - started:.0f} s: {' -> '.join(STEPS)}.")
+        report_dir = options.report_dir.resolve()
+        variables = demo_variables(endpoint, workdir, options.duration_seconds, report_dir)
+        print(f"AWS emulator (moto) on {endpoint}; target service on {target}", flush=True)
+        command = ["ansible-playbook", str(REPO / "playbooks" / "demo.yml"), "-e", json.dumps(variables)]
+        returncode = subprocess.run(command, cwd=REPO, env=env, check=False).returncode
+    elapsed = time.monotonic() - started
+    if returncode != 0:
+        print(f"\nDemo failed after {elapsed:.0f} s (see above); the emulator and the target are stopped.")
+        return 1
+    print(f"\nReport: {report_dir / 'index.html'} (summary for machines: {report_dir / 'summary.json'})")
+    print(f"Demo finished in {elapsed:.0f} s: check -> init -> run_test -> visualize -> teardown_all.")
     return 0
 
 
@@ -64,5 +89,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        print("\nInterrupted; the emulator is stopped.")
+        print("\nInterrupted; the emulator and the target are stopped.")
         sys.exit(130)
