@@ -66,7 +66,7 @@ bench: venv
 	  echo "== $$name"; ../$(BIN)/python $$name.py || exit 1; done
 
 lint: venv
-	ansible-lint --profile production playbooks roles
+	ansible-lint --profile production playbooks roles examples
 
 clean:
 	rm -rf .build tests/output

@@ -7,7 +7,7 @@
 DOCUMENTATION = r"""
 ---
 module: ecs_load_tasks
-version_added: 0.2.0
+version_added: 0.1.0
 short_description: Start or stop the load generator tasks of one test run on ECS Fargate
 description:
   - Starts one Fargate task per planned task of a test run, each with its own container

@@ -7,7 +7,7 @@
 DOCUMENTATION = r"""
 ---
 module: ecs_load_tasks_info
-version_added: 0.2.0
+version_added: 0.1.0
 short_description: Progress of the load generator tasks of one test run on ECS Fargate
 description:
   - Returns the tasks of a test run in one ECS cluster (found by C(startedBy), the run id), how

@@ -7,7 +7,7 @@
 DOCUMENTATION = r"""
 ---
 module: fargate_cluster
-version_added: 0.2.0
+version_added: 0.1.0
 short_description: An ECS cluster for Fargate tasks, tagged
 description:
   - Creates, tags or deletes an ECS cluster that runs Fargate tasks started with C(RunTask)
