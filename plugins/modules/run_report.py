@@ -158,7 +158,7 @@ table:
   type: list
   elements: str
 breaches:
-  description: The thresholds that were breached, each with a one-line RV(breaches[].message).
+  description: The thresholds that were breached, each with a one-line C(message).
   returned: success
   type: list
   elements: dict

@@ -43,8 +43,9 @@ BUCKET = 2 ** (1 / 8)  # schema 3: an estimate is within this factor of the trut
 # ---- Test data: records made from raw latency samples that the tests keep.
 
 
-def make_run(seed: int = 7, regions=REGIONS, intervals: int = 6, run_id: str = RUN_ID, slow_region: str = ""):
+def make_run(seed: int = 7, regions=None, intervals: int = 6, run_id: str = RUN_ID, slow_region: str = ""):
     """Records of a run, and the raw samples of each request record by (region, task, request, method, class, start)."""
+    regions = REGIONS if regions is None else regions
     rng = random.Random(seed)
     records, samples = [], {}
     for region, tasks in regions.items():
@@ -82,8 +83,9 @@ def make_run(seed: int = 7, regions=REGIONS, intervals: int = 6, run_id: str = R
     return records, samples
 
 
-def describe_run(regions=REGIONS, completed=None, exit_codes=None, start_at=T0 + 2500, **extra) -> dict:
+def describe_run(regions=None, completed=None, exit_codes=None, start_at=T0 + 2500, **extra) -> dict:
     """A run as orchestrator_state.describe_run returns it."""
+    regions = REGIONS if regions is None else regions
     completed = (
         {region: [str(task) for task in range(count)] for region, count in regions.items()}
         if completed is None
