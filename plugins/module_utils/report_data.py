@@ -39,6 +39,11 @@ from typing import Any
 from typing import Callable
 from typing import Optional
 
+try:
+    from botocore.exceptions import ClientError
+except ImportError:
+    pass  # Handled by the modules (AnsibleAWSModule) and the tests
+
 from .histogram import Histogram
 from .histogram import merge_all
 from .orchestrator_state import iso8601_utc
@@ -140,14 +145,21 @@ def read_records_timestream(client, database: str, table: str, run_id: str) -> l
     """
     query = timestream_query(database, table, run_id)
     records: list[Record] = []
-    for page in client.get_paginator("query").paginate(QueryString=query):
-        names = [column["Name"] for column in page.get("ColumnInfo", [])]
-        for row in page.get("Rows", []):
-            where = f"row {len(records) + 1} of the Timestream query on {database}.{table}"
-            values = [_scalar(datum, where) for datum in row["Data"]]
-            if len(values) != len(names):
-                raise RecordsError(f"{where} has {len(values)} values for {len(names)} columns")
-            records.append(_record(where, from_timestream_row, dict(zip(names, values, strict=True)), run_id))
+    try:
+        for page in client.get_paginator("query").paginate(QueryString=query):
+            names = [column["Name"] for column in page.get("ColumnInfo", [])]
+            for row in page.get("Rows", []):
+                where = f"row {len(records) + 1} of the Timestream query on {database}.{table}"
+                values = [_scalar(datum, where) for datum in row["Data"]]
+                if len(values) != len(names):
+                    raise RecordsError(f"{where} has {len(values)} values for {len(names)} columns")
+                records.append(_record(where, from_timestream_row, dict(zip(names, values, strict=True)), run_id))
+    except ClientError as error:
+        # A table no record was ever written to has no columns yet: the run has no records.
+        details = error.response.get("Error", {})
+        if details.get("Code") == "ValidationException" and "does not exist" in details.get("Message", ""):
+            return []
+        raise
     return records
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
@@ -246,6 +247,22 @@ def test_an_empty_timestream_result_is_no_records(timestream):
     client, stubber = timestream
     expect_pages(stubber, report_data.timestream_query("loadtest", "intervals", RUN_ID), [[]])
     assert report_data.read_records_timestream(client, "loadtest", "intervals", RUN_ID) == []
+
+
+def test_a_timestream_table_never_written_to_has_no_records(timestream):
+    client, stubber = timestream
+    query = report_data.timestream_query("loadtest", "intervals", RUN_ID)
+    message = "line 1:45: Column 'run_id' does not exist"
+    stubber.add_client_error("query", "ValidationException", message, 400, expected_params={"QueryString": query})
+    assert report_data.read_records_timestream(client, "loadtest", "intervals", RUN_ID) == []
+
+
+def test_other_timestream_errors_are_not_hidden(timestream):
+    client, stubber = timestream
+    query = report_data.timestream_query("loadtest", "intervals", RUN_ID)
+    stubber.add_client_error("query", "AccessDeniedException", "no", 400, expected_params={"QueryString": query})
+    with pytest.raises(ClientError):
+        report_data.read_records_timestream(client, "loadtest", "intervals", RUN_ID)
 
 
 def test_a_timestream_row_missing_a_value_of_its_kind_is_an_error_naming_the_row(timestream):
