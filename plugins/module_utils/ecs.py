@@ -16,19 +16,19 @@ errors for RunTask but entries in its ``failures``; :data:`placement_retry` retr
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from typing import Callable
 
 from ansible_collections.amazon.aws.plugins.module_utils.cloud import CloudRetry
 
+from . import progress
+
 RUN_ID_TAG = "constellation:run-id"
 TASK_INDEX_TAG = "constellation:task-index"
 
 # The run id is the tasks' startedBy (at most 128 letters, digits, hyphens, underscores and
 # slashes) and part of S3 keys: keep it to characters that are safe in both.
-_RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 PENDING_STATUSES = frozenset({"PROVISIONING", "PENDING", "ACTIVATING"})
 RUNNING_STATUSES = frozenset({"RUNNING"})
@@ -72,12 +72,10 @@ placement_retry = PlacementRetry.jittered_backoff(retries=8, delay=2, backoff=2.
 
 
 def validate_run_id(run_id: str) -> str:
-    if not _RUN_ID_PATTERN.fullmatch(run_id or ""):
-        raise EcsLoadTaskError(
-            f"run_id {run_id!r} is not valid: use 1 to 64 letters, digits, hyphens and underscores, "
-            "starting with a letter or digit"
-        )
-    return run_id
+    try:
+        return progress.validate_run_id(run_id)
+    except ValueError as error:
+        raise EcsLoadTaskError(str(error)) from None
 
 
 def find_tasks(client, cluster: str, run_id: str | None) -> list[dict[str, Any]]:

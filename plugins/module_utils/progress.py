@@ -50,15 +50,18 @@ RECORDS_SUFFIX = ".jsonl"
 READ_THREADS = 10
 
 
-class ProgressError(Exception):
+class ProgressError(ValueError):
     """Progress that cannot be read; the message says what is wrong."""
 
 
-def validate_run_id(run_id: Any) -> str:
-    """Return ``run_id`` if it is a valid run id; it goes into S3 keys and Timestream SQL."""
+def validate_run_id(run_id: Any, option: str = "run_id") -> str:
+    """Return ``run_id`` if it is a valid run id; it goes into S3 keys, ECS's startedBy and SQL.
+
+    The one rule for run ids (run_test.yml repeats its pattern in an assert, before any module).
+    """
     if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
         raise ProgressError(
-            f"run_id {run_id!r} is not a run id: 1 to 64 letters, digits, hyphens and underscores, "
+            f"{option} {run_id!r} is not a run id: 1 to 64 letters, digits, hyphens and underscores, "
             "starting with a letter or digit"
         )
     return run_id

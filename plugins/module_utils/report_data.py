@@ -47,6 +47,9 @@ except ImportError:
 from .histogram import Histogram
 from .histogram import merge_all
 from .orchestrator_state import iso8601_utc
+from .progress import is_record_key
+from .progress import records_prefix
+from .progress import validate_run_id
 from .records import Record
 from .records import RequestRecord
 from .records import TaskRecord
@@ -61,7 +64,6 @@ from .thresholds import rounded
 from .thresholds import trend_ms
 
 SCHEMA = 1
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _TIMESTREAM_NAME = re.compile(r"[A-Za-z0-9_.-]{3,256}")
 SECONDS_DIGITS = 3
 K6_THRESHOLDS_CROSSED = 99  # k6's exit code when one of the task's own thresholds was crossed
@@ -88,21 +90,6 @@ class RecordsError(ValueError):
     """The results store holds something that is not an interval record of the run; the message says where."""
 
 
-def validate_run_id(run_id: Any) -> str:
-    """Return ``run_id`` if it is a run id (it goes into S3 prefixes and SQL), else raise ValueError."""
-    if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
-        raise ValueError(
-            f"{run_id!r} is not a run id: 1 to 64 letters, digits, hyphens and underscores,"
-            " starting with a letter or digit"
-        )
-    return run_id
-
-
-def records_prefix(run_id: str) -> str:
-    """The S3 prefix under which the aggregators write a run's records."""
-    return f"runs/{validate_run_id(run_id)}/records/"
-
-
 # ---- Reading the results store.
 
 
@@ -114,7 +101,7 @@ def read_records_s3(client, bucket: str, run_id: str) -> list[Record]:
         item["Key"]
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
         for item in page.get("Contents", [])
-        if item["Key"].endswith(".jsonl")
+        if is_record_key(item["Key"])
     )
     records: list[Record] = []
     for key in keys:

@@ -180,7 +180,6 @@ failures:
 
 import json
 import os
-import re
 import tempfile
 
 try:
@@ -194,12 +193,12 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.constellation.loadtest.plugins.module_utils import orchestrator_state
+from ansible_collections.constellation.loadtest.plugins.module_utils import progress
 from ansible_collections.constellation.loadtest.plugins.module_utils import report_data
 from ansible_collections.constellation.loadtest.plugins.module_utils import report_html
 from ansible_collections.constellation.loadtest.plugins.module_utils import thresholds as k6_thresholds
 from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
 
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 K6_THRESHOLD_EXIT_CODE = 99
 REPORT_FILE_MODE = 0o644
 
@@ -209,11 +208,10 @@ class ReportError(Exception):
 
 
 def check_run_id(option, run_id):
-    if not RUN_ID_PATTERN.match(run_id):
-        raise ReportError(
-            f"{option} {run_id!r} is not a run id: 1 to 64 letters, digits, hyphens and underscores, "
-            "starting with a letter or digit"
-        )
+    try:
+        progress.validate_run_id(run_id, option)
+    except ValueError as e:
+        raise ReportError(str(e)) from None
 
 
 def parse_thresholds(thresholds, source):

@@ -28,7 +28,7 @@ def request(index: int, subnets: list[str]) -> dict:
 
 @pytest.mark.parametrize("run_id", ["", "run 1", "run/1", "-run", "x" * 65])
 def test_a_run_id_that_cannot_be_a_started_by_is_refused(run_id):
-    with pytest.raises(ecs.EcsLoadTaskError, match="is not valid"):
+    with pytest.raises(ecs.EcsLoadTaskError, match="is not a run id"):
         ecs.validate_run_id(run_id)
 
 
