@@ -11,12 +11,15 @@ report is and how long it took, and stops both again (also on failure and Ctrl-C
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from emulator import FAKE_CREDENTIALS, moto_server
@@ -24,6 +27,40 @@ from targets import demo_target
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_ID = "demo"
+# Every process the demo starts inherits this variable, also those that leave its process group
+# (Ansible's async jobs and the local load generators start their own sessions).
+MARKER = "CONSTELLATION_DEMO_SESSION"
+
+
+def marked_processes(session: str) -> list[int]:
+    """The processes (other than this one) that carry this demo's marker in their environment."""
+    marked = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone already, or not ours to read
+            continue
+        if f"{MARKER}={session}".encode() in environ:
+            marked.append(int(entry.name))
+    return marked
+
+
+def stop_leftovers(session: str, grace_seconds: float = 10.0) -> int:
+    """Stop the processes this demo left running (after Ctrl-C or a failure); how many there were.
+
+    SIGTERM first (an aggregator then writes what it holds), SIGKILL for what is left after the grace.
+    """
+    leftovers = marked_processes(session)
+    for signal_number in (signal.SIGTERM, signal.SIGKILL):
+        for pid in marked_processes(session):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal_number)
+        deadline = time.monotonic() + grace_seconds
+        while marked_processes(session) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    return len(leftovers)
 
 
 def demo_variables(endpoint: str, workdir: str, duration_seconds: int | None, report_dir: Path) -> dict:
@@ -62,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-dir", type=Path, default=REPO / "demo-report", help="where the report goes")
     options = parser.parse_args(argv)
 
-    env = dict(os.environ, **FAKE_CREDENTIALS, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    session = uuid.uuid4().hex
+    env = dict(os.environ, **FAKE_CREDENTIALS, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), **{MARKER: session})
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     started = time.monotonic()
     with (
@@ -75,10 +113,17 @@ def main(argv: list[str] | None = None) -> int:
         variables = demo_variables(endpoint, workdir, options.duration_seconds, report_dir)
         print(f"AWS emulator (moto) on {endpoint}; target service on {target}", flush=True)
         command = ["ansible-playbook", str(REPO / "playbooks" / "demo.yml"), "-e", json.dumps(variables)]
-        returncode = subprocess.run(command, cwd=REPO, env=env, check=False).returncode
+        try:
+            returncode = subprocess.run(command, cwd=REPO, env=env, check=False).returncode
+        finally:
+            if stop_leftovers(session):
+                print("Stopped the demo's processes that were still running.")
     elapsed = time.monotonic() - started
     if returncode != 0:
-        print(f"\nDemo failed after {elapsed:.0f} s (see above); the emulator and the target are stopped.")
+        print(
+            f"\nDemo failed after {elapsed:.0f} s (ansible-playbook exit code {returncode}, see above); "
+            "the emulator and the target are stopped."
+        )
         return 1
     print(f"\nReport: {report_dir / 'index.html'} (summary for machines: {report_dir / 'summary.json'})")
     print(f"Demo finished in {elapsed:.0f} s: check -> init -> run_test -> visualize -> teardown_all.")

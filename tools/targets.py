@@ -12,6 +12,7 @@ import math
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -110,6 +111,14 @@ class _ApiHandler(BaseHTTPRequestHandler):
         return
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A load generator that stops mid-request (k6 ending, Ctrl-C) is normal here, not a traceback."""
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @contextlib.contextmanager
 def api_like_target(
     median_ms: float = 8.0, sigma: float = 0.5, routes: dict[str, tuple[float, float]] | None = None
@@ -122,7 +131,7 @@ def api_like_target(
     handler = type(
         "ApiHandler", (_ApiHandler,), {"median_seconds": median_ms / 1000, "sigma": sigma, "routes": dict(routes or {})}
     )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _QuietServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
