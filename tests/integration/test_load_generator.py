@@ -25,7 +25,6 @@ from conftest import REPO, VENV_BIN
 
 sys.path.insert(0, str(REPO / ".build" / "collections"))
 sys.path.insert(0, str(REPO / "files" / "lambda"))
-sys.path.insert(0, str(REPO / "files" / "containers" / "load_generator"))
 
 import orchestrator_state  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.config import load_config  # noqa: E402
@@ -35,7 +34,9 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.local_execu
 from ansible_collections.constellation.loadtest.plugins.module_utils.local_executor import RunSettings  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.local_executor import local_tasks  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.local_executor import run_tasks  # noqa: E402
-from entrypoint import Failure  # noqa: E402
+from containers import load_entrypoint  # noqa: E402
+
+Failure = load_entrypoint("load_generator").Failure
 
 HOME = "eu-central-1"
 BUCKET = "loadtest-home"

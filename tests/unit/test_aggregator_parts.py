@@ -23,8 +23,12 @@ from botocore.awsrequest import AWSResponse
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "files" / "containers" / "aggregator"))
+sys.path.insert(0, str(REPO / "tests"))
 
-import entrypoint  # noqa: E402
+from containers import load_entrypoint  # noqa: E402
+
+entrypoint = load_entrypoint("aggregator")
+
 import remote_pb2  # noqa: E402
 import stores  # noqa: E402
 from histogram import Histogram  # noqa: E402
