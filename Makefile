@@ -34,7 +34,7 @@ demo: venv
 	$(BIN)/python tools/demo.py
 
 test: venv browser
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m pytest -n 2 --durations=12 tests
 	$(MAKE) --no-print-directory sanity lint
 
 unit: venv
