@@ -6,6 +6,9 @@ emptied emulator with the home region deployed beforehand (not timed). Prints ea
 last, `ratio: X` = median(5 regions) / median(1 region). Regions deploy as parallel hosts, so the
 ratio is near 1 when the machine has spare cores and grows toward 5 as the CPU runs out.
 
+Each run also shows the CPU time its run_test used (Ansible and its modules, not the emulator) and
+the 1-minute load average before it, to tell a run slowed down by other work on the machine.
+
     .venv/bin/python benchmarks/parallel_regions.py [--repeat 3]
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,17 +35,22 @@ REGIONS = ["us-east-2", "ca-central-1", "ap-northeast-1", "eu-west-1", "sa-east-
 SCRIPT = 'import http from "k6/http";\nexport default function () { http.get("http://127.0.0.1:9/"); }\n'
 
 
-def playbook(name: str, variables: dict) -> float:
-    """Run a playbook; return its wall time in seconds, or exit with its output if it failed."""
+def playbook(name: str, variables: dict) -> tuple[float, float]:
+    """Run a playbook; return its wall and CPU time in seconds, or exit with its output if it failed."""
     env = dict(os.environ, **FAKE_CREDENTIALS, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     command = [str(Path(sys.executable).parent / "ansible-playbook"), str(REPO / "playbooks" / f"{name}.yml"), "-e", json.dumps(variables)]
-    started = time.monotonic()
+    cpu_before, started = cpu_of_children(), time.monotonic()
     completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.monotonic() - started
+    elapsed, cpu = time.monotonic() - started, cpu_of_children() - cpu_before
     if completed.returncode != 0:
         sys.exit(f"{name} failed:\n{completed.stdout}{completed.stderr}")
-    return elapsed
+    return elapsed, cpu
+
+
+def cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def settings(url: str, workdir: Path, regions: list[str]) -> dict:
@@ -60,7 +69,7 @@ def settings(url: str, workdir: Path, regions: list[str]) -> dict:
     }
 
 
-def deploy_time(url: str, variables: dict) -> float:
+def deploy_time(url: str, variables: dict) -> tuple[float, float]:
     reset(url)
     playbook("init", variables)
     return playbook("run_test", variables)
@@ -77,9 +86,10 @@ def main() -> None:
         (workdir / "script.js").write_text(SCRIPT)
         for attempt in range(1, args.repeat + 1):
             for count in (1, 5):
-                elapsed = deploy_time(url, settings(url, workdir, REGIONS[:count]))
+                load = os.getloadavg()[0]
+                elapsed, cpu = deploy_time(url, settings(url, workdir, REGIONS[:count]))
                 times[count].append(elapsed)
-                print(f"run {attempt}: {count} region(s) deployed in {elapsed:.1f} s", flush=True)
+                print(f"run {attempt}: {count} region(s) deployed in {elapsed:.1f} s ({cpu:.0f} CPU-s, load {load:.1f} before)", flush=True)
     one, five = statistics.median(times[1]), statistics.median(times[5])
     print(f"median: 1 region {one:.1f} s, 5 regions {five:.1f} s ({os.cpu_count()} CPUs)")
     print(f"ratio: {five / one:.2f}")
