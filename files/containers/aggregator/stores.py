@@ -119,12 +119,7 @@ class S3Store:
     def check(self) -> None:
         # The one permission the task role has on the bucket is PutObject under this prefix, so
         # the check is a write: the (empty) progress of this task.
-        self._client.put_object(
-            Bucket=self._bucket,
-            Key=self._prefix + PROGRESS_OBJECT,
-            Body=self._progress.to_json().encode(),
-            ContentType="application/json",
-        )
+        self._put_progress()
 
     def write(self, records: list[Record]) -> Outcome:
         # The first interval's start orders the objects in time; the random part keeps a restarted
@@ -150,17 +145,20 @@ class S3Store:
             return
         self._progress.updated_ms = int(time.time() * 1000)
         try:
-            self._client.put_object(
-                Bucket=self._bucket,
-                Key=self._prefix + PROGRESS_OBJECT,
-                Body=self._progress.to_json().encode(),
-                ContentType="application/json",
-            )
+            self._put_progress()
         except (ClientError, BotoCoreError) as error:
             LOG.warning("progress_not_written", extra={"fields": {"error": str(error)}})
             return
         self._progress_saved = True
         self._progress_saved_at = time.monotonic()
+
+    def _put_progress(self) -> None:
+        self._client.put_object(
+            Bucket=self._bucket,
+            Key=self._prefix + PROGRESS_OBJECT,
+            Body=self._progress.to_json().encode(),
+            ContentType="application/json",
+        )
 
 
 class Writer:
