@@ -106,9 +106,13 @@ def task_index(task: dict[str, Any]) -> int | None:
     return None
 
 
-def missing_indexes(tasks: list[dict[str, Any]], count: int) -> list[int]:
-    """The planned indexes 0..count-1 that no task of the run has had yet."""
-    started = {task_index(task) for task in tasks}
+def missing_indexes(tasks: list[dict[str, Any]], count: int, registered: list[int] = ()) -> list[int]:
+    """The planned indexes 0..count-1 that no task of the run has had yet.
+
+    `registered` are indexes known to have run from elsewhere (the orchestrator): ECS lists a
+    stopped task for about an hour only, so they count as started even when ECS forgot them.
+    """
+    started = {task_index(task) for task in tasks} | set(registered)
     return [index for index in range(count) if index not in started]
 
 

@@ -16,7 +16,8 @@ description:
     C(constellation:task-index). With O(state=running), only the planned indexes that never had
     a task are started. A task that ran, whether it is still running or already stopped, is
     never started again, so a task that died is not replaced by one that would repeat its share
-    of the load. ECS lists stopped tasks for about an hour; see the notes.
+    of the load. ECS lists stopped tasks for about an hour only; O(registered) covers the tasks
+    it no longer lists.
   - Tasks are started with one C(RunTask) call each (every task has its own overrides),
     O(launch_concurrency) calls at a time. Throttling is retried with jittered backoff; a
     C(Capacity is unavailable) or C(RESOURCE:ENI) answer is retried with jittered backoff for
@@ -65,6 +66,15 @@ options:
       - Required with O(state=running).
     type: list
     elements: dict
+  registered:
+    description:
+      - Task indexes known to have run already, for example those registered with the
+        orchestrator (M(constellation.loadtest.orchestrator_state) returns them). They are never
+        started again, even once ECS no longer lists their tasks.
+      - Indexes outside the planned O(tasks) are ignored.
+    type: list
+    elements: int
+    default: []
   subnets:
     description:
       - The subnets the tasks run in (C(awsvpc) networking). Task I(i) gets the list rotated by
@@ -110,11 +120,12 @@ extends_documentation_fragment:
   - amazon.aws.region.modules
   - amazon.aws.boto3
 notes:
-  - ECS lists a stopped task for at least an hour after it stopped. Running the same O(run_id)
-    again later than that cannot see the tasks that ran and starts every planned task again;
-    use a new run id for a new run.
+  - ECS lists a stopped task for about an hour after it stopped. Running the same O(run_id)
+    again later than that starts again every planned task that ECS no longer lists, unless its
+    index is in O(registered); use a new run id for a new run.
   - Check mode reports the indexes that would be started or the tasks that would be stopped
-    without starting or stopping any.
+    without starting or stopping any. It accepts a missing cluster and no O(subnets), as a
+    deployment checked before it exists has them.
 """
 
 EXAMPLES = r"""
@@ -214,10 +225,13 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.modules imp
 
 def ensure_running(module, client):
     params = module.params
-    if ecs.describe_cluster(client, params["cluster"]) is None:
+    if ecs.describe_cluster(client, params["cluster"]) is not None:
+        existing = ecs.find_tasks(client, params["cluster"], params["run_id"])
+    elif module.check_mode:
+        existing = []  # A deployment checked before it exists: every planned task would start.
+    else:
         raise ecs.EcsLoadTaskError(f"ECS cluster {params['cluster']} does not exist in {module.region}")
-    existing = ecs.find_tasks(client, params["cluster"], params["run_id"])
-    missing = ecs.missing_indexes(existing, len(params["tasks"]))
+    missing = ecs.missing_indexes(existing, len(params["tasks"]), params["registered"])
     result = {"changed": bool(missing), "started": missing, "tasks": [ecs.task_summary(task) for task in existing]}
     if not missing or module.check_mode:
         return result
@@ -271,6 +285,7 @@ def main():
         state=dict(type="str", default="running", choices=["running", "stopped"]),
         task_definition=dict(type="str"),
         tasks=dict(type="list", elements="dict"),
+        registered=dict(type="list", elements="int", default=[]),
         subnets=dict(type="list", elements="str"),
         security_groups=dict(type="list", elements="str", default=[]),
         assign_public_ip=dict(type="bool", default=True),
@@ -289,7 +304,8 @@ def main():
     try:
         if params["run_id"] is not None:
             ecs.validate_run_id(params["run_id"])
-        if params["state"] == "running" and not params["subnets"]:
+        # In check mode a dedicated network that does not exist yet has no subnets to name.
+        if params["state"] == "running" and not params["subnets"] and not module.check_mode:
             raise ecs.EcsLoadTaskError("subnets must name at least one subnet")
     except ecs.EcsLoadTaskError as e:
         module.fail_json(msg=str(e))

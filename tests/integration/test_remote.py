@@ -62,8 +62,8 @@ def settings(moto, tmp_path: Path, remote: dict[str, int], **extra) -> dict:
     }
 
 
-def playbook(name: str, variables: dict):
-    return run_playbook(PLAYBOOKS / f"{name}.yml", variables)
+def playbook(name: str, variables: dict, *args: str):
+    return run_playbook(PLAYBOOKS / f"{name}.yml", variables, *args)
 
 
 def env(container: dict) -> dict[str, str]:
@@ -273,3 +273,23 @@ def test_wait_reports_tasks_that_stopped_without_ending_then_a_completed_run(mot
     assert watched.rc == 0, watched.output
     assert "us-east-2: every task completed" in " ".join(watched.stdout.split())
     assert len(run_tasks(moto, "us-east-2")) == 1, "watching a run must not start its tasks again"
+
+
+def test_check_mode_on_a_fresh_deployment_creates_nothing_and_registered_tasks_never_start_again(moto, tmp_path):
+    variables = settings(moto, tmp_path, {"us-east-2": 450})
+    assert playbook("init", variables).rc == 0
+
+    checked = playbook("run_test", variables, "--check")
+    assert checked.rc == 0, checked.output
+    assert checked.recaps()["us-east-2"]["changed"] > 0, "check mode must report what it would deploy"
+    assert not any(moto.remote_inventory("us-east-2").values()), moto.remote_inventory("us-east-2")
+    assert [r["RoleName"] for r in moto.client("iam").list_roles()["Roles"] if r["RoleName"].startswith(f"{DEPLOYMENT}-task")] == []
+
+    # Tasks 0 and 2 ran and registered more than an hour ago: ECS no longer lists them.
+    table, dynamodb = f"{DEPLOYMENT}-orchestrator", moto.client("dynamodb", HOME)
+    orchestrator_state.reset_run(dynamodb, table, "run-1", {"us-east-2": 3}, 30)
+    for index in (0, 2):
+        orchestrator_state.register_task(dynamodb, table, "run-1", "us-east-2", index)
+    started = playbook("run_test", variables)
+    assert started.rc == 0, started.output
+    assert [tags(t["tags"])["constellation:task-index"] for t in run_tasks(moto, "us-east-2")] == ["1"]

@@ -37,6 +37,11 @@ def test_only_indexes_that_never_had_a_task_are_missing_stopped_ones_included():
     assert ecs.missing_indexes(existing, 4) == [1, 3]
 
 
+def test_indexes_the_orchestrator_registered_are_not_missing_even_when_ecs_forgot_them():
+    assert ecs.missing_indexes([task(0)], 4, registered=[1, 3, 9]) == [2]
+    assert ecs.missing_indexes([], 2, registered=[]) == [0, 1]
+
+
 def test_each_task_gets_its_environment_its_index_tag_and_rotated_subnets():
     first, second = request(0, ["a", "b"]), request(1, ["a", "b"])
     assert first["networkConfiguration"]["awsvpcConfiguration"]["subnets"] == ["a", "b"]
