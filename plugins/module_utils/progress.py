@@ -195,22 +195,44 @@ def _task_progress(s3, bucket: str, key: str) -> Optional[TaskProgress]:
 # ---- Timestream: one aggregate query.
 
 
-def timestream_query(database: str, table: str, run_id: str) -> str:
+# Timestream bills the bytes a query scans (10 MB at least) and prunes by time: a query for one
+# run reads only from this long before its decided start. The records carry the tasks' clocks,
+# which may be a little off the orchestrator's.
+RECORDS_LEAD_MS = 15 * 60 * 1000
+
+
+def time_condition(start_at_ms: Optional[int]) -> str:
+    """The SQL condition keeping a query to the time of a run that starts at ``start_at_ms``.
+
+    ``TRUE`` while the start is not decided: no task has started then, but the records of an
+    earlier attempt of the same run id may be there, wherever they are in time.
+    """
+    if start_at_ms is None:
+        return "TRUE"
+    if isinstance(start_at_ms, bool) or not isinstance(start_at_ms, int) or start_at_ms < 0:
+        raise ProgressError(f"start_at {start_at_ms!r} is not a time in epoch milliseconds")
+    return f"time >= from_milliseconds({start_at_ms - RECORDS_LEAD_MS})"
+
+
+def timestream_query(database: str, table: str, run_id: str, start_at_ms: Optional[int] = None) -> str:
     """The query that sums the run's request records by region."""
     return (
         "SELECT region, SUM(requests) AS requests, SUM(failures) AS failures, COUNT(DISTINCT task) AS tasks"
         f" FROM {_identifier(database)}.{_identifier(table)}"
         f" WHERE run_id = '{validate_run_id(run_id)}' AND measure_name = 'requests'"
+        f" AND {time_condition(start_at_ms)}"
         " GROUP BY region"
     )
 
 
-def read_timestream_progress(client, database: str, table: str, run_id: str) -> dict[str, RegionProgress]:
+def read_timestream_progress(
+    client, database: str, table: str, run_id: str, start_at_ms: Optional[int] = None
+) -> dict[str, RegionProgress]:
     """Every region with request records in the table, and their sums (every page of the answer).
 
-    ``client`` is a ``timestream-query`` client.
+    ``client`` is a ``timestream-query`` client; ``start_at_ms`` the run's decided start, if any.
     """
-    request = {"QueryString": timestream_query(database, table, run_id)}
+    request = {"QueryString": timestream_query(database, table, run_id, start_at_ms)}
     regions: dict[str, RegionProgress] = {}
     while True:
         response = client.query(**request)

@@ -49,6 +49,7 @@ from .histogram import merge_all
 from .orchestrator_state import iso8601_utc
 from .progress import is_record_key
 from .progress import records_prefix
+from .progress import time_condition
 from .progress import validate_run_id
 from .records import Record
 from .records import RequestRecord
@@ -110,8 +111,11 @@ def read_records_s3(client, bucket: str, run_id: str) -> list[Record]:
     return records
 
 
-def timestream_query(database: str, table: str, run_id: str) -> str:
-    """The SQL selecting every interval record of the run (both kinds) from the table."""
+def timestream_query(database: str, table: str, run_id: str, start_at_ms: Optional[int] = None) -> str:
+    """The SQL selecting every interval record of the run (both kinds) from the table.
+
+    ``start_at_ms``, the run's decided start, keeps the scan to the run's time.
+    """
     for what, name in (("database", database), ("table", table)):
         if not isinstance(name, str) or not _TIMESTREAM_NAME.fullmatch(name):
             raise ValueError(f"{name!r} is not a Timestream {what} name: 3 to 256 of a-z, A-Z, 0-9, '_', '.' and '-'")
@@ -120,17 +124,20 @@ def timestream_query(database: str, table: str, run_id: str) -> str:
         f"SELECT * FROM {_identifier(database)}.{_identifier(table)}"
         f" WHERE {_identifier('run_id')} = '{validate_run_id(run_id)}'"
         f" AND {_identifier('measure_name')} IN ('{RequestRecord.KIND}', '{TaskRecord.KIND}')"
+        f" AND {time_condition(start_at_ms)}"
     )
 
 
-def read_records_timestream(client, database: str, table: str, run_id: str) -> list[Record]:
+def read_records_timestream(
+    client, database: str, table: str, run_id: str, start_at_ms: Optional[int] = None
+) -> list[Record]:
     """Every record of the run in a Timestream table, read through every page of the query.
 
     Timestream answers a long query with pages of no rows and a NextToken until it has results;
     the paginator follows them. One table holds both kinds, so each row has NULLs in the other
     kind's columns, which :func:`records.from_timestream_row` does not read.
     """
-    query = timestream_query(database, table, run_id)
+    query = timestream_query(database, table, run_id, start_at_ms)
     records: list[Record] = []
     try:
         for page in client.get_paginator("query").paginate(QueryString=query):

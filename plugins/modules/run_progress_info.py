@@ -44,6 +44,13 @@ options:
     description:
       - The Timestream table. Required when O(results_store=timestream).
     type: str
+  start_at:
+    description:
+      - The run's decided start in epoch milliseconds, as M(constellation.loadtest.orchestrator_state_info)
+        returns it in RV(constellation.loadtest.orchestrator_state_info#module:run.start_at).
+      - With the C(timestream) store, the query reads only records from 15 minutes before it on
+        (Timestream bills the data a query scans). Unset, it reads the whole table.
+    type: int
 notes:
   - Needs C(s3:ListBucket) and C(s3:GetObject) on the home bucket (C(s3) store), or
     C(timestream:Select) on the table and C(timestream:DescribeEndpoints) (C(timestream) store).
@@ -136,7 +143,7 @@ def read_progress(module):
         s3 = RetryingClient(module.client("s3"), retry)
         return progress.read_s3_progress(s3, params["bucket"], params["run_id"])
     query = RetryingClient(module.client("timestream-query"), retry)
-    return progress.read_timestream_progress(query, params["database"], params["table"], params["run_id"])
+    return progress.read_timestream_progress(query, params["database"], params["table"], params["run_id"], params["start_at"])
 
 
 def main():
@@ -146,6 +153,7 @@ def main():
         bucket=dict(type="str"),
         database=dict(type="str"),
         table=dict(type="str"),
+        start_at=dict(type="int"),
     )
     module = ConstellationAWSModule(
         argument_spec=argument_spec,

@@ -10,7 +10,8 @@ module: run_report
 version_added: 0.1.0
 short_description: Report on a load test run and judge it against thresholds
 description:
-  - Reads a run's interval records from the results store (every page of a Timestream query, or
+  - Reads a run's interval records from the results store (every page of a Timestream query over
+    the time from 15 minutes before the run's decided start on, or
     every object under the run's prefix in the home bucket), its state from the orchestrator table
     and its manifest from the home bucket, merges the latency histograms of all tasks and regions,
     and writes C(index.html) (a self-contained report that works offline) and C(summary.json)
@@ -272,12 +273,12 @@ def read_script_thresholds(module, s3, bucket, run_id):
         raise ReportError(f"the thresholds of the script of run {run_id}: {e}") from None
 
 
-def read_records(module, run_id):
+def read_records(module, run_id, run):
     params = module.params
     if params["results_store"] == "s3":
         return report_data.read_records_s3(module.client("s3"), params["bucket"], run_id)
     return report_data.read_records_timestream(
-        module.client("timestream-query"), params["database"], params["table"], run_id
+        module.client("timestream-query"), params["database"], params["table"], run_id, run.get("start_at")
     )
 
 
@@ -357,10 +358,10 @@ def build_report(module):
     baseline_run = baseline_records = None
     if params["baseline_run_id"] is not None:
         baseline_run = read_run(dynamodb, params["state_table"], params["baseline_run_id"])
-        baseline_records = read_records(module, params["baseline_run_id"])
+        baseline_records = read_records(module, params["baseline_run_id"], baseline_run)
 
     summary = report_data.build_summary(
-        read_records(module, run_id),
+        read_records(module, run_id, run),
         run=run,
         plan=manifest["regions"],
         run_id=run_id,

@@ -21,7 +21,7 @@ RUN_ID = "run-1"
 QUERY = (
     "SELECT region, SUM(requests) AS requests, SUM(failures) AS failures, COUNT(DISTINCT task) AS tasks"
     ' FROM "results"."intervals"'
-    " WHERE run_id = 'run-1' AND measure_name = 'requests' GROUP BY region"
+    " WHERE run_id = 'run-1' AND measure_name = 'requests' AND TRUE GROUP BY region"
 )
 COLUMNS = [
     {"Name": "region", "Type": {"ScalarType": "VARCHAR"}},
@@ -203,6 +203,11 @@ def test_the_query_sums_the_runs_request_records_by_region():
     assert progress.timestream_query("results", "intervals", RUN_ID) == QUERY
 
 
+def test_the_query_of_a_started_run_scans_only_from_15_minutes_before_its_start():
+    query = progress.timestream_query("results", "intervals", RUN_ID, start_at_ms=1_750_000_900_000)
+    assert "AND time >= from_milliseconds(1750000000000) GROUP BY region" in query
+
+
 def test_identifiers_are_quoted_so_a_name_cannot_end_the_identifier():
     assert 'FROM "re""sults"."intervals"' in progress.timestream_query('re"sults', "intervals", RUN_ID)
 
@@ -234,6 +239,17 @@ def test_timestream_progress_reads_every_page():
     regions = progress.read_timestream_progress(client, "results", "intervals", RUN_ID)
 
     assert regions == {"us-east-2": RegionProgress(12345, 99, 3), "ap-northeast-1": RegionProgress(4100, 0, 1)}
+    stubber.assert_no_pending_responses()
+
+
+def test_timestream_progress_of_a_started_run_sends_the_time_bound():
+    client, stubber = stubbed("timestream-query")
+    query = progress.timestream_query("results", "intervals", RUN_ID, 1_750_000_900_000)
+    stubber.add_response(
+        "query", {"QueryId": "q", "Rows": [row("eu-west-1", "10", "1", "1")], "ColumnInfo": COLUMNS}, {"QueryString": query}
+    )
+    regions = progress.read_timestream_progress(client, "results", "intervals", RUN_ID, 1_750_000_900_000)
+    assert regions == {"eu-west-1": RegionProgress(10, 1, 1)}
     stubber.assert_no_pending_responses()
 
 

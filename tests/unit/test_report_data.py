@@ -208,8 +208,19 @@ def expect_pages(stubber: Stubber, query: str, pages: list[list[dict]]) -> None:
 def test_the_timestream_query_quotes_identifiers_and_selects_one_run():
     assert report_data.timestream_query("loadtest", "intervals", RUN_ID) == (
         'SELECT * FROM "loadtest"."intervals" WHERE "run_id" = \'nightly-42\''
-        " AND \"measure_name\" IN ('requests', 'task')"
+        " AND \"measure_name\" IN ('requests', 'task') AND TRUE"
     )
+
+
+def test_the_timestream_query_of_a_started_run_scans_from_15_minutes_before_its_start():
+    query = report_data.timestream_query("loadtest", "intervals", RUN_ID, 1_750_000_000_000)
+    assert query.endswith(" AND time >= from_milliseconds(1749999100000)")
+
+
+@pytest.mark.parametrize("start_at", [-1, "1750000000000", 1.5e12, True])
+def test_a_start_that_is_not_epoch_milliseconds_never_reaches_the_sql(start_at):
+    with pytest.raises(ValueError, match="is not a time in epoch milliseconds"):
+        report_data.timestream_query("loadtest", "intervals", RUN_ID, start_at)
 
 
 @pytest.mark.parametrize(
