@@ -68,7 +68,10 @@ class MotoServer:
         ec2 = self.client("ec2", region)
         return {
             f"{region}/ecs_clusters": active,
-            f"{region}/ecs_task_definitions": ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"],
+            # AWS keeps deregistered (INACTIVE) revisions, tags and all, until they are deleted.
+            f"{region}/ecs_task_definitions": [
+                arn for status in ("ACTIVE", "INACTIVE") for arn in ecs.list_task_definitions(status=status)["taskDefinitionArns"]
+            ],
             f"{region}/ecs_tasks_not_stopping": [
                 arn for cluster in active for arn in ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING")["taskArns"]
             ],

@@ -1,0 +1,315 @@
+# -*- coding: utf-8 -*-
+# Copyright: constellation.loadtest contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The IAM roles of an ECS task, read once, compared, then changed where they differ.
+
+A task has a task execution role (ECS pulls the images and writes the logs with it) and a task
+role (the containers' credentials). Both trust the same principal, and each has a description,
+tags and its inline policies, nothing else: a managed policy attached to one, by hand or by
+another tool, is detached, so the inline policies given are all a role may do. One IAM client does
+it all, in one module run instead of one per role and per policy.
+
+The client passed in is an amazon.aws client wrapped with ``AWSRetry.jittered_backoff`` (calls
+carry ``aws_retry=True``). Every AWS failure is raised as an ``AnsibleIAMError`` whose message
+names the role and what failed. IAM is eventually consistent: for a few seconds after
+``CreateRole`` other calls may not know the role yet, so the inline policies of a new role are put
+with ``NoSuchEntity`` retried, as amazon.aws's iam_role does after creating a role.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
+from typing import Any
+
+from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
+from ansible_collections.amazon.aws.plugins.module_utils.iam import AnsibleIAMError
+from ansible_collections.amazon.aws.plugins.module_utils.iam import IAMErrorHandler
+from ansible_collections.amazon.aws.plugins.module_utils.iam import detach_iam_role_policy
+from ansible_collections.amazon.aws.plugins.module_utils.iam import get_iam_role
+from ansible_collections.amazon.aws.plugins.module_utils.iam import list_iam_instance_profiles
+from ansible_collections.amazon.aws.plugins.module_utils.iam import list_iam_role_attached_policies
+from ansible_collections.amazon.aws.plugins.module_utils.iam import list_iam_role_policies
+from ansible_collections.amazon.aws.plugins.module_utils.iam import remove_role_from_iam_instance_profile
+from ansible_collections.amazon.aws.plugins.module_utils.iam import validate_iam_identifiers
+from ansible_collections.amazon.aws.plugins.module_utils.policy import compare_policies
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
+
+# A role just created may be unknown to IAM's other endpoints for a few seconds.
+_new_role_retry = AWSRetry.jittered_backoff(catch_extra_error_codes=["NoSuchEntity"])
+
+
+class EcsTaskRolesError(Exception):
+    """Input the module refuses before calling AWS; the message names the field and the value."""
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """A role as asked for: its name, description (None: left as it is) and inline policies."""
+
+    name: str
+    description: str | None = None
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RoleState:
+    """A role as it is (or will be): ``arn`` and ``role_id`` are None until IAM has created it."""
+
+    name: str
+    arn: str | None
+    role_id: str | None
+    description: str | None
+    tags: dict[str, str]
+    trust_policy: dict[str, Any]
+    policies: dict[str, dict[str, Any]]
+    managed_policy_arns: list[str]
+
+    def returned(self) -> dict[str, Any]:
+        """The role as the module returns it."""
+        role = {"role_name": self.name, "description": self.description, "tags": self.tags}
+        role.update((key, value) for key, value in (("arn", self.arn), ("role_id", self.role_id)) if value is not None)
+        return dict(role, policies=sorted(self.policies))
+
+    def summary(self) -> dict[str, Any]:
+        """What a diff shows of the role: everything this module manages."""
+        return {
+            "description": self.description,
+            "tags": self.tags,
+            "assume_role_policy_document": self.trust_policy,
+            "policies": self.policies,
+            "managed_policy_arns": self.managed_policy_arns,
+        }
+
+
+# Input
+
+
+def parse_document(value: Any, field_name: str) -> dict[str, Any]:
+    """A policy document given as a dict or as JSON text; ``field_name`` says where it came from."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise EcsTaskRolesError(f"{field_name} is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise EcsTaskRolesError(f"{field_name} is not a policy document (a JSON object) but {json.dumps(value)[:80]}")
+    return value
+
+
+def role_names(roles: list[dict[str, Any]]) -> list[str]:
+    """The names of ``roles``, each a valid IAM role name, none twice."""
+    names: dict[str, int] = {}
+    for index, role in enumerate(roles):
+        name = role["name"]
+        problem = validate_iam_identifiers("role", name=name)
+        if problem:
+            raise EcsTaskRolesError(f"roles[{index}].name {name!r} is not a valid role name: {problem}")
+        if name in names:
+            raise EcsTaskRolesError(f"roles[{index}].name {name!r} is also roles[{names[name]}].name: list a role once")
+        names[name] = index
+    return list(names)
+
+
+def parse_roles(roles: list[dict[str, Any]]) -> list[RoleSpec]:
+    """``roles`` as the module's options give them, checked, their policy documents parsed."""
+    specs = []
+    for index, (name, role) in enumerate(zip(role_names(roles), roles)):
+        policies = {}
+        for policy_name, document in (role.get("policies") or {}).items():
+            problem = validate_iam_identifiers("policy", name=policy_name)
+            if problem:
+                raise EcsTaskRolesError(f"roles[{index}].policies: {policy_name!r} is not a policy name: {problem}")
+            policies[policy_name] = parse_document(document, f"roles[{index}].policies.{policy_name}")
+        specs.append(RoleSpec(name, role.get("description"), policies))
+    return specs
+
+
+# AWS
+
+
+def _call(description: str, method, **params: Any) -> dict[str, Any]:
+    """An IAM call with the client's retries; a failure says what failed."""
+    return IAMErrorHandler.common_error_handler(description)(method)(aws_retry=True, **params)
+
+
+@contextlib.contextmanager
+def _about_role(name: str) -> Iterator[None]:
+    """Put the role's name in front of the message of any AWS failure."""
+    try:
+        yield
+    except AnsibleAWSError as e:
+        raise AnsibleIAMError(message=f"role {name}: {e.message}", exception=e.exception) from e
+
+
+class EcsTaskRoles:
+    """Brings task roles to the requested state; ``changed`` tells whether it had to."""
+
+    def __init__(self, client, tags: dict[str, str] | None, purge_tags: bool, check_mode: bool) -> None:
+        self.client = client
+        self.tags = tags
+        self.purge_tags = purge_tags
+        self.check_mode = check_mode
+        self.changed = False
+
+    def act(self) -> bool:
+        """Record a change; True when it is to be made (not in check mode)."""
+        self.changed = True
+        return not self.check_mode
+
+    def read(self, name: str) -> RoleState | None:
+        """The role named ``name`` with its inline and managed policies, None if there is none."""
+        role = get_iam_role(self.client, name)
+        if role is None:
+            return None
+        policies = {
+            policy_name: _call(
+                f"get inline policy {policy_name}", self.client.get_role_policy, RoleName=name, PolicyName=policy_name
+            )["PolicyDocument"]
+            for policy_name in list_iam_role_policies(self.client, name)
+        }
+        return RoleState(
+            name=name,
+            arn=role["Arn"],
+            role_id=role["RoleId"],
+            description=role.get("Description"),
+            tags=boto3_tag_list_to_ansible_dict(role.get("Tags", [])),
+            trust_policy=role["AssumeRolePolicyDocument"],
+            policies=policies,
+            managed_policy_arns=[policy["PolicyArn"] for policy in list_iam_role_attached_policies(self.client, name)],
+        )
+
+    # Present
+
+    def ensure_present(self, trust_policy: dict[str, Any], roles: list[RoleSpec]) -> dict[str, Any]:
+        """Create or update every role; return them by name (``roles``) and a ``diff``.
+
+        A role is returned as it is after the run: in check mode, as it would be.
+        """
+        before, after = {}, {}
+        for spec in roles:
+            with _about_role(spec.name):
+                current = self.read(spec.name)
+                if current is None:
+                    role = self.create(spec, trust_policy)
+                else:
+                    role = self.update(spec, trust_policy, current)
+            if current is not None:
+                before[spec.name] = current.summary()
+            after[spec.name] = role
+        return {
+            "roles": {name: role.returned() for name, role in after.items()},
+            "diff": {"before": before, "after": {name: role.summary() for name, role in after.items()}},
+        }
+
+    def create(self, spec: RoleSpec, trust_policy: dict[str, Any]) -> RoleState:
+        tags = self.tags or {}
+        role = RoleState(spec.name, None, None, spec.description, tags, trust_policy, spec.policies, [])
+        if not self.act():
+            return role
+        params = {"Description": spec.description} if spec.description is not None else {}
+        created = _call(
+            "create role",
+            self.client.create_role,
+            RoleName=spec.name,
+            AssumeRolePolicyDocument=json.dumps(trust_policy),
+            Tags=ansible_dict_to_boto3_tag_list(tags),
+            **params,
+        )["Role"]
+        for policy_name, document in spec.policies.items():
+            put = IAMErrorHandler.common_error_handler(f"put inline policy {policy_name}")
+            put(_new_role_retry(self.client.put_role_policy))(
+                RoleName=spec.name, PolicyName=policy_name, PolicyDocument=json.dumps(document)
+            )
+        return replace(role, arn=created["Arn"], role_id=created["RoleId"])
+
+    def update(self, spec: RoleSpec, trust_policy: dict[str, Any], role: RoleState) -> RoleState:
+        name = spec.name
+        if compare_policies(role.trust_policy, trust_policy):
+            if self.act():
+                update_trust = self.client.update_assume_role_policy
+                _call("update the trust policy", update_trust, RoleName=name, PolicyDocument=json.dumps(trust_policy))
+            role = replace(role, trust_policy=trust_policy)
+        if spec.description is not None and spec.description != role.description:
+            if self.act():
+                _call("update the description", self.client.update_role, RoleName=name, Description=spec.description)
+            role = replace(role, description=spec.description)
+        tags = self.ensure_tags(name, role.tags)
+        policies = self.ensure_policies(name, role.policies, spec.policies)
+        self.detach_managed_policies(role)
+        return replace(role, tags=tags, policies=policies, managed_policy_arns=[])
+
+    def ensure_tags(self, name: str, current: dict[str, str]) -> dict[str, str]:
+        """Tag the role with ``tags`` (none removed unless ``purge_tags``); return its tags after."""
+        if self.tags is None:
+            return current
+        to_set, to_unset = compare_aws_tags(current, self.tags, self.purge_tags)
+        if (to_set or to_unset) and self.act():
+            if to_unset:
+                _call("untag", self.client.untag_role, RoleName=name, TagKeys=to_unset)
+            if to_set:
+                _call("tag", self.client.tag_role, RoleName=name, Tags=ansible_dict_to_boto3_tag_list(to_set))
+        return {**{key: value for key, value in current.items() if key not in to_unset}, **to_set}
+
+    def ensure_policies(
+        self, name: str, current: dict[str, dict[str, Any]], wanted: dict[str, dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        """Put the inline policies that differ or are missing, delete the others; return them after."""
+        for policy_name in sorted(current.keys() - wanted.keys()):
+            if self.act():
+                delete = self.client.delete_role_policy
+                _call(f"delete inline policy {policy_name}", delete, RoleName=name, PolicyName=policy_name)
+        policies = {}
+        for policy_name, document in wanted.items():
+            if policy_name in current and not compare_policies(current[policy_name], document):
+                policies[policy_name] = current[policy_name]
+                continue
+            if self.act():
+                _call(
+                    f"put inline policy {policy_name}",
+                    self.client.put_role_policy,
+                    RoleName=name,
+                    PolicyName=policy_name,
+                    PolicyDocument=json.dumps(document),
+                )
+            policies[policy_name] = document
+        return policies
+
+    def detach_managed_policies(self, role: RoleState) -> None:
+        """Detach every managed policy: the inline policies are all the role may do."""
+        for arn in role.managed_policy_arns:
+            if self.act():
+                detach_iam_role_policy(self.client, arn, role.name)
+
+    # Absent
+
+    def ensure_absent(self, names: list[str]) -> dict[str, Any]:
+        """Delete every role of ``names`` that exists, with its policies; return ``roles`` ({}) and a ``diff``."""
+        before = {}
+        for name in names:
+            with _about_role(name):
+                role = self.read(name)
+                if role is not None and self.act():
+                    self.delete(role)
+            if role is not None:
+                before[name] = role.summary()
+        return {"roles": {}, "diff": {"before": before, "after": {}}}
+
+    def delete(self, role: RoleState) -> None:
+        """IAM deletes a role only without policies and outside every instance profile."""
+        self.detach_managed_policies(role)
+        for policy_name in role.policies:
+            delete = IAMErrorHandler.deletion_error_handler(f"delete inline policy {policy_name}")
+            delete(self.client.delete_role_policy)(RoleName=role.name, PolicyName=policy_name, aws_retry=True)
+        for profile in list_iam_instance_profiles(self.client, role=role.name):
+            remove_role_from_iam_instance_profile(self.client, profile["InstanceProfileName"], role.name)
+        delete = IAMErrorHandler.deletion_error_handler("delete the role")
+        delete(self.client.delete_role)(RoleName=role.name, aws_retry=True)

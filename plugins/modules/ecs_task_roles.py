@@ -1,0 +1,209 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: constellation.loadtest contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: ecs_task_roles
+version_added: 0.1.0
+short_description: The IAM roles of an ECS task with their inline policies, in one module run
+description:
+  - Creates, updates or deletes the IAM roles of an ECS task, typically its task execution role and its
+    task role, each with the same trust policy O(assume_role_policy_document), a description, tags and
+    inline policies.
+  - What two M(amazon.aws.iam_role) and two M(amazon.aws.iam_policy) runs would do, this module does in
+    one, reading each role once and changing only what differs. When many regions deploy in parallel on
+    one controller, module runs are what they compete for.
+  - Least privilege. A role has the inline policies of O(roles[].policies) and nothing else. Inline policies
+    not listed are deleted, and managed policies attached to the role, by hand or by another tool, are
+    detached.
+  - A new role gets no instance profile. An existing role keeps its path and its instance profiles.
+  - With O(state=absent), each role of O(roles) that exists is deleted, after its managed policies are
+    detached, its inline policies deleted and the role removed from its instance profiles (which are kept).
+    A role that does not exist is left alone.
+author:
+  - Constellation maintainers (@constellation-loadtest)
+options:
+  roles:
+    description:
+      - The roles, each named once.
+    required: true
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description:
+          - The name of the role, unique in the account.
+        required: true
+        type: str
+      description:
+        description:
+          - The description of the role.
+          - When unset, a new role has none and an existing role keeps its own.
+        type: str
+      policies:
+        description:
+          - The inline policies of the role, policy name to policy document (JSON text or a dict).
+          - Inline policies of the role not named here are deleted.
+          - Not used with O(state=absent).
+        type: dict
+        default: {}
+  assume_role_policy_document:
+    description:
+      - The trust policy of every role of O(roles), as JSON text or a dict.
+      - Required with O(state=present), not used with O(state=absent).
+    type: json
+  state:
+    description:
+      - Whether the roles exist.
+    choices: [present, absent]
+    default: present
+    type: str
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.tags
+  - amazon.aws.boto3
+notes:
+  - IAM is global; O(region) does not matter, but O(endpoint_url) does.
+  - In check mode nothing is created or changed; each role is returned as it would be after the run, a role
+    that would be created without RV(roles.arn) and RV(roles.role_id).
+  - IAM is eventually consistent. The inline policies of a new role are put with retries while IAM does not
+    know the role yet, but other services may take a few seconds more to be able to use it.
+"""
+
+EXAMPLES = r"""
+- name: The task execution role and the task role of the load generator tasks in us-east-2
+  constellation.loadtest.ecs_task_roles:
+    assume_role_policy_document: "{{ lookup('ansible.builtin.template', 'task-trust.json.j2') }}"
+    roles:
+      - name: constellation-task-execution-us-east-2
+        description: ECS task execution role of the load generator tasks in us-east-2
+        policies:
+          task-execution: "{{ lookup('ansible.builtin.template', 'task-execution-policy.json.j2') }}"
+      - name: constellation-task-us-east-2
+        description: Task role of the load generator tasks in us-east-2
+        policies:
+          task: "{{ lookup('ansible.builtin.template', 'task-policy.json.j2') }}"
+    tags:
+      "constellation:deployment": constellation
+  register: task_roles
+
+- name: A task definition that uses them
+  community.aws.ecs_taskdefinition:
+    region: us-east-2
+    family: constellation-load
+    launch_type: FARGATE
+    network_mode: awsvpc
+    cpu: "1024"
+    memory: "2048"
+    execution_role_arn: "{{ task_roles.roles['constellation-task-execution-us-east-2'].arn }}"
+    task_role_arn: "{{ task_roles.roles['constellation-task-us-east-2'].arn }}"
+    containers: "{{ containers }}"
+    state: present
+
+- name: Delete both roles with their policies
+  constellation.loadtest.ecs_task_roles:
+    roles:
+      - name: constellation-task-execution-us-east-2
+      - name: constellation-task-us-east-2
+    state: absent
+"""
+
+RETURN = r"""
+roles:
+  description:
+    - The roles of O(roles) by name, as they are after the run (in check mode, as they would be).
+    - Empty with O(state=absent).
+  returned: always
+  type: dict
+  contains:
+    arn:
+      description: The ARN of the role (not in check mode before creation).
+      type: str
+      sample: arn:aws:iam::123456789012:role/constellation-task-us-east-2
+    role_name:
+      description: The name of the role.
+      type: str
+      sample: constellation-task-us-east-2
+    role_id:
+      description: The ID of the role (not in check mode before creation).
+      type: str
+      sample: AROA1234567890EXAMPLE
+    description:
+      description: The description of the role, null when it has none.
+      type: str
+      sample: Task role of the load generator tasks in us-east-2
+    tags:
+      description: The tags of the role.
+      type: dict
+      sample: {"constellation:deployment": "constellation"}
+    policies:
+      description: The names of the inline policies of the role, sorted.
+      type: list
+      elements: str
+      sample: ["task"]
+  sample:
+    constellation-task-us-east-2:
+      arn: arn:aws:iam::123456789012:role/constellation-task-us-east-2
+      role_name: constellation-task-us-east-2
+      role_id: AROA1234567890EXAMPLE
+      description: Task role of the load generator tasks in us-east-2
+      tags: {"constellation:deployment": "constellation"}
+      policies: ["task"]
+"""
+
+from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.constellation.loadtest.plugins.module_utils.ecs_task_roles import EcsTaskRoles
+from ansible_collections.constellation.loadtest.plugins.module_utils.ecs_task_roles import EcsTaskRolesError
+from ansible_collections.constellation.loadtest.plugins.module_utils.ecs_task_roles import parse_document
+from ansible_collections.constellation.loadtest.plugins.module_utils.ecs_task_roles import parse_roles
+from ansible_collections.constellation.loadtest.plugins.module_utils.ecs_task_roles import role_names
+from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
+
+
+def main():
+    argument_spec = dict(
+        roles=dict(
+            type="list",
+            elements="dict",
+            required=True,
+            options=dict(
+                name=dict(type="str", required=True),
+                description=dict(type="str"),
+                policies=dict(type="dict", default={}),
+            ),
+        ),
+        assume_role_policy_document=dict(type="json"),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        tags=dict(type="dict", aliases=["resource_tags"]),
+        purge_tags=dict(type="bool", default=True),
+    )
+    module = ConstellationAWSModule(
+        argument_spec=argument_spec,
+        required_if=[("state", "present", ["assume_role_policy_document"])],
+        supports_check_mode=True,
+    )
+    params = module.params
+    client = module.client("iam", retry_decorator=AWSRetry.jittered_backoff())
+    task_roles = EcsTaskRoles(client, params["tags"], params["purge_tags"], module.check_mode)
+    try:
+        # The input is parsed and checked before the first AWS call.
+        if params["state"] == "present":
+            trust_policy = parse_document(params["assume_role_policy_document"], "assume_role_policy_document")
+            result = task_roles.ensure_present(trust_policy, parse_roles(params["roles"]))
+        else:
+            result = task_roles.ensure_absent(role_names(params["roles"]))
+    except EcsTaskRolesError as e:
+        module.fail_json(msg=str(e))
+    except AnsibleAWSError as e:
+        module.fail_json_aws_error(e)
+    module.exit_json(changed=task_roles.changed, **result)
+
+
+if __name__ == "__main__":
+    main()

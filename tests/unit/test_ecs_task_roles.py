@@ -1,0 +1,234 @@
+"""plugins/module_utils/ecs_task_roles.py: input checks, and the roles against moto's IAM."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+# The repository root is the collection; .build/collections makes its FQCN importable (see ansible.cfg).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".build" / "collections"))
+
+from ansible_collections.amazon.aws.plugins.module_utils.iam import AnsibleIAMError  # noqa: E402
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry  # noqa: E402
+from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils import ecs_task_roles  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.ecs_task_roles import EcsTaskRoles  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.ecs_task_roles import RoleSpec  # noqa: E402
+
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+OTHER_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+TAGS = {"constellation:deployment": "d"}
+
+
+def allow(action: str) -> dict:
+    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}]}
+
+
+def specs(task_policy: dict | None = None, description: str | None = "Task role") -> list[RoleSpec]:
+    return [
+        RoleSpec("d-task-execution", "Execution role", {"task-execution": allow("logs:PutLogEvents")}),
+        RoleSpec("d-task", description, {"task": task_policy or allow("s3:GetObject")}),
+    ]
+
+
+@pytest.fixture
+def iam(monkeypatch):
+    """moto's IAM behind the retrying wrapper AnsibleAWSModule.client returns; no backoff sleeps."""
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    with mock_aws():
+        yield boto3.client("iam", region_name="us-east-1")
+
+
+def wrapped(client):
+    return RetryingBotoClientWrapper(client, AWSRetry.jittered_backoff())
+
+
+def run(client, state: str = "present", purge_tags: bool = True, check_mode: bool = False, **kw):
+    roles = EcsTaskRoles(wrapped(client), kw.get("tags", TAGS), purge_tags, check_mode)
+    if state == "present":
+        result = roles.ensure_present(kw.get("trust", TRUST), kw.get("roles", specs()))
+    else:
+        result = roles.ensure_absent(kw.get("names", ["d-task-execution", "d-task"]))
+    return roles.changed, result
+
+
+def role_names(client) -> list[str]:
+    return sorted(role["RoleName"] for role in client.list_roles()["Roles"])
+
+
+# ---- input
+
+
+def test_a_policy_that_is_not_json_is_refused_naming_its_place():
+    roles = [{"name": "a", "policies": {"x": "{}"}}, {"name": "b", "policies": {"task": '{"Version": '}}]
+    message = r"^roles\[1\]\.policies\.task is not valid JSON: Expecting value"
+    with pytest.raises(ecs_task_roles.EcsTaskRolesError, match=message):
+        ecs_task_roles.parse_roles(roles)
+
+
+@pytest.mark.parametrize("document", ["[]", '"text"', "null", ["Statement"]])
+def test_a_document_that_is_no_json_object_is_refused(document):
+    with pytest.raises(ecs_task_roles.EcsTaskRolesError, match="^assume_role_policy_document is not a policy document"):
+        ecs_task_roles.parse_document(document, "assume_role_policy_document")
+
+
+def test_documents_as_text_and_as_dicts_parse_to_the_same_roles():
+    as_text = ecs_task_roles.parse_roles([{"name": "a", "description": "x", "policies": {"p": json.dumps(TRUST)}}])
+    as_dict = ecs_task_roles.parse_roles([{"name": "a", "description": "x", "policies": {"p": TRUST}}])
+    assert as_text == as_dict == [RoleSpec("a", "x", {"p": TRUST})]
+    assert ecs_task_roles.parse_roles([{"name": "a", "policies": None}]) == [RoleSpec("a", None, {})]
+
+
+@pytest.mark.parametrize(
+    "roles, message",
+    [
+        ([{"name": "a"}, {"name": "has space"}], r"^roles\[1\]\.name 'has space' is not a valid role name: role name"),
+        ([{"name": "x" * 65}], r"^roles\[0\]\.name 'x+' is not a valid role name: Length of role name may not exceed"),
+        ([{"name": "a"}, {"name": "b"}, {"name": "a"}], r"^roles\[2\]\.name 'a' is also roles\[0\]\.name"),
+    ],
+)
+def test_bad_or_repeated_role_names_are_refused(roles, message):
+    with pytest.raises(ecs_task_roles.EcsTaskRolesError, match=message):
+        ecs_task_roles.role_names(roles)
+
+
+def test_a_bad_policy_name_is_refused():
+    with pytest.raises(ecs_task_roles.EcsTaskRolesError, match=r"^roles\[0\]\.policies: 'a/b' is not a policy name"):
+        ecs_task_roles.parse_roles([{"name": "a", "policies": {"a/b": {}}}])
+
+
+# ---- present
+
+
+def test_check_mode_reports_the_roles_it_would_create_and_creates_none(iam):
+    changed, result = run(iam, check_mode=True)
+    assert changed
+    assert role_names(iam) == []
+    expected = {"role_name": "d-task", "description": "Task role", "tags": TAGS, "policies": ["task"]}
+    assert result["roles"]["d-task"] == expected
+    assert result["diff"]["before"] == {}
+
+
+def test_roles_are_created_with_their_policies_then_left_alone(iam):
+    changed, result = run(iam)
+    assert changed
+    assert role_names(iam) == ["d-task", "d-task-execution"]
+    task = result["roles"]["d-task"]
+    assert task["arn"] == iam.get_role(RoleName="d-task")["Role"]["Arn"]
+    assert task["role_id"] and task["description"] == "Task role"
+    assert task["tags"] == TAGS and task["policies"] == ["task"]
+    assert iam.get_role_policy(RoleName="d-task", PolicyName="task")["PolicyDocument"] == allow("s3:GetObject")
+    assert iam.get_role(RoleName="d-task")["Role"]["AssumeRolePolicyDocument"] == TRUST
+    assert iam.list_instance_profiles_for_role(RoleName="d-task")["InstanceProfiles"] == []
+
+    changed_again, again = run(iam)
+    assert not changed_again
+    assert again["roles"] == result["roles"]
+
+
+def test_every_difference_is_repaired_and_nothing_else_is_touched(iam):
+    run(iam)
+    policy_arn = iam.create_policy(PolicyName="extra", PolicyDocument=json.dumps(allow("*")))["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName="d-task", PolicyArn=policy_arn)
+    iam.put_role_policy(RoleName="d-task", PolicyName="by-hand", PolicyDocument=json.dumps(allow("ec2:*")))
+    iam.tag_role(RoleName="d-task", Tags=[{"Key": "Owner", "Value": "qa"}])
+    wanted = specs(task_policy=allow("s3:PutObject"), description="New description")
+
+    changed, checked = run(iam, check_mode=True, trust=OTHER_TRUST, roles=wanted)
+    assert changed
+    assert checked["roles"]["d-task"]["policies"] == ["task"]
+    assert sorted(iam.list_role_policies(RoleName="d-task")["PolicyNames"]) == ["by-hand", "task"]
+    assert iam.get_role(RoleName="d-task")["Role"]["Description"] == "Task role"
+
+    changed, result = run(iam, trust=OTHER_TRUST, roles=wanted)
+    assert changed
+    role = iam.get_role(RoleName="d-task")["Role"]
+    assert role["AssumeRolePolicyDocument"] == OTHER_TRUST and role["Description"] == "New description"
+    assert iam.list_role_tags(RoleName="d-task")["Tags"] == [{"Key": "constellation:deployment", "Value": "d"}]
+    assert iam.list_role_policies(RoleName="d-task")["PolicyNames"] == ["task"]
+    assert iam.get_role_policy(RoleName="d-task", PolicyName="task")["PolicyDocument"] == allow("s3:PutObject")
+    assert iam.list_attached_role_policies(RoleName="d-task")["AttachedPolicies"] == []
+    assert result["roles"]["d-task"]["description"] == "New description" and result["roles"]["d-task"]["tags"] == TAGS
+    assert result["diff"]["before"]["d-task"]["managed_policy_arns"] == [policy_arn]
+    assert result["diff"]["after"]["d-task"]["managed_policy_arns"] == []
+
+    assert run(iam, trust=OTHER_TRUST, roles=wanted)[0] is False
+
+
+def test_tags_are_left_alone_without_tags_and_kept_without_purge(iam):
+    run(iam)
+    iam.tag_role(RoleName="d-task", Tags=[{"Key": "Owner", "Value": "qa"}])
+    changed, result = run(iam, tags=None)
+    assert not changed and result["roles"]["d-task"]["tags"] == dict(TAGS, Owner="qa")
+
+    changed, result = run(iam, tags={"Team": "load"}, purge_tags=False)
+    assert changed and result["roles"]["d-task"]["tags"] == dict(TAGS, Owner="qa", Team="load")
+
+
+def test_an_unset_description_keeps_the_roles_own(iam):
+    run(iam)
+    changed, result = run(iam, roles=specs(description=None))
+    assert not changed and result["roles"]["d-task"]["description"] == "Task role"
+
+
+def test_a_new_role_unknown_to_iam_for_a_moment_still_gets_its_policies(iam):
+    put_role_policy, calls = iam.put_role_policy, []
+
+    def not_yet_consistent(**params):
+        calls.append(params["RoleName"])
+        if len(calls) == 1:
+            raise ClientError({"Error": {"Code": "NoSuchEntity", "Message": "no role"}}, "PutRolePolicy")
+        return put_role_policy(**params)
+
+    iam.put_role_policy = not_yet_consistent
+    assert run(iam)[0] is True
+    assert calls == ["d-task-execution", "d-task-execution", "d-task"]
+    assert iam.list_role_policies(RoleName="d-task-execution")["PolicyNames"] == ["task-execution"]
+
+
+def test_an_aws_failure_names_the_role_and_the_call(iam):
+    run(iam)
+
+    def refused(**params):
+        raise ClientError({"Error": {"Code": "NoSuchEntity", "Message": "gone"}}, "PutRolePolicy")
+
+    iam.put_role_policy = refused
+    with pytest.raises(AnsibleIAMError) as raised:
+        run(iam, roles=specs(task_policy=allow("s3:PutObject")))
+    # The retry after creation is for new roles only: a role that existed is not waited for.
+    assert raised.value.message == "role d-task: Failed to put inline policy task"
+    assert raised.value.exception.response["Error"]["Code"] == "NoSuchEntity"
+
+
+# ---- absent
+
+
+def test_delete_removes_policies_and_profiles_first_and_skips_missing_roles(iam):
+    run(iam)
+    policy_arn = iam.create_policy(PolicyName="extra", PolicyDocument=json.dumps(allow("*")))["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName="d-task", PolicyArn=policy_arn)
+    iam.create_instance_profile(InstanceProfileName="profile")
+    iam.add_role_to_instance_profile(InstanceProfileName="profile", RoleName="d-task")
+
+    changed, checked = run(iam, state="absent", check_mode=True, names=["d-task", "missing"])
+    assert changed and role_names(iam) == ["d-task", "d-task-execution"]
+    assert sorted(checked["diff"]["before"]) == ["d-task"]
+
+    changed, result = run(iam, state="absent", names=["d-task", "missing", "d-task-execution"])
+    assert changed and result["roles"] == {} and role_names(iam) == []
+    assert iam.get_instance_profile(InstanceProfileName="profile")["InstanceProfile"]["Roles"] == []
+    assert iam.get_policy(PolicyArn=policy_arn)["Policy"]["AttachmentCount"] == 0
+
+    assert run(iam, state="absent")[0] is False
