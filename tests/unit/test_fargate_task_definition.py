@@ -375,7 +375,7 @@ def test_absent_deregisters_the_active_revisions_then_deletes_them_all_ten_at_a_
     tasks = family(client, monkeypatch, {"ACTIVE": [21, 22], "INACTIVE": list(range(1, 21))})
     tasks.ensure_absent()
     assert tasks.changed
-    operations = [operation for operation, _ in client.calls]
+    operations = [call[0] for call in client.calls]
     assert operations == ["deregister_task_definition"] * 2 + ["delete_task_definitions"] * 3
     batches = [
         params["taskDefinitions"] for operation, params in client.calls if operation == "delete_task_definitions"
