@@ -41,7 +41,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.policy import compare_p
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
+
+from .tagging import plan_tags
 
 # A role just created may be unknown to IAM's other endpoints for a few seconds.
 _new_role_retry = AWSRetry.jittered_backoff(catch_extra_error_codes=["NoSuchEntity"])
@@ -249,15 +250,13 @@ class EcsTaskRoles:
 
     def ensure_tags(self, name: str, current: dict[str, str]) -> dict[str, str]:
         """Tag the role with ``tags`` (none removed unless ``purge_tags``); return its tags after."""
-        if self.tags is None:
-            return current
-        to_set, to_unset = compare_aws_tags(current, self.tags, self.purge_tags)
+        after, to_set, to_unset = plan_tags(current, self.tags, self.purge_tags)
         if (to_set or to_unset) and self.act():
             if to_unset:
                 _call("untag", self.client.untag_role, RoleName=name, TagKeys=to_unset)
             if to_set:
                 _call("tag", self.client.tag_role, RoleName=name, Tags=ansible_dict_to_boto3_tag_list(to_set))
-        return {**{key: value for key, value in current.items() if key not in to_unset}, **to_set}
+        return after
 
     def ensure_policies(
         self, name: str, current: dict[str, dict[str, Any]], wanted: dict[str, dict[str, Any]]

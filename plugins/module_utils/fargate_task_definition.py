@@ -33,7 +33,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
+
+from .tagging import plan_tags
 
 FAMILY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 # Container keys the ECS API takes as integers; YAML and templates easily make strings of them.
@@ -235,18 +236,6 @@ def family_and_revision(arn: str) -> tuple[str, int]:
     return family, int(revision)
 
 
-def apply_tags(
-    current: dict[str, str], tags: dict[str, str] | None, purge_tags: bool
-) -> tuple[dict[str, str], dict[str, str], list[str]]:
-    """The tags after the change, and the tags to set and to unset; ``tags`` None leaves them as they are."""
-    if tags is None:
-        return dict(current), {}, []
-    to_set, to_unset = compare_aws_tags(current, tags, purge_tags)
-    after = {key: value for key, value in current.items() if key not in to_unset}
-    after.update(to_set)
-    return after, to_set, to_unset
-
-
 def ecs_tags(tags: dict[str, str]) -> list[dict[str, str]]:
     return ansible_dict_to_boto3_tag_list(tags, tag_name_key_name="key", tag_value_key_name="value")
 
@@ -289,7 +278,7 @@ class TaskDefinitionFamily:
         """Keep or register the revision ``request`` asks for, the only ACTIVE one; return it and a ``diff``."""
         active = self.revisions("ACTIVE")
         current = self.describe(active[-1]) if active else None
-        wanted_tags, to_set, to_unset = apply_tags(current["tags"] if current else {}, tags, purge_tags)
+        wanted_tags, to_set, to_unset = plan_tags(current["tags"] if current else {}, tags, purge_tags)
         if current is not None and matches(request, current):
             after = dict(current, tags=wanted_tags)
             kept_arn = current["taskDefinitionArn"]

@@ -28,7 +28,6 @@ from ansible.module_utils.common.dict_transformations import snake_dict_to_camel
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_.-]{3,256}$")
 MEMORY_STORE_RETENTION_HOURS = (1, 8766)
@@ -73,22 +72,6 @@ def table_option_errors(params: dict[str, Any]) -> list[str]:
 def snake_case(resource: Optional[dict[str, Any]]) -> dict[str, Any]:
     """A database or table as modules return it; tag keys are left as they are."""
     return camel_dict_to_snake_dict(resource, ignore_list=["Tags"]) if resource else {}
-
-
-def tag_changes(
-    current: dict[str, str], desired: Optional[dict[str, str]], purge: bool
-) -> tuple[dict[str, str], list[str]]:
-    """(tags to set, tag keys to remove); nothing when the user gave no tags (amazon.aws semantics)."""
-    if desired is None:
-        return {}, []
-    return compare_aws_tags(current, desired, purge)
-
-
-def tags_after(current: dict[str, str], to_set: dict[str, str], to_remove: list[str]) -> dict[str, str]:
-    """The tags a resource has once tag_changes() have been applied."""
-    tags = {key: value for key, value in current.items() if key not in to_remove}
-    tags.update(to_set)
-    return tags
 
 
 def kms_key_matches(current: Optional[str], desired: str) -> bool:

@@ -140,6 +140,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.constellation.loadtest.plugins.module_utils import timestream
 from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.tagging import plan_tags
 
 
 def ensure_present(module, client, current):
@@ -160,10 +161,10 @@ def ensure_present(module, client, current):
     new_kms_key = params["kms_key_id"]
     if new_kms_key is None or timestream.kms_key_matches(current.get("KmsKeyId"), new_kms_key):
         new_kms_key = None
-    tags_to_set, tags_to_remove = timestream.tag_changes(current["Tags"], params["tags"], params["purge_tags"])
+    tags, tags_to_set, tags_to_remove = plan_tags(current["Tags"], params["tags"], params["purge_tags"])
     changed = bool(new_kms_key or tags_to_set or tags_to_remove)
 
-    planned = dict(current, Tags=timestream.tags_after(current["Tags"], tags_to_set, tags_to_remove))
+    planned = dict(current, Tags=tags)
     if new_kms_key:
         planned["KmsKeyId"] = new_kms_key
     if changed and not module.check_mode:

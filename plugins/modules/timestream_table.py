@@ -205,6 +205,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.constellation.loadtest.plugins.module_utils import timestream
 from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.tagging import plan_tags
 
 
 def require_database(module, client, database_name):
@@ -234,8 +235,7 @@ def ensure_present(module, client, current):
         current, params["enable_magnetic_store_writes"], params["magnetic_store_rejected_data_location"]
     )
     current_tags = current["Tags"] if current else {}
-    tags_to_set, tags_to_remove = timestream.tag_changes(current_tags, params["tags"], params["purge_tags"])
-    tags = timestream.tags_after(current_tags, tags_to_set, tags_to_remove)
+    tags, tags_to_set, tags_to_remove = plan_tags(current_tags, params["tags"], params["purge_tags"])
     planned = timestream.planned_table(current, database_name, table_name, retention, writes, tags)
     changed = current is None or bool(retention or writes or tags_to_set or tags_to_remove)
 

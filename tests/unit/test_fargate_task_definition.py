@@ -250,17 +250,6 @@ def test_a_role_name_matches_the_arn_of_that_role(asked, ecs, same):
 # Tags and ARNs
 
 
-def test_tags_are_purged_merged_or_left_alone():
-    current = {"keep": "1", "old": "x", "aws:cloudformation:stack-name": "s"}
-    assert ftd.apply_tags(current, {"keep": "1", "new": "2"}, True) == (
-        {"keep": "1", "new": "2", "aws:cloudformation:stack-name": "s"},
-        {"new": "2"},
-        ["old"],
-    )
-    assert ftd.apply_tags(current, {"new": "2"}, False) == (dict(current, new="2"), {"new": "2"}, [])
-    assert ftd.apply_tags(current, None, True) == (current, {}, [])
-
-
 def test_the_family_and_revision_come_from_the_arn():
     assert ftd.family_and_revision(f"{ARN}-sidecar:12") == ("load-sidecar", 12)
 

@@ -105,27 +105,6 @@ def test_rejected_data_location_needs_magnetic_store_writes(enable):
     assert errors == ["magnetic_store_rejected_data_location is only used with enable_magnetic_store_writes=true."]
 
 
-# ---- tags
-
-
-def test_no_tags_given_means_no_tag_change_even_with_purge():
-    assert timestream.tag_changes({"a": "1"}, None, purge=True) == ({}, [])
-
-
-def test_purge_removes_tags_not_given_but_keeps_aws_tags():
-    to_set, to_remove = timestream.tag_changes({"a": "1", "b": "2", "aws:owner": "x"}, {"a": "1", "c": "3"}, purge=True)
-    assert to_set == {"c": "3"}
-    assert to_remove == ["b"]
-
-
-def test_without_purge_only_new_or_changed_tags_are_set():
-    assert timestream.tag_changes({"a": "1", "b": "2"}, {"a": "9"}, purge=False) == ({"a": "9"}, [])
-
-
-def test_tags_after_applies_removals_then_additions():
-    assert timestream.tags_after({"a": "1", "b": "2"}, {"a": "9", "c": "3"}, ["b"]) == {"a": "9", "c": "3"}
-
-
 # ---- database KMS key
 
 
