@@ -11,7 +11,9 @@ would run its share of the load a second time.
 
 The client passed in is an amazon.aws client wrapped with ``AWSRetry.jittered_backoff`` (calls
 carry ``aws_retry=True``), which retries throttling and server errors. Capacity shortages are not
-errors for RunTask but entries in its ``failures``; :data:`placement_retry` retries those.
+errors for RunTask but entries in its ``failures``; :data:`placement_retry` retries those, and
+RunTask's refusal of a task role that IAM has not propagated yet (the roles of a new region are
+created moments before its tasks start).
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from typing import Callable
+
+try:
+    from botocore.exceptions import ClientError
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.cloud import CloudRetry
 
@@ -37,7 +44,10 @@ RUNNING_STATUSES = frozenset({"RUNNING"})
 # ECS accepts at most 100 tasks per DescribeTasks call.
 _DESCRIBE_BATCH = 100
 # Reasons RunTask gives in `failures` for a shortage that passes: worth trying again later.
-_RETRYABLE_PLACEMENT_REASONS = ("capacity is unavailable", "resource:eni")
+_RETRYABLE_PLACEMENT_REASONS = ("capacity is unavailable", "resource:eni", "unable to assume the role")
+# RunTask refuses a task role IAM has not propagated yet, seconds after CreateRole:
+# "ECS was unable to assume the role '...' that was provided for this task."
+_ROLE_NOT_YET_ASSUMABLE = "unable to assume the role"
 
 
 class EcsLoadTaskError(Exception):
@@ -159,11 +169,17 @@ def run_task_request(
 
 
 def launch_task(client, request: dict[str, Any]) -> dict[str, Any]:
-    """Start one task; capacity shortages are retried with jittered backoff before failing."""
+    """Start one task; capacity shortages and a role not yet usable are retried with jittered backoff."""
 
     @placement_retry
     def attempt() -> dict[str, Any]:
-        response = client.run_task(aws_retry=True, **request)
+        try:
+            response = client.run_task(aws_retry=True, **request)
+        except ClientError as error:
+            message = error.response.get("Error", {}).get("Message", "")
+            if _ROLE_NOT_YET_ASSUMABLE in message.lower():
+                raise TaskNotPlaced(message) from error
+            raise
         if response["tasks"]:
             return response["tasks"][0]
         failure = (response.get("failures") or [{}])[0]

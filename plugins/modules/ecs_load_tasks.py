@@ -20,8 +20,9 @@ description:
     it no longer lists.
   - Tasks are started with one C(RunTask) call each (every task has its own overrides),
     O(launch_concurrency) calls at a time. Throttling is retried with jittered backoff; a
-    C(Capacity is unavailable) or C(RESOURCE:ENI) answer is retried with jittered backoff for
-    about three minutes per task before the launch fails.
+    C(Capacity is unavailable) or C(RESOURCE:ENI) answer, and C(ECS was unable to assume the role)
+    (a task role IAM has not propagated yet, seconds after it was created), are retried with
+    jittered backoff for about three minutes per task before the launch fails.
   - If some tasks cannot be started, the module fails naming the region, the task indexes and
     the reasons; the tasks that did start keep running and are returned in RV(tasks), so that
     the caller can stop them with O(state=stopped).

@@ -73,6 +73,31 @@ def test_capacity_shortages_are_retried_other_failures_are_not(monkeypatch):
         ecs.launch_task(Client([refused, started]), request(0, ["a"]))
 
 
+def test_a_task_role_iam_has_not_propagated_yet_is_retried_other_client_errors_are_not(monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    from botocore.exceptions import ClientError
+
+    def client_error(message: str) -> ClientError:
+        return ClientError({"Error": {"Code": "ClientException", "Message": message}}, "RunTask")
+
+    class Client:
+        def __init__(self, answers):
+            self.answers = list(answers)
+
+        def run_task(self, aws_retry, **request):
+            answer = self.answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    not_yet = client_error("ECS was unable to assume the role 'arn:aws:iam::123456789012:role/d-task-us-east-2' that was provided for this task.")
+    started = {"tasks": [task(0)], "failures": []}
+    assert ecs.launch_task(Client([not_yet, not_yet, started]), request(0, ["a"])) == task(0)
+
+    with pytest.raises(ClientError, match="TaskDefinition is inactive"):
+        ecs.launch_task(Client([client_error("TaskDefinition is inactive"), started]), request(0, ["a"]))
+
+
 def test_a_failed_launch_does_not_hide_the_tasks_that_started():
     def launch(req):
         if ecs.request_index(req) == 1:
