@@ -275,7 +275,7 @@ def test_wait_reports_tasks_that_stopped_without_ending_then_a_completed_run(mot
     assert len(run_tasks(moto, "us-east-2")) == 1, "watching a run must not start its tasks again"
 
 
-def test_check_mode_on_a_fresh_deployment_creates_nothing_and_registered_tasks_never_start_again(moto, tmp_path):
+def test_check_mode_on_a_fresh_deployment_creates_nothing_registered_tasks_never_start_again_a_stale_run_is_refused(moto, tmp_path):
     variables = settings(moto, tmp_path, {"us-east-2": 450})
     assert playbook("init", variables).rc == 0
 
@@ -293,3 +293,16 @@ def test_check_mode_on_a_fresh_deployment_creates_nothing_and_registered_tasks_n
     started = playbook("run_test", variables)
     assert started.rc == 0, started.output
     assert [tags(t["tags"])["constellation:task-index"] for t in run_tasks(moto, "us-east-2")] == ["1"]
+
+    # A run whose tasks have given up waiting (planned long ago, never started) is not started again.
+    orchestrator_state.reset_run(dynamodb, table, "run-stale", {"us-east-2": 3}, 30)
+    orchestrator_state.register_task(dynamodb, table, "run-stale", "us-east-2", 0)
+    long_ago = str(orchestrator_state.now_ms() - 2 * 3600 * 1000)
+    dynamodb.update_item(
+        TableName=table, Key={"run_id": {"S": "run-stale"}}, UpdateExpression="SET created_at = :t",
+        ExpressionAttributeValues={":t": {"N": long_ago}},
+    )
+    refused = playbook("run_test", dict(variables, constellation_run_id="run-stale"))
+    assert refused.rc != 0
+    assert "Run run-stale was planned at " in refused.stdout and "never started: only 1 of 3 tasks registered" in " ".join(refused.stdout.split())
+    assert run_tasks(moto, "us-east-2", "run-stale") == []
