@@ -272,7 +272,7 @@ def main():
         else:
             result = family.ensure_absent()
     except TaskDefinitionError as e:
-        module.fail_json(msg=str(e))
+        module.fail_json(msg=f"{module.region}: {e}")
     except (ClientError, BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"{module.region}: failed to manage the task definition family {params['family']}")
     for warning in family.warnings:
