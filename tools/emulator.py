@@ -47,7 +47,7 @@ def wait_until_up(url: str, process: subprocess.Popen, name: str, timeout: float
 def moto_server(log: IO | None = None) -> Iterator[str]:
     """Run a moto server on 127.0.0.1 for the duration of the block; yields its URL."""
     port = free_port()
-    # moto_server, but serving one request at a time (see moto_atomic.py: atomic item updates).
+    # moto_server, but serving one DynamoDB request at a time (moto_atomic.py: atomic item updates).
     moto = Path(__file__).with_name("moto_atomic.py")
     process = subprocess.Popen(
         [sys.executable, str(moto), "-H", "127.0.0.1", "-p", str(port)],

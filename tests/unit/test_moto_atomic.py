@@ -1,4 +1,4 @@
-"""The emulator serves one request at a time, so that moto's item updates are atomic as DynamoDB's are."""
+"""The emulator serves one DynamoDB request at a time, so that moto's item updates are atomic as DynamoDB's are."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import moto_atomic
 from moto import server
 
 
-def test_requests_are_served_one_at_a_time(monkeypatch):
+def most_at_once(monkeypatch, environ: dict) -> int:
+    """How many of 16 requests with this environ moto's dispatch served at the same time (at most)."""
     active, most = [0], [0]
     guard = threading.Lock()
 
@@ -24,9 +25,17 @@ def test_requests_are_served_one_at_a_time(monkeypatch):
         return [b"ok"]
 
     monkeypatch.setattr(server.DomainDispatcherApplication, "__call__", serve)
-    app = moto_atomic.OneRequestAtATime(server.create_backend_app)
+    app = moto_atomic.OneDynamoDBRequestAtATime(server.create_backend_app)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        answers = list(pool.map(lambda _: app({}, None), range(16)))
-
+        answers = list(pool.map(lambda _: app(dict(environ), None), range(16)))
     assert answers == [[b"ok"]] * 16
-    assert most[0] == 1
+    return most[0]
+
+
+def test_dynamodb_requests_are_served_one_at_a_time(monkeypatch):
+    assert most_at_once(monkeypatch, {"HTTP_X_AMZ_TARGET": "DynamoDB_20120810.UpdateItem"}) == 1
+
+
+def test_other_requests_are_served_concurrently(monkeypatch):
+    assert most_at_once(monkeypatch, {"HTTP_X_AMZ_TARGET": "AmazonEC2ContainerServiceV20141113.RunTask"}) > 1
+    assert most_at_once(monkeypatch, {}) > 1
