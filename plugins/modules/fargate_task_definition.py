@@ -252,16 +252,19 @@ def main():
     params = module.params
     present = params["state"] == "present"
     try:
-        validate_family(params["family"])
-        request = registration(
-            family=params["family"],
-            cpu=params["cpu"],
-            memory=params["memory"],
-            containers=params["containers"],
-            execution_role_arn=params["execution_role_arn"],
-            task_role_arn=params["task_role_arn"],
-            cpu_architecture=params["cpu_architecture"],
-        ) if present else None
+        if present:  # registration() checks the family with the rest of the request
+            request = registration(
+                family=params["family"],
+                cpu=params["cpu"],
+                memory=params["memory"],
+                containers=params["containers"],
+                execution_role_arn=params["execution_role_arn"],
+                task_role_arn=params["task_role_arn"],
+                cpu_architecture=params["cpu_architecture"],
+            )
+        else:
+            validate_family(params["family"])
+            request = None
     except TaskDefinitionError as e:
         module.fail_json(msg=str(e))
     retry = AWSRetry.jittered_backoff(catch_extra_error_codes=["ServerException"])
