@@ -81,16 +81,38 @@ options:
     choices: [X86_64, ARM64]
     default: X86_64
     type: str
+  log_group:
+    description:
+      - The CloudWatch Logs group the containers log to (their C(awslogs-group)), managed with the family
+        in the same module run, as the task definitions of terraform-aws-modules/ecs do.
+      - With O(state=present) it is created, tagged with O(tags), before a revision is registered, and
+        its retention and tags are brought in line; with O(state=absent) it is deleted, with its log
+        events, after the revisions.
+      - Unset, no log group is touched.
+    type: dict
+    suboptions:
+      name:
+        description:
+          - The name of the log group, for example C(/ecs/constellation).
+        required: true
+        type: str
+      retention_days:
+        description:
+          - How many days its log events are kept; one of the values CloudWatch Logs takes
+            (1, 3, 5, 7, 14, 30, 60, 90, ..., 3653).
+          - Unset, the retention is left as it is (a new group keeps its events forever).
+        type: int
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.tags
   - amazon.aws.boto3
 notes:
-  - In check mode nothing is registered, tagged, deregistered or deleted; a revision that would be
-    registered is returned without C(task_definition_arn), C(revision) and C(status).
+  - In check mode nothing is created, registered, tagged, deregistered or deleted; a revision that would be
+    registered is returned without C(task_definition_arn), C(revision) and C(status), a log group that
+    would be created without C(arn).
   - With O(tags) unset, a kept revision's tags are left as they are, and a new revision gets the tags
-    of the latest C(ACTIVE) revision before it.
+    of the latest C(ACTIVE) revision before it. So are the log group's.
   - A key removed from a container is not seen as a change, since keys not given are not compared;
     change another value (the image, for example) to register a revision without it.
 """
@@ -118,6 +140,9 @@ EXAMPLES = r"""
             awslogs-group: /constellation/tasks
             awslogs-region: us-east-2
             awslogs-stream-prefix: load-generator
+    log_group:
+      name: /constellation/tasks
+      retention_days: 14
     tags:
       "constellation:deployment": constellation
   register: task_definition
@@ -134,10 +159,12 @@ EXAMPLES = r"""
     tasks:
       - load-generator: {CONSTELLATION_TASK_INDEX: 0}
 
-- name: Delete every revision of the family
+- name: Delete every revision of the family, and the log group
   constellation.loadtest.fargate_task_definition:
     region: us-east-2
     family: constellation-load
+    log_group:
+      name: /constellation/tasks
     state: absent
 """
 
@@ -214,6 +241,27 @@ task_definition:
       description: The tags of the revision.
       type: dict
       sample: {"constellation:deployment": "constellation"}
+log_group:
+  description: The log group of O(log_group), as it is after the module run.
+  returned: when O(state=present) and O(log_group) is set
+  type: dict
+  contains:
+    log_group_name:
+      description: O(log_group.name).
+      type: str
+      sample: /constellation/tasks
+    arn:
+      description: The ARN of the log group, without the C(:*) DescribeLogGroups appends (not in check mode before creation).
+      type: str
+      sample: arn:aws:logs:us-east-2:123456789012:log-group:/constellation/tasks
+    retention_in_days:
+      description: How many days its log events are kept; null when forever.
+      type: int
+      sample: 14
+    tags:
+      description: The tags of the log group.
+      type: dict
+      sample: {"constellation:deployment": "constellation"}
 """
 
 try:
@@ -228,6 +276,9 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_tas
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import TaskDefinitionFamily
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import registration
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import validate_family
+from ansible_collections.constellation.loadtest.plugins.module_utils.log_group import LogGroup
+from ansible_collections.constellation.loadtest.plugins.module_utils.log_group import LogGroupError
+from ansible_collections.constellation.loadtest.plugins.module_utils.log_group import validate as validate_log_group
 from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
 
 
@@ -241,6 +292,10 @@ def main():
         task_role_arn=dict(type="str"),
         containers=dict(type="list", elements="dict"),
         cpu_architecture=dict(type="str", default="X86_64", choices=["X86_64", "ARM64"]),
+        log_group=dict(
+            type="dict",
+            options=dict(name=dict(type="str", required=True), retention_days=dict(type="int")),
+        ),
         tags=dict(type="dict", aliases=["resource_tags"]),
         purge_tags=dict(type="bool", default=True),
     )
@@ -251,6 +306,7 @@ def main():
     )
     params = module.params
     present = params["state"] == "present"
+    log_group_params = params["log_group"]
     try:
         if present:  # registration() checks the family with the rest of the request
             request = registration(
@@ -265,22 +321,47 @@ def main():
         else:
             validate_family(params["family"])
             request = None
-    except TaskDefinitionError as e:
+        if log_group_params:
+            validate_log_group(log_group_params["name"], log_group_params["retention_days"])
+    except (TaskDefinitionError, LogGroupError) as e:
         module.fail_json(msg=str(e))
     retry = AWSRetry.jittered_backoff(catch_extra_error_codes=["ServerException"])
     family = TaskDefinitionFamily(module.client("ecs", retry_decorator=retry), params["family"], module.check_mode)
-    try:
-        if present:
-            result = family.ensure_present(request, params["tags"], params["purge_tags"])
-        else:
-            result = family.ensure_absent()
-    except TaskDefinitionError as e:
-        module.fail_json(msg=f"{module.region}: {e}")
-    except (ClientError, BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"{module.region}: failed to manage the task definition family {params['family']}")
+    log_group = None
+    if log_group_params:
+        logs = module.client("logs", retry_decorator=AWSRetry.jittered_backoff())
+        log_group = LogGroup(logs, log_group_params["name"], module.check_mode)
+
+    def manage(subject, action, *args):
+        try:
+            return action(*args)
+        except TaskDefinitionError as e:
+            module.fail_json(msg=f"{module.region}: {e}")
+        except (ClientError, BotoCoreError) as e:
+            module.fail_json_aws(e, msg=f"{module.region}: failed to manage {subject}")
+
+    family_subject = f"the task definition family {params['family']}"
+    group_subject = f"the log group {log_group_params['name']}" if log_group else None
+    logged = None
+    # Containers log from their first second: the group is there before a revision is registered,
+    # and goes after the last one.
+    if present:
+        if log_group:
+            retention = log_group_params["retention_days"]
+            logged = manage(group_subject, log_group.ensure_present, retention, params["tags"], params["purge_tags"])
+        result = manage(family_subject, family.ensure_present, request, params["tags"], params["purge_tags"])
+    else:
+        result = manage(family_subject, family.ensure_absent)
+        if log_group:
+            logged = manage(group_subject, log_group.ensure_absent)
+    if logged:
+        if "log_group" in logged:
+            result["log_group"] = logged["log_group"]
+        for side in ("before", "after"):
+            result["diff"][side]["log_group"] = logged["diff"][side]
     for warning in family.warnings:
         module.warn(warning)
-    module.exit_json(changed=family.changed, **result)
+    module.exit_json(changed=family.changed or bool(log_group and log_group.changed), **result)
 
 
 if __name__ == "__main__":
