@@ -15,6 +15,9 @@ carry ``aws_retry=True``). Every AWS failure is raised as an ``AnsibleIAMError``
 names the role and what failed. IAM is eventually consistent: for a few seconds after
 ``CreateRole`` other calls may not know the role yet, so the inline policies of a new role are put
 with ``NoSuchEntity`` retried, as amazon.aws's iam_role does after creating a role.
+
+The roles are handled a few at a time, each in its own thread (boto3 clients are thread-safe), so
+that the roles of many regions, in one module run, take about as long as those of one.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
@@ -46,6 +50,8 @@ from .tagging import plan_tags
 
 # A role just created may be unknown to IAM's other endpoints for a few seconds.
 _new_role_retry = AWSRetry.jittered_backoff(catch_extra_error_codes=["NoSuchEntity"])
+# Roles handled at once: IAM's request rate limits are low and shared by the account.
+ROLE_CONCURRENCY = 4
 
 
 class EcsTaskRolesError(Exception):
@@ -54,11 +60,13 @@ class EcsTaskRolesError(Exception):
 
 @dataclass(frozen=True)
 class RoleSpec:
-    """A role as asked for: its name, description (None: left as it is) and inline policies."""
+    """A role as asked for: its name, description (None: left as it is), inline policies and trust
+    policy (None: the one the roles share)."""
 
     name: str
     description: str | None = None
     policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trust_policy: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,8 +128,11 @@ def role_names(roles: list[dict[str, Any]]) -> list[str]:
     return list(names)
 
 
-def parse_roles(roles: list[dict[str, Any]]) -> list[RoleSpec]:
-    """``roles`` as the module's options give them, checked, their policy documents parsed."""
+def parse_roles(roles: list[dict[str, Any]], shared_trust_policy: dict[str, Any] | None = None) -> list[RoleSpec]:
+    """``roles`` as the module's options give them, checked, their policy documents parsed.
+
+    Each role needs a trust policy: its own (``assume_role_policy_document``) or the shared one.
+    """
     specs = []
     for index, (name, role) in enumerate(zip(role_names(roles), roles)):
         policies = {}
@@ -130,7 +141,17 @@ def parse_roles(roles: list[dict[str, Any]]) -> list[RoleSpec]:
             if problem:
                 raise EcsTaskRolesError(f"roles[{index}].policies: {policy_name!r} is not a policy name: {problem}")
             policies[policy_name] = parse_document(document, f"roles[{index}].policies.{policy_name}")
-        specs.append(RoleSpec(name, role.get("description"), policies))
+        trust_policy = None
+        if role.get("assume_role_policy_document") is not None:
+            trust_policy = parse_document(
+                role["assume_role_policy_document"], f"roles[{index}].assume_role_policy_document"
+            )
+        elif shared_trust_policy is None:
+            raise EcsTaskRolesError(
+                f"roles[{index}] ({name}) has no trust policy: set assume_role_policy_document, "
+                f"for every role or in roles[{index}]"
+            )
+        specs.append(RoleSpec(name, role.get("description"), policies, trust_policy))
     return specs
 
 
@@ -190,19 +211,23 @@ class EcsTaskRoles:
 
     # Present
 
-    def ensure_present(self, trust_policy: dict[str, Any], roles: list[RoleSpec]) -> dict[str, Any]:
+    def ensure_present(self, trust_policy: dict[str, Any] | None, roles: list[RoleSpec]) -> dict[str, Any]:
         """Create or update every role; return them by name (``roles``) and a ``diff``.
 
-        A role is returned as it is after the run: in check mode, as it would be.
+        ``trust_policy`` is that of the roles without their own. A role is returned as it is after the
+        run: in check mode, as it would be.
         """
-        before, after = {}, {}
-        for spec in roles:
+
+        def one(spec: RoleSpec) -> tuple[RoleState | None, RoleState]:
+            trust = spec.trust_policy if spec.trust_policy is not None else trust_policy
             with _about_role(spec.name):
                 current = self.read(spec.name)
                 if current is None:
-                    role = self.create(spec, trust_policy)
-                else:
-                    role = self.update(spec, trust_policy, current)
+                    return None, self.create(spec, trust)
+                return current, self.update(spec, trust, current)
+
+        before, after = {}, {}
+        for spec, (current, role) in zip(roles, concurrently(one, roles)):
             if current is not None:
                 before[spec.name] = current.summary()
             after[spec.name] = role
@@ -292,14 +317,15 @@ class EcsTaskRoles:
 
     def ensure_absent(self, names: list[str]) -> dict[str, Any]:
         """Delete every role of ``names`` that exists, with its policies; return ``roles`` ({}) and a ``diff``."""
-        before = {}
-        for name in names:
+
+        def one(name: str) -> RoleState | None:
             with _about_role(name):
                 role = self.read(name)
                 if role is not None and self.act():
                     self.delete(role)
-            if role is not None:
-                before[name] = role.summary()
+            return role
+
+        before = {name: role.summary() for name, role in zip(names, concurrently(one, names)) if role is not None}
         return {"roles": {}, "diff": {"before": before, "after": {}}}
 
     def delete(self, role: RoleState) -> None:
@@ -312,3 +338,11 @@ class EcsTaskRoles:
             remove_role_from_iam_instance_profile(self.client, profile["InstanceProfileName"], role.name)
         delete = IAMErrorHandler.deletion_error_handler("delete the role")
         delete(self.client.delete_role)(RoleName=role.name, aws_retry=True)
+
+
+def concurrently(function, items: list) -> list:
+    """``[function(item) for item in items]``, ROLE_CONCURRENCY at a time; the first failure is raised."""
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(ROLE_CONCURRENCY, len(items))) as pool:
+        return list(pool.map(function, items))

@@ -11,8 +11,10 @@ version_added: 0.1.0
 short_description: The IAM roles of an ECS task with their inline policies, in one module run
 description:
   - Creates, updates or deletes the IAM roles of an ECS task, typically its task execution role and its
-    task role, each with the same trust policy O(assume_role_policy_document), a description, tags and
-    inline policies.
+    task role, each with a trust policy (O(assume_role_policy_document), or the role's own), a description,
+    tags and inline policies.
+  - The roles are handled four at a time, so the roles of many regions take about as long in one module
+    run as those of one region.
   - What two M(amazon.aws.iam_role) and two M(amazon.aws.iam_policy) runs would do, this module does in
     one, reading each role once and changing only what differs. When many regions deploy in parallel on
     one controller, module runs are what they compete for.
@@ -50,10 +52,16 @@ options:
           - Not used with O(state=absent).
         type: dict
         default: {}
+      assume_role_policy_document:
+        description:
+          - The trust policy of this role, as JSON text or a dict, instead of O(assume_role_policy_document).
+          - Not used with O(state=absent).
+        type: json
   assume_role_policy_document:
     description:
-      - The trust policy of every role of O(roles), as JSON text or a dict.
-      - Required with O(state=present), not used with O(state=absent).
+      - The trust policy of the roles of O(roles) without their own, as JSON text or a dict.
+      - With O(state=present), every role needs one or the other.
+      - Not used with O(state=absent).
     type: json
   state:
     description:
@@ -176,6 +184,7 @@ def main():
                 name=dict(type="str", required=True),
                 description=dict(type="str"),
                 policies=dict(type="dict", default={}),
+                assume_role_policy_document=dict(type="json"),
             ),
         ),
         assume_role_policy_document=dict(type="json"),
@@ -185,7 +194,6 @@ def main():
     )
     module = ConstellationAWSModule(
         argument_spec=argument_spec,
-        required_if=[("state", "present", ["assume_role_policy_document"])],
         supports_check_mode=True,
     )
     params = module.params
@@ -194,8 +202,10 @@ def main():
     try:
         # The input is parsed and checked before the first AWS call.
         if params["state"] == "present":
-            trust_policy = parse_document(params["assume_role_policy_document"], "assume_role_policy_document")
-            result = task_roles.ensure_present(trust_policy, parse_roles(params["roles"]))
+            trust_policy = None
+            if params["assume_role_policy_document"] is not None:
+                trust_policy = parse_document(params["assume_role_policy_document"], "assume_role_policy_document")
+            result = task_roles.ensure_present(trust_policy, parse_roles(params["roles"], trust_policy))
         else:
             result = task_roles.ensure_absent(role_names(params["roles"]))
     except EcsTaskRolesError as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import sys
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def test_a_policy_that_is_not_json_is_refused_naming_its_place():
     roles = [{"name": "a", "policies": {"x": "{}"}}, {"name": "b", "policies": {"task": '{"Version": '}}]
     message = r"^roles\[1\]\.policies\.task is not valid JSON: Expecting value"
     with pytest.raises(ecs_task_roles.EcsTaskRolesError, match=message):
-        ecs_task_roles.parse_roles(roles)
+        ecs_task_roles.parse_roles(roles, TRUST)
 
 
 @pytest.mark.parametrize("document", ["[]", '"text"', "null", ["Statement"]])
@@ -85,10 +86,19 @@ def test_a_document_that_is_no_json_object_is_refused(document):
 
 
 def test_documents_as_text_and_as_dicts_parse_to_the_same_roles():
-    as_text = ecs_task_roles.parse_roles([{"name": "a", "description": "x", "policies": {"p": json.dumps(TRUST)}}])
-    as_dict = ecs_task_roles.parse_roles([{"name": "a", "description": "x", "policies": {"p": TRUST}}])
+    as_text = ecs_task_roles.parse_roles([{"name": "a", "description": "x", "policies": {"p": json.dumps(TRUST)}}], TRUST)
+    as_dict = ecs_task_roles.parse_roles([{"name": "a", "description": "x", "policies": {"p": TRUST}}], TRUST)
     assert as_text == as_dict == [RoleSpec("a", "x", {"p": TRUST})]
-    assert ecs_task_roles.parse_roles([{"name": "a", "policies": None}]) == [RoleSpec("a", None, {})]
+    assert ecs_task_roles.parse_roles([{"name": "a", "policies": None}], TRUST) == [RoleSpec("a", None, {})]
+
+
+def test_a_role_may_have_its_own_trust_policy_and_needs_one():
+    own = dict(TRUST, Statement=[dict(TRUST["Statement"][0], Sid="Own")])
+    roles = [{"name": "a"}, {"name": "b", "assume_role_policy_document": json.dumps(own)}]
+    assert ecs_task_roles.parse_roles(roles, TRUST) == [RoleSpec("a"), RoleSpec("b", trust_policy=own)]
+    assert ecs_task_roles.parse_roles(roles[1:]) == [RoleSpec("b", trust_policy=own)]
+    with pytest.raises(ecs_task_roles.EcsTaskRolesError, match=r"^roles\[0\] \(a\) has no trust policy"):
+        ecs_task_roles.parse_roles(roles)
 
 
 @pytest.mark.parametrize(
@@ -232,3 +242,24 @@ def test_delete_removes_policies_and_profiles_first_and_skips_missing_roles(iam)
     assert iam.get_policy(PolicyArn=policy_arn)["Policy"]["AttachmentCount"] == 0
 
     assert run(iam, state="absent")[0] is False
+
+
+def test_the_roles_of_many_regions_in_one_run_each_with_its_own_trust_policy(iam):
+    # run_test creates the two roles of every region at once; each region's trust policy names it.
+    regions = ["us-east-2", "ca-central-1", "ap-northeast-1", "eu-west-1", "sa-east-1"]
+
+    def trust(region: str) -> dict:
+        condition = {"ArnLike": {"aws:SourceArn": f"arn:aws:ecs:{region}:123456789012:*"}}
+        return dict(TRUST, Statement=[dict(TRUST["Statement"][0], Condition=condition)])
+
+    roles = [
+        replace(spec, name=f"{spec.name}-{region}", trust_policy=trust(region)) for region in regions for spec in specs()
+    ]
+    changed, result = run(iam, trust=None, roles=roles)
+    assert changed and list(result["roles"]) == [role.name for role in roles]
+    for region in regions:
+        for name in (f"d-task-execution-{region}", f"d-task-{region}"):
+            assert iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"] == trust(region)
+    assert run(iam, trust=None, roles=roles)[0] is False
+    changed, _ = run(iam, "absent", names=[role.name for role in roles])
+    assert changed and role_names(iam) == []
