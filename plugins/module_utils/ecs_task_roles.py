@@ -46,6 +46,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 
+from .changes import Changes
 from .tagging import plan_tags
 
 # A role just created may be unknown to IAM's other endpoints for a few seconds.
@@ -172,20 +173,14 @@ def _about_role(name: str) -> Iterator[None]:
         raise AnsibleIAMError(message=f"role {name}: {e.message}", exception=e.exception) from e
 
 
-class EcsTaskRoles:
+class EcsTaskRoles(Changes):
     """Brings task roles to the requested state; ``changed`` tells whether it had to."""
 
     def __init__(self, client, tags: dict[str, str] | None, purge_tags: bool, check_mode: bool) -> None:
         self.client = client
         self.tags = tags
         self.purge_tags = purge_tags
-        self.check_mode = check_mode
-        self.changed = False
-
-    def act(self) -> bool:
-        """Record a change; True when it is to be made (not in check mode)."""
-        self.changed = True
-        return not self.check_mode
+        super().__init__(check_mode)
 
     def read(self, name: str) -> RoleState | None:
         """The role named ``name`` with its inline and managed policies, None if there is none."""

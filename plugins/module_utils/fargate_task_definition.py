@@ -34,6 +34,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginat
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 
+from .changes import Changes
 from .tagging import plan_tags
 
 FAMILY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
@@ -240,20 +241,14 @@ def ecs_tags(tags: dict[str, str]) -> list[dict[str, str]]:
     return ansible_dict_to_boto3_tag_list(tags, tag_name_key_name="key", tag_value_key_name="value")
 
 
-class TaskDefinitionFamily:
+class TaskDefinitionFamily(Changes):
     """Brings the family ``family`` to the requested state; ``changed`` tells whether it had to."""
 
     def __init__(self, client, family: str, check_mode: bool) -> None:
         self.client = client
         self.family = family
-        self.check_mode = check_mode
-        self.changed = False
+        super().__init__(check_mode)
         self.warnings: list[str] = []
-
-    def act(self) -> bool:
-        """Record a change; True when it is to be made (not in check mode)."""
-        self.changed = True
-        return not self.check_mode
 
     def revisions(self, status: str) -> list[str]:
         """The ARNs of the family's revisions in ``status``, oldest first."""

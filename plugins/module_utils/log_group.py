@@ -20,6 +20,7 @@ from typing import Any
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
 
+from .changes import Changes
 from .tagging import plan_tags
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_./#-]{1,512}$")
@@ -46,19 +47,13 @@ def validate(name: str, retention_days: int | None) -> None:
         )
 
 
-class LogGroup:
+class LogGroup(Changes):
     """Brings the log group ``name`` to the requested state; ``changed`` tells whether it had to."""
 
     def __init__(self, client, name: str, check_mode: bool) -> None:
         self.client = client
         self.name = name
-        self.check_mode = check_mode
-        self.changed = False
-
-    def act(self) -> bool:
-        """Record a change; True when it is to be made (not in check mode)."""
-        self.changed = True
-        return not self.check_mode
+        super().__init__(check_mode)
 
     def describe(self) -> dict[str, Any] | None:
         """The group as DescribeLogGroups returns it, with ``tags`` as a dict; None when there is none."""

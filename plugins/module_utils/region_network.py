@@ -30,6 +30,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_ta
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 from ansible_collections.amazon.aws.plugins.module_utils.waiters import get_waiter
 
+from .changes import Changes
+
 ANYWHERE = "0.0.0.0/0"
 # The one rule of the security group: all outbound traffic (EC2 gives a new group this rule).
 ALL_OUTBOUND = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": ANYWHERE}]}
@@ -76,7 +78,7 @@ def _wait(client, waiter: str, **params: Any) -> None:
     get_waiter(client, waiter).wait(WaiterConfig=_WAITER_CONFIG, **params)
 
 
-class RegionNetwork:
+class RegionNetwork(Changes):
     """Brings the network named ``name`` to the requested state; ``changed`` tells whether it had to."""
 
     def __init__(self, client, name: str, tags: dict[str, str] | None, purge_tags: bool, check_mode: bool) -> None:
@@ -85,13 +87,7 @@ class RegionNetwork:
         self.tags = tags
         # Without tags asked for, only the Name tags are managed.
         self.purge_tags = purge_tags and tags is not None
-        self.check_mode = check_mode
-        self.changed = False
-
-    def act(self) -> bool:
-        """Record a change; True when it is to be made (not in check mode)."""
-        self.changed = True
-        return not self.check_mode
+        super().__init__(check_mode)
 
     def tags_named(self, name: str) -> dict[str, str]:
         return dict(self.tags or {}, Name=name)
