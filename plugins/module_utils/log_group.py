@@ -88,10 +88,11 @@ class LogGroup(Changes):
             retention = retention_days
             if self.act():
                 self.client.put_retention_policy(logGroupName=self.name, retentionInDays=retention_days, aws_retry=True)
-        created = self.describe() if current is None and not self.check_mode else None
+        # A new group's ARN is known once it exists (in check mode, it does not).
+        group = self.describe() if current is None and not self.check_mode else current
         after = {
             "log_group_name": self.name,
-            "arn": tagging_arn(created or current) if (created or current) else None,
+            "arn": tagging_arn(group) if group else None,
             "retention_in_days": retention,
             "tags": after_tags,
         }
