@@ -2,7 +2,7 @@
 # Copyright: constellation.loadtest contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The load generator tasks of one test run on ECS Fargate: find, launch, stop, summarize.
+"""The load generator tasks of one test run on ECS Fargate (find, launch, stop, summarize) and their cluster.
 
 A run's tasks are found by ``startedBy`` (the run id) and told apart by the tag
 ``constellation:task-index``. Every planned index is started at most once per run: a task that
@@ -27,7 +27,9 @@ try:
 except ImportError:
     pass  # Handled by AnsibleAWSModule
 
+from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 from ansible_collections.amazon.aws.plugins.module_utils.cloud import CloudRetry
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 from . import progress
 
@@ -303,3 +305,42 @@ def untag_resource(client, arn: str, keys: list[str]) -> None:
 
 def delete_cluster(client, name: str) -> None:
     client.delete_cluster(cluster=name, aws_retry=True)
+
+
+def ensure_cluster(client, name: str, tags: dict[str, str] | None, purge_tags: bool, insights: bool | None, check_mode: bool) -> dict[str, Any]:
+    """Create the cluster, or bring its tags and Container Insights in line; ``changed``, ``cluster`` (snake_case).
+
+    Tags unset are left as they are; so is Container Insights when ``insights`` is None.
+    """
+    cluster = describe_cluster(client, name)
+    if cluster is None:
+        if not check_mode:
+            create_cluster(client, name, tags or {}, bool(insights))
+        after = describe_cluster(client, name) if not check_mode else {"clusterName": name, "tags": tags or {}}
+        diff = {"before": {}, "after": {"cluster_name": name, "tags": tags or {}}}
+        return {"changed": True, "cluster": snake_cluster(after), "diff": diff}
+    to_add, to_remove = compare_aws_tags(cluster["tags"], tags, purge_tags) if tags is not None else ({}, [])
+    insights_differ = insights is not None and insights != container_insights_enabled(cluster)
+    changed = bool(to_add or to_remove or insights_differ)
+    if changed and not check_mode:
+        if to_remove:
+            untag_resource(client, cluster["clusterArn"], to_remove)
+        if to_add:
+            tag_resource(client, cluster["clusterArn"], to_add)
+        if insights_differ:
+            set_container_insights(client, name, insights)
+        cluster = describe_cluster(client, name)
+    return {"changed": changed, "cluster": snake_cluster(cluster)}
+
+
+def remove_cluster(client, name: str, check_mode: bool) -> dict[str, Any]:
+    """Delete the cluster if it is there (its tasks stopped first); ``changed`` and a ``diff``."""
+    if describe_cluster(client, name) is None:
+        return {"changed": False}
+    if not check_mode:
+        delete_cluster(client, name)
+    return {"changed": True, "diff": {"before": {"cluster_name": name}, "after": {}}}
+
+
+def snake_cluster(cluster: dict[str, Any]) -> dict[str, Any]:
+    return camel_dict_to_snake_dict(cluster, ignore_list=["tags"])

@@ -35,6 +35,9 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 
 from .changes import Changes
+from .log_group import LogGroup
+from .log_group import LogGroupError
+from .parts import attempt
 from .tagging import plan_tags
 
 FAMILY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
@@ -348,6 +351,40 @@ class TaskDefinitionFamily(Changes):
                 f"the ECS endpoint does not support DeleteTaskDefinitions: the {len(arns)} INACTIVE revisions "
                 f"of {self.family} are left as they are"
             )
+
+
+def manage_family(
+    family: TaskDefinitionFamily,
+    log_group: LogGroup | None,
+    request: dict[str, Any] | None,
+    retention_days: int | None,
+    tags: dict[str, str] | None,
+    purge_tags: bool,
+) -> dict[str, Any]:
+    """The family as ``request`` asks (None: no revision at all), with the log group its containers log to.
+
+    Containers log from their first second: the group is there before a revision is registered and
+    goes after the last one. Returns ``changed``, the family's result and ``log_group``, with one
+    ``diff``; an error comes as a :class:`PartError` naming the family or the group.
+    """
+    family_subject = f"the task definition family {family.family}"
+    group_subject = f"the log group {log_group.name}" if log_group else ""
+    logged = None
+    if request is not None:
+        if log_group:
+            logged = attempt(group_subject, (LogGroupError,), log_group.ensure_present, retention_days, tags, purge_tags)
+        result = attempt(family_subject, (TaskDefinitionError,), family.ensure_present, request, tags, purge_tags)
+    else:
+        result = attempt(family_subject, (TaskDefinitionError,), family.ensure_absent)
+        if log_group:
+            logged = attempt(group_subject, (LogGroupError,), log_group.ensure_absent)
+    if logged:
+        if "log_group" in logged:
+            result["log_group"] = logged["log_group"]
+        for side in ("before", "after"):
+            result["diff"][side]["log_group"] = logged["diff"][side]
+    result["changed"] = family.changed or bool(log_group and log_group.changed)
+    return result
 
 
 def unsupported(error: ClientError) -> bool:

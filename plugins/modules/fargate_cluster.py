@@ -87,44 +87,10 @@ try:
 except ImportError:
     pass  # Handled by AnsibleAWSModule
 
-from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
-
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 from ansible_collections.constellation.loadtest.plugins.module_utils import ecs
 from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
-
-
-def ensure_present(module, client):
-    name, tags, insights = module.params["name"], module.params["tags"], module.params["container_insights"]
-    cluster = ecs.describe_cluster(client, name)
-    if cluster is None:
-        if not module.check_mode:
-            ecs.create_cluster(client, name, tags or {}, bool(insights))
-        after = ecs.describe_cluster(client, name) if not module.check_mode else {"clusterName": name, "tags": tags or {}}
-        return {"changed": True, "cluster": after, "diff": {"before": {}, "after": {"cluster_name": name, "tags": tags or {}}}}
-    to_add, to_remove = compare_aws_tags(cluster["tags"], tags, module.params["purge_tags"]) if tags is not None else ({}, [])
-    insights_differ = insights is not None and insights != ecs.container_insights_enabled(cluster)
-    changed = bool(to_add or to_remove or insights_differ)
-    if changed and not module.check_mode:
-        if to_remove:
-            ecs.untag_resource(client, cluster["clusterArn"], to_remove)
-        if to_add:
-            ecs.tag_resource(client, cluster["clusterArn"], to_add)
-        if insights_differ:
-            ecs.set_container_insights(client, name, insights)
-        cluster = ecs.describe_cluster(client, name)
-    return {"changed": changed, "cluster": cluster}
-
-
-def ensure_absent(module, client):
-    name = module.params["name"]
-    if ecs.describe_cluster(client, name) is None:
-        return {"changed": False}
-    if not module.check_mode:
-        ecs.delete_cluster(client, name)
-    return {"changed": True, "diff": {"before": {"cluster_name": name}, "after": {}}}
 
 
 def main():
@@ -138,12 +104,14 @@ def main():
     module = ConstellationAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     retry = AWSRetry.jittered_backoff(catch_extra_error_codes=["ServerException", "UpdateInProgressException"])
     client = module.client("ecs", retry_decorator=retry)
+    params = module.params
     try:
-        result = ensure_present(module, client) if module.params["state"] == "present" else ensure_absent(module, client)
+        if params["state"] == "present":
+            result = ecs.ensure_cluster(client, params["name"], params["tags"], params["purge_tags"], params["container_insights"], module.check_mode)
+        else:
+            result = ecs.remove_cluster(client, params["name"], module.check_mode)
     except (ClientError, BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"{module.region}: failed to manage ECS cluster {module.params['name']}")
-    if "cluster" in result:
-        result["cluster"] = camel_dict_to_snake_dict(result["cluster"], ignore_list=["tags"])
+        module.fail_json_aws(e, msg=f"{module.region}: failed to manage ECS cluster {params['name']}")
     module.exit_json(**result)
 
 

@@ -264,22 +264,19 @@ log_group:
       sample: {"constellation:deployment": "constellation"}
 """
 
-try:
-    from botocore.exceptions import BotoCoreError
-    from botocore.exceptions import ClientError
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
-
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import TaskDefinitionError
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import TaskDefinitionFamily
+from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import manage_family
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import registration
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import validate_family
 from ansible_collections.constellation.loadtest.plugins.module_utils.log_group import LogGroup
 from ansible_collections.constellation.loadtest.plugins.module_utils.log_group import LogGroupError
 from ansible_collections.constellation.loadtest.plugins.module_utils.log_group import validate as validate_log_group
 from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.parts import PartError
+from ansible_collections.constellation.loadtest.plugins.module_utils.parts import fail
 
 
 def main():
@@ -331,37 +328,14 @@ def main():
     if log_group_params:
         logs = module.client("logs", retry_decorator=AWSRetry.jittered_backoff())
         log_group = LogGroup(logs, log_group_params["name"], module.check_mode)
-
-    def manage(subject, action, *args):
-        try:
-            return action(*args)
-        except TaskDefinitionError as e:
-            module.fail_json(msg=f"{module.region}: {e}")
-        except (ClientError, BotoCoreError) as e:
-            module.fail_json_aws(e, msg=f"{module.region}: failed to manage {subject}")
-
-    family_subject = f"the task definition family {params['family']}"
-    group_subject = f"the log group {log_group_params['name']}" if log_group else None
-    logged = None
-    # Containers log from their first second: the group is there before a revision is registered,
-    # and goes after the last one.
-    if present:
-        if log_group:
-            retention = log_group_params["retention_days"]
-            logged = manage(group_subject, log_group.ensure_present, retention, params["tags"], params["purge_tags"])
-        result = manage(family_subject, family.ensure_present, request, params["tags"], params["purge_tags"])
-    else:
-        result = manage(family_subject, family.ensure_absent)
-        if log_group:
-            logged = manage(group_subject, log_group.ensure_absent)
-    if logged:
-        if "log_group" in logged:
-            result["log_group"] = logged["log_group"]
-        for side in ("before", "after"):
-            result["diff"][side]["log_group"] = logged["diff"][side]
+    retention = log_group_params["retention_days"] if log_group_params else None
+    try:
+        result = manage_family(family, log_group, request, retention, params["tags"], params["purge_tags"])
+    except PartError as e:
+        fail(module, e)
     for warning in family.warnings:
         module.warn(warning)
-    module.exit_json(changed=family.changed or bool(log_group and log_group.changed), **result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":
