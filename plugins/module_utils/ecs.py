@@ -307,6 +307,11 @@ def delete_cluster(client, name: str) -> None:
     client.delete_cluster(cluster=name, aws_retry=True)
 
 
+def cluster_options() -> dict[str, Any]:
+    """The argument spec of a cluster (fargate_cluster's options, fargate_region's ``cluster``)."""
+    return dict(name=dict(type="str", required=True), container_insights=dict(type="bool"))
+
+
 def ensure_cluster(client, name: str, tags: dict[str, str] | None, purge_tags: bool, insights: bool | None, check_mode: bool) -> dict[str, Any]:
     """Create the cluster, or bring its tags and Container Insights in line; ``changed``, ``cluster`` (snake_case).
 

@@ -49,6 +49,20 @@ _DELETE_BATCH = 10
 _UNSUPPORTED_ERROR_CODES = ("InvalidAction", "NotImplemented", "NotImplementedException", "UnknownOperationException")
 
 
+def task_definition_options() -> dict[str, Any]:
+    """The argument spec of a family (fargate_task_definition's options, fargate_region's ``task_definition``)."""
+    return dict(
+        family=dict(type="str", required=True),
+        cpu=dict(type="str"),
+        memory=dict(type="str"),
+        execution_role_arn=dict(type="str"),
+        task_role_arn=dict(type="str"),
+        containers=dict(type="list", elements="dict"),
+        cpu_architecture=dict(type="str", default="X86_64", choices=["X86_64", "ARM64"]),
+        log_group=dict(type="dict", options=dict(name=dict(type="str", required=True), retention_days=dict(type="int"))),
+    )
+
+
 class TaskDefinitionError(Exception):
     """A failure the user can act on; the message says what and where."""
 

@@ -45,6 +45,17 @@ _dependency_retry = AWSRetry.exponential_backoff(
 _WAITER_CONFIG = {"Delay": 2, "MaxAttempts": 60}
 
 
+def network_options() -> dict[str, Any]:
+    """The argument spec of a network (region_network's options, fargate_region's ``network``)."""
+    return dict(
+        name=dict(type="str", required=True),
+        cidr_block=dict(type="str"),
+        subnet_cidrs=dict(type="list", elements="str"),
+        security_group_name=dict(type="str"),
+        security_group_description=dict(type="str"),
+    )
+
+
 class RegionNetworkError(Exception):
     """A failure the user can act on; the message says what and where."""
 

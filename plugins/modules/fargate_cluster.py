@@ -95,9 +95,8 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.modules imp
 
 def main():
     argument_spec = dict(
-        name=dict(type="str", required=True),
+        ecs.cluster_options(),
         state=dict(type="str", default="present", choices=["present", "absent"]),
-        container_insights=dict(type="bool"),
         tags=dict(type="dict", aliases=["resource_tags"]),
         purge_tags=dict(type="bool", default=True),
     )

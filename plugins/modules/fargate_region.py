@@ -236,6 +236,7 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_tas
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import TaskDefinitionFamily
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import manage_family
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import registration
+from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import task_definition_options
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import validate_family
 from ansible_collections.constellation.loadtest.plugins.module_utils.log_group import LogGroup
 from ansible_collections.constellation.loadtest.plugins.module_utils.log_group import LogGroupError
@@ -246,39 +247,18 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.parts impor
 from ansible_collections.constellation.loadtest.plugins.module_utils.parts import fail
 from ansible_collections.constellation.loadtest.plugins.module_utils.region_network import RegionNetwork
 from ansible_collections.constellation.loadtest.plugins.module_utils.region_network import RegionNetworkError
+from ansible_collections.constellation.loadtest.plugins.module_utils.region_network import network_options
 
 NETWORK_REQUIRED = ("cidr_block", "subnet_cidrs", "security_group_name")
 TASK_DEFINITION_REQUIRED = ("cpu", "memory", "containers")
 
 
 def argument_spec():
-    log_group = dict(name=dict(type="str", required=True), retention_days=dict(type="int"))
     return dict(
         state=dict(type="str", default="present", choices=["present", "absent"]),
-        network=dict(
-            type="dict",
-            options=dict(
-                name=dict(type="str", required=True),
-                cidr_block=dict(type="str"),
-                subnet_cidrs=dict(type="list", elements="str"),
-                security_group_name=dict(type="str"),
-                security_group_description=dict(type="str"),
-            ),
-        ),
-        cluster=dict(type="dict", options=dict(name=dict(type="str", required=True), container_insights=dict(type="bool"))),
-        task_definition=dict(
-            type="dict",
-            options=dict(
-                family=dict(type="str", required=True),
-                cpu=dict(type="str"),
-                memory=dict(type="str"),
-                execution_role_arn=dict(type="str"),
-                task_role_arn=dict(type="str"),
-                containers=dict(type="list", elements="dict"),
-                cpu_architecture=dict(type="str", default="X86_64", choices=["X86_64", "ARM64"]),
-                log_group=dict(type="dict", options=log_group),
-            ),
-        ),
+        network=dict(type="dict", options=network_options()),
+        cluster=dict(type="dict", options=ecs.cluster_options()),
+        task_definition=dict(type="dict", options=task_definition_options()),
         tags=dict(type="dict", aliases=["resource_tags"]),
         purge_tags=dict(type="bool", default=True),
     )

@@ -270,6 +270,7 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_tas
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import TaskDefinitionFamily
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import manage_family
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import registration
+from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import task_definition_options
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import validate_family
 from ansible_collections.constellation.loadtest.plugins.module_utils.log_group import LogGroup
 from ansible_collections.constellation.loadtest.plugins.module_utils.log_group import LogGroupError
@@ -281,18 +282,8 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.parts impor
 
 def main():
     argument_spec = dict(
-        family=dict(type="str", required=True),
+        task_definition_options(),
         state=dict(type="str", default="present", choices=["present", "absent"]),
-        cpu=dict(type="str"),
-        memory=dict(type="str"),
-        execution_role_arn=dict(type="str"),
-        task_role_arn=dict(type="str"),
-        containers=dict(type="list", elements="dict"),
-        cpu_architecture=dict(type="str", default="X86_64", choices=["X86_64", "ARM64"]),
-        log_group=dict(
-            type="dict",
-            options=dict(name=dict(type="str", required=True), retention_days=dict(type="int")),
-        ),
         tags=dict(type="dict", aliases=["resource_tags"]),
         purge_tags=dict(type="bool", default=True),
     )

@@ -240,16 +240,13 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
 from ansible_collections.constellation.loadtest.plugins.module_utils.region_network import RegionNetwork
 from ansible_collections.constellation.loadtest.plugins.module_utils.region_network import RegionNetworkError
+from ansible_collections.constellation.loadtest.plugins.module_utils.region_network import network_options
 
 
 def main():
     argument_spec = dict(
-        name=dict(type="str", required=True),
+        network_options(),
         state=dict(type="str", default="present", choices=["present", "absent"]),
-        cidr_block=dict(type="str"),
-        subnet_cidrs=dict(type="list", elements="str"),
-        security_group_name=dict(type="str"),
-        security_group_description=dict(type="str"),
         tags=dict(type="dict", aliases=["resource_tags"]),
         purge_tags=dict(type="bool", default=True),
     )
