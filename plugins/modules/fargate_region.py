@@ -12,7 +12,7 @@ short_description: What Fargate tasks need in one region (network, cluster, task
 description:
   - Deploys or removes, in one module run, what M(constellation.loadtest.region_network),
     M(constellation.loadtest.fargate_cluster) and M(constellation.loadtest.fargate_task_definition)
-    each manage, with the same behaviour: a dedicated network (O(network)), an ECS cluster
+    each manage, with the same behaviour. That is a dedicated network (O(network)), an ECS cluster
     (O(cluster)) and a task definition family with the log group of its containers
     (O(task_definition)). Any of the three may be left out.
   - The network and the ECS resources do not depend on each other, so they are handled at the same
@@ -138,8 +138,8 @@ extends_documentation_fragment:
   - amazon.aws.tags
   - amazon.aws.boto3
 notes:
-  - O(tags) and O(purge_tags) apply to every resource: the network's (with their C(Name) tags), the
-    cluster, the log group and the task definition revision.
+  - O(tags) and O(purge_tags) apply to every resource, that is the network's (with their C(Name) tags),
+    the cluster, the log group and the task definition revision.
   - Every request is checked before anything is created; a refused one names the option
     (for example C(task_definition.cpu)).
   - When one part fails, the other still completes; the error reported (the network's, when both fail)
