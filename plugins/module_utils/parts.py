@@ -39,8 +39,24 @@ def attempt(subject: str, refusals: tuple[type[Exception], ...], action: Callabl
         raise PartError(subject, e) from e
 
 
-def fail(module, error: PartError) -> None:
-    """Fail the module run: an AWS error with AWS's details, a refused request with its message."""
+def fail(module, error: PartError, others: list[PartError] = (), **result: Any) -> None:
+    """Fail the module run: an AWS error with AWS's details, a refused request with its message.
+
+    ``others``: errors of parts that failed too, added to the message; ``result``: what the parts
+    that succeeded did (``changed``, ``diff``, ...), returned with the failure.
+    """
+    msg = message(module.region, error)
+    if others:
+        msg += "; also " + "; ".join(message(module.region, other) for other in others)
     if isinstance(error.error, (ClientError, BotoCoreError)):
-        module.fail_json_aws(error.error, msg=f"{module.region}: failed to manage {error.subject}")
-    module.fail_json(msg=f"{module.region}: {error.error}")
+        module.fail_json_aws(error.error, msg=msg, **result)
+    else:
+        module.fail_json(msg=msg, **result)
+
+
+def message(region: str, error: PartError) -> str:
+    """What went wrong, beginning with the region (refusals that name it already are left as they are)."""
+    if isinstance(error.error, (ClientError, BotoCoreError)):
+        return f"{region}: failed to manage {error.subject}"
+    text = str(error.error)
+    return text if region and region in text else f"{region}: {text}"

@@ -140,10 +140,11 @@ extends_documentation_fragment:
 notes:
   - O(tags) and O(purge_tags) apply to every resource, that is the network's (with their C(Name) tags),
     the cluster, the log group and the task definition revision.
-  - Every request is checked before anything is created; a refused one names the option
-    (for example C(task_definition.cpu)).
-  - When one part fails, the other still completes; the error reported (the network's, when both fail)
-    names the region and the resource.
+  - The options are checked before anything is created; a refused one is named (for example
+    C(task_definition.cpu) or C(network.subnet_cidrs[1])). What only AWS can refuse (a region with
+    fewer availability zones than O(network.subnet_cidrs), a quota) fails the part that asked for it.
+  - When one part fails, the other still completes, and what it did is returned with the failure
+    (C(changed), C(diff)); the message names the region and the resource, both when both fail.
   - In check mode nothing is created, changed or deleted; see the modules above for what is returned.
 """
 
@@ -227,6 +228,7 @@ log_group:
   sample: {"log_group_name": "/ecs/constellation", "retention_in_days": 14}
 """
 
+import ipaddress
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -270,6 +272,24 @@ def missing_options(params):
         return []
     required = (("network", NETWORK_REQUIRED), ("task_definition", TASK_DEFINITION_REQUIRED))
     return [f"{part}.{key}" for part, keys in required if params[part] for key in keys if params[part][key] in (None, [])]
+
+
+def check_network(params):
+    """Raise RegionNetworkError naming the network option EC2 would refuse (before anything is created)."""
+    network = params["network"]
+    if not network or params["state"] != "present":
+        return
+    try:
+        vpc = ipaddress.IPv4Network(network["cidr_block"])
+    except ValueError as e:
+        raise RegionNetworkError(f"network.cidr_block {network['cidr_block']!r} is not an IPv4 CIDR block: {e}") from None
+    for position, cidr in enumerate(network["subnet_cidrs"]):
+        try:
+            subnet = ipaddress.IPv4Network(cidr)
+        except ValueError as e:
+            raise RegionNetworkError(f"network.subnet_cidrs[{position}] {cidr!r} is not an IPv4 CIDR block: {e}") from None
+        if not subnet.subnet_of(vpc):
+            raise RegionNetworkError(f"network.subnet_cidrs[{position}] {cidr!r} is not inside network.cidr_block {network['cidr_block']!r}")
 
 
 def checked_request(params):
@@ -319,20 +339,19 @@ class FargateRegion:
             self.log_group = LogGroup(logs, definition["log_group"]["name"], check_mode)
 
     def run(self):
-        """Both parts at once; the result of each, or the first error once both have ended."""
+        """Both parts at once, each to its end: the results of those that succeeded, the errors of the others."""
         with ThreadPoolExecutor(max_workers=2) as pool:
             futures = [pool.submit(self.network_part), pool.submit(self.ecs_part)]
         results, errors = {}, []
         for future in futures:
             error = future.exception()
-            if error is not None:
+            if isinstance(error, PartError):
                 errors.append(error)
+            elif error is not None:
+                raise error  # a bug, not an AWS error or a refused request
             else:
                 results.update(future.result())
-        if errors:
-            # The network's error first; the other part has completed (or failed too).
-            raise errors[0]
-        return results
+        return results, errors
 
     def network_part(self):
         network = self.params["network"]
@@ -399,19 +418,23 @@ def main():
     if missing:
         module.fail_json(msg=f"state is present: set {', '.join(missing)}")
     try:
+        check_network(module.params)
         request = checked_request(module.params)
+    except RegionNetworkError as e:
+        module.fail_json(msg=str(e))
     except (TaskDefinitionError, LogGroupError) as e:
         # Their messages begin with the option they refuse, as fargate_task_definition names it.
         module.fail_json(msg=f"task_definition.{e}")
     region = FargateRegion(module, request)
-    try:
-        results = region.run()
-    except PartError as e:
-        fail(module, e)
+    results, errors = region.run()
     if region.family:
         for warning in region.family.warnings:
             module.warn(warning)
-    module.exit_json(**outcome(results, module.params["state"] == "present"))
+    result = outcome(results, module.params["state"] == "present")
+    if errors:
+        # The network's error first; what the other part did is returned with it.
+        fail(module, errors[0], errors[1:], **result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":
