@@ -108,6 +108,12 @@ def registration(
     return request
 
 
+def requested(options: dict[str, Any]) -> dict[str, Any]:
+    """The registration that the values of :func:`task_definition_options` ask for (see :func:`registration`)."""
+    keys = ("family", "cpu", "memory", "containers", "execution_role_arn", "task_role_arn", "cpu_architecture")
+    return registration(**{key: options[key] for key in keys})
+
+
 def task_size(field: str, value: str | int) -> str:
     """The task's ``cpu`` (CPU units) or ``memory`` (MiB) as ECS describes it: a string of digits."""
     text = str(value).strip()

@@ -237,7 +237,7 @@ from ansible_collections.constellation.loadtest.plugins.module_utils import ecs
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import TaskDefinitionError
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import TaskDefinitionFamily
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import manage_family
-from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import registration
+from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import requested
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import task_definition_options
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import validate_family
 from ansible_collections.constellation.loadtest.plugins.module_utils.log_group import LogGroup
@@ -303,15 +303,7 @@ def checked_request(params):
     if not present:
         validate_family(definition["family"])
         return None
-    return registration(
-        family=definition["family"],
-        cpu=definition["cpu"],
-        memory=definition["memory"],
-        containers=definition["containers"],
-        execution_role_arn=definition["execution_role_arn"],
-        task_role_arn=definition["task_role_arn"],
-        cpu_architecture=definition["cpu_architecture"],
-    )
+    return requested(definition)
 
 
 class FargateRegion:

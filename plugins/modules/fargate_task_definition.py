@@ -269,7 +269,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import TaskDefinitionError
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import TaskDefinitionFamily
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import manage_family
-from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import registration
+from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import requested
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import task_definition_options
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import validate_family
 from ansible_collections.constellation.loadtest.plugins.module_utils.log_group import LogGroup
@@ -297,15 +297,7 @@ def main():
     log_group_params = params["log_group"]
     try:
         if present:  # registration() checks the family with the rest of the request
-            request = registration(
-                family=params["family"],
-                cpu=params["cpu"],
-                memory=params["memory"],
-                containers=params["containers"],
-                execution_role_arn=params["execution_role_arn"],
-                task_role_arn=params["task_role_arn"],
-                cpu_architecture=params["cpu_architecture"],
-            )
+            request = requested(params)
         else:
             validate_family(params["family"])
             request = None

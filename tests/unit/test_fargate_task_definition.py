@@ -99,6 +99,23 @@ def test_the_request_is_a_fargate_task_with_numbers_as_ecs_takes_them():
     assert first["environment"] == [{"name": "N", "value": "10"}, {"name": "F", "value": "true"}]
 
 
+def test_the_module_options_ask_for_the_same_registration_and_other_options_are_ignored():
+    options = {
+        "family": "load",
+        "cpu": 1024,
+        "memory": "2048",
+        "containers": containers(),
+        "execution_role_arn": EXECUTION_ROLE,
+        "task_role_arn": None,
+        "cpu_architecture": "ARM64",
+        "log_group": {"name": "/ecs/load", "retention_days": 14},
+        "state": "present",
+    }
+    assert ftd.requested(options) == request(cpu_architecture="ARM64")
+    with pytest.raises(ftd.TaskDefinitionError, match="^memory 'lots' is not"):
+        ftd.requested(dict(options, memory="lots"))
+
+
 def test_validation_leaves_the_given_containers_unchanged():
     given = containers()
     given[0]["cpu"] = "768"
