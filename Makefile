@@ -10,7 +10,7 @@ SANITY_ROOT := .build/sanity/ansible_collections/constellation/loadtest
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv browser demo test unit sanity lint bench clean
+.PHONY: venv browser podman images emulator demo test unit sanity lint bench clean
 
 venv: $(INSTALLED) $(LINK)
 
@@ -29,6 +29,19 @@ $(LINK):
 browser:
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
+# The emulated production path runs our images in podman (Debian packages, installed if missing):
+# podman and runc run the tasks, mmdebstrap makes the Debian base, docker-registry is the
+# registry on loopback the images are pushed to and pulled from.
+podman:
+	command -v podman >/dev/null && command -v runc >/dev/null && command -v mmdebstrap >/dev/null && \
+	  command -v docker-registry >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc mmdebstrap docker-registry)
+
+# Builds both images with playbooks/build_images.yml (podman's Docker API, a registry on loopback)
+# and writes their names to constellation-images.yml.
+images: venv podman
+	$(BIN)/python tools/images.py
 
 demo: venv
 	$(BIN)/python tools/demo.py
