@@ -43,10 +43,15 @@ podman:
 images: venv podman
 	$(BIN)/python tools/images.py
 
-demo: venv
+# The emulated AWS in the foreground until Ctrl-C: moto, ECS tasks as podman containers from our
+# images, Lambda functions run as deployed. Prints "endpoint: http://127.0.0.1:PORT" when ready.
+emulator: venv podman
+	$(BIN)/python tools/aws_emulator.py
+
+demo: venv images
 	$(BIN)/python tools/demo.py
 
-test: venv browser
+test: venv browser images
 	$(BIN)/python -m pytest -n 2 --durations=12 tests
 	$(MAKE) --no-print-directory sanity lint
 

@@ -1,7 +1,9 @@
-"""Shared test fixtures: a moto server on loopback and an ansible-playbook runner.
+"""Shared test fixtures: the emulated AWS on loopback and an ansible-playbook runner.
 
-Every test that talks to "AWS" talks to a moto server this module starts on 127.0.0.1 and
-stops at the end of the session. Each test starts from an empty emulator.
+Every test that talks to "AWS" talks to an emulator this module starts on 127.0.0.1 and stops at
+the end of the session: moto with Lambda functions run as deployed, ECS tasks recorded but not
+run (``moto``); the end-to-end tests start the whole emulated AWS, tasks in containers included
+(test_production_path.py). Each test starts from an empty emulator.
 """
 
 from __future__ import annotations
@@ -23,13 +25,18 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 
-from emulator import FAKE_CREDENTIALS, moto_server as start_moto_server, reset  # noqa: E402
+from emulator import FAKE_CREDENTIALS, aws_emulator, reset  # noqa: E402
 from regions import TIMESTREAM_LIVEANALYTICS_REGIONS  # noqa: E402
 
 
 @dataclass
 class MotoServer:
     url: str
+    log_dir: Path  # the emulator's logs: functions/<function>.log, tasks/<region>/<task id>/<container>.log
+
+    def function_log(self, function: str) -> Path:
+        """What the function ``function`` logged in the emulator (its handler's output)."""
+        return self.log_dir / "functions" / f"{function}.log"
 
     def reset(self) -> None:
         reset(self.url)
@@ -91,13 +98,14 @@ class MotoServer:
 
 @pytest.fixture(scope="session")
 def moto_server():
-    """A moto server on loopback for the whole session (one per xdist worker)."""
+    """The emulated AWS without running tasks, on loopback for the whole session (one per xdist worker)."""
     os.environ.update(FAKE_CREDENTIALS)
     output = REPO / "tests" / "output"
     output.mkdir(parents=True, exist_ok=True)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    with open(output / f"moto-{worker}.log", "w") as log, start_moto_server(log) as url:
-        yield MotoServer(url=url)
+    log_dir = output / f"emulator-{worker}"
+    with open(output / f"moto-{worker}.log", "w") as log, aws_emulator(log_dir, with_tasks=False, log=log) as url:
+        yield MotoServer(url=url, log_dir=log_dir)
 
 
 @pytest.fixture

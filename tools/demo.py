@@ -1,9 +1,11 @@
-"""`make demo`: the whole flow on this machine, against an AWS emulator.
+"""`make demo`: the whole flow on this machine, on the emulated AWS, the production path.
 
-Starts a moto server and a small target service on loopback (endpoints with their own latencies
-and a small error rate), runs playbooks/demo.yml: check -> init -> run_test (local executor, the
-three simulated regions of examples/config.json) -> visualize -> teardown_all, prints where the
-report is and how long it took, and stops both again (also on failure and Ctrl-C).
+Starts the emulated AWS (tools/aws_emulator.py: moto, ECS tasks as podman containers from the
+images `make images` built, the orchestrator function run as deployed) and a small target service
+on loopback (endpoints with their own latencies and a small error rate), runs playbooks/demo.yml:
+check -> init -> run_test (fargate executor, the three regions of examples/config.json) ->
+visualize -> teardown_all, prints where the report is and how long it took, and stops both again
+(also on failure and Ctrl-C: the emulator stops every task it runs before it exits).
 
     python tools/demo.py [--duration-seconds 30] [--report-dir demo-report]
 """
@@ -11,59 +13,25 @@ report is and how long it took, and stops both again (also on failure and Ctrl-C
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import signal
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from emulator import FAKE_CREDENTIALS, moto_server
+import yaml
+from emulator import FAKE_CREDENTIALS, aws_emulator
 from targets import demo_target
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_ID = "demo"
-# Every process the demo starts inherits this variable, also those that leave its process group
-# (Ansible's async jobs and the local load generators start their own sessions).
-MARKER = "CONSTELLATION_DEMO_SESSION"
+IMAGES = REPO / "constellation-images.yml"
+LOGS = REPO / ".build" / "demo"
 
 
-def marked_processes(session: str) -> list[int]:
-    """The processes (other than this one) that carry this demo's marker in their environment."""
-    marked = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:  # gone already, or not ours to read
-            continue
-        if f"{MARKER}={session}".encode() in environ:
-            marked.append(int(entry.name))
-    return marked
-
-
-def stop_leftovers(session: str, grace_seconds: float = 10.0) -> int:
-    """Stop the processes this demo left running (after Ctrl-C or a failure); how many there were.
-
-    SIGTERM first (an aggregator then writes what it holds), SIGKILL for what is left after the grace.
-    """
-    leftovers = marked_processes(session)
-    for signal_number in (signal.SIGTERM, signal.SIGKILL):
-        for pid in marked_processes(session):
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal_number)
-        deadline = time.monotonic() + grace_seconds
-        while marked_processes(session) and time.monotonic() < deadline:
-            time.sleep(0.2)
-    return len(leftovers)
-
-
-def demo_variables(endpoint: str, workdir: str, duration_seconds: int | None, report_dir: Path) -> dict:
+def demo_variables(endpoint: str, target: str, duration_seconds: int | None, report_dir: Path) -> dict:
     config = REPO / "examples" / "config.json"
     if duration_seconds is None:
         settings = {"config": str(config)}
@@ -76,17 +44,18 @@ def demo_variables(endpoint: str, workdir: str, duration_seconds: int | None, re
         }
     return {
         **settings,
+        **yaml.safe_load(IMAGES.read_text()),  # as -e @constellation-images.yml gives them
         "script": str(REPO / "examples" / "script.js"),
+        "constellation_script_env": {"TARGET": target},  # the script reads its target from __ENV
         "constellation_aws_endpoint_url": endpoint,
-        "constellation_executor": "local",
         "constellation_run_id": RUN_ID,
         # The emulator cannot run Timestream queries, which the report needs; S3 works everywhere.
         "constellation_results_store": "s3",
         # moto ignores bucket-policy conditions and would refuse every object request.
         "constellation_bucket_tls_only": False,
         "constellation_start_lead_seconds": 5,
-        "constellation_build_dir": workdir,
-        "constellation_local_log_dir": f"{workdir}/runs",
+        "constellation_wait_poll_seconds": 5,
+        "constellation_build_dir": str(LOGS / "build"),
         "constellation_report_dir": str(report_dir),
     }
 
@@ -98,31 +67,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--report-dir", type=Path, default=REPO / "demo-report", help="where the report goes")
     options = parser.parse_args(argv)
-
-    session = uuid.uuid4().hex
-    env = dict(os.environ, **FAKE_CREDENTIALS, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), **{MARKER: session})
+    if not IMAGES.is_file():
+        print(f"{IMAGES.name} is missing: `make images` builds the two images and writes it (make demo does both)")
+        return 1
+    shutil.rmtree(LOGS, ignore_errors=True)
+    LOGS.mkdir(parents=True)
+    env = dict(os.environ, **FAKE_CREDENTIALS, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     started = time.monotonic()
     with (
-        tempfile.TemporaryDirectory(prefix="constellation-demo-") as workdir,
-        moto_server() as endpoint,
+        open(LOGS / "emulator.log", "w") as emulator_log,
+        aws_emulator(LOGS / "emulator", log=emulator_log) as endpoint,
         demo_target() as target,
     ):
-        env["TARGET"] = target  # the script reads it from __ENV
         report_dir = options.report_dir.resolve()
-        variables = demo_variables(endpoint, workdir, options.duration_seconds, report_dir)
-        print(f"AWS emulator (moto) on {endpoint}; target service on {target}", flush=True)
+        variables = demo_variables(endpoint, target, options.duration_seconds, report_dir)
+        print(f"Emulated AWS on {endpoint} (tasks run in podman; logs in {LOGS}); target service on {target}", flush=True)
         command = ["ansible-playbook", str(REPO / "playbooks" / "demo.yml"), "-e", json.dumps(variables)]
-        try:
-            returncode = subprocess.run(command, cwd=REPO, env=env, check=False).returncode
-        finally:
-            if stop_leftovers(session):
-                print("Stopped the demo's processes that were still running.")
+        returncode = subprocess.run(command, cwd=REPO, env=env, check=False).returncode
     elapsed = time.monotonic() - started
     if returncode != 0:
         print(
             f"\nDemo failed after {elapsed:.0f} s (ansible-playbook exit code {returncode}, see above); "
-            "the emulator and the target are stopped."
+            f"the emulator and the target are stopped. Logs: {LOGS}"
         )
         return 1
     print(f"\nReport: {report_dir / 'index.html'} (summary for machines: {report_dir / 'summary.json'})")
@@ -134,5 +101,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        print("\nInterrupted; the emulator and the target are stopped.")
+        print("\nInterrupted; the emulator (with every task it ran) and the target are stopped.")
         sys.exit(130)

@@ -1,4 +1,9 @@
-"""Start and stop a moto server (the AWS emulator) on loopback, for tests, demo and benchmarks."""
+"""Start and stop the emulated AWS (tools/aws_emulator.py) on loopback, for tests, demo and benchmarks.
+
+:func:`aws_emulator` runs all of it: moto, ECS tasks as podman containers, Lambda functions run
+as deployed. :func:`moto_server` runs it without tasks (RunTask records tasks and runs none), for
+tests of single modules, which need no containers.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -44,27 +50,42 @@ def wait_until_up(url: str, process: subprocess.Popen, name: str, timeout: float
 
 
 @contextlib.contextmanager
-def moto_server(log: IO | None = None) -> Iterator[str]:
-    """Run a moto server on 127.0.0.1 for the duration of the block; yields its URL."""
-    port = free_port()
-    # moto_server, but serving one DynamoDB request at a time (moto_atomic.py: atomic item updates).
-    moto = Path(__file__).with_name("moto_atomic.py")
+def aws_emulator(log_dir: Path, with_tasks: bool = True, log: IO | None = None) -> Iterator[str]:
+    """Run the emulated AWS on a free port of 127.0.0.1 for the block; yields its endpoint URL.
+
+    Its own log goes to ``log``; the tasks' and functions' logs to ``log_dir``. At the end of the
+    block it is stopped with SIGTERM, so it stops every task it runs before it exits.
+    """
+    command = [sys.executable, str(Path(__file__).with_name("aws_emulator.py")), "--port", "0", "--log-dir", str(log_dir)]
+    if not with_tasks:
+        command.append("--without-tasks")
     process = subprocess.Popen(
-        [sys.executable, str(moto), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log or subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
+        command, stdout=subprocess.PIPE, stderr=log or subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(f"{url}/moto-api/", process, "the moto server")
+        line = process.stdout.readline()  # the one line it prints: "endpoint: http://127.0.0.1:PORT"
+        if not line.startswith("endpoint: "):
+            process.wait(timeout=30)
+            raise RuntimeError(f"the emulated AWS exited with {process.returncode} before it was ready")
+        url = line.split(" ", 1)[1].strip()
+        wait_until_up(f"{url}/moto-api/", process, "the emulated AWS")
         yield url
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=120)  # it stops its tasks first: SIGTERM, then SIGKILL after a grace
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        process.stdout.close()
+
+
+@contextlib.contextmanager
+def moto_server(log: IO | None = None) -> Iterator[str]:
+    """The emulated AWS without tasks (no podman) for the block; yields its URL."""
+    with tempfile.TemporaryDirectory(prefix="constellation-emulator-") as log_dir:
+        with aws_emulator(Path(log_dir), with_tasks=False, log=log) as url:
+            yield url
 
 
 # Resource lifecycles a test may change through moto's state manager. moto's reset keeps such

@@ -5,15 +5,9 @@
 """How load generators (and anything else) talk to the orchestrator of a test run.
 
 The orchestrator answers the events of ``files/lambda/orchestrator.py`` (``agg-record``,
-``test-init``, ``test-end``, ``test-reset``). It is reached through one of two transports,
-named by a spec string:
-
-``lambda:<function name>``
-    the deployed orchestrator Lambda in the home region, invoked synchronously.
-``local:<state table>``
-    the same handler, imported from ``files/lambda/orchestrator.py`` and called in-process
-    against the state table: the local executor's transport, because an emulator such as moto
-    cannot run the Lambda. ``files/lambda`` and this directory must be on ``sys.path``.
+``test-init``, ``test-end``, ``test-reset``). It is the Lambda function deployed in the home
+region, named by a spec string ``lambda:<function name>`` and invoked synchronously (on the
+emulated AWS too, which runs the deployed function).
 
 Plain boto3 and no Ansible, so the load generator container imports this file top-level
 (``import orchestrator_client``) and the modules import it as module_utils.
@@ -33,7 +27,7 @@ try:
 except ImportError:
     pass  # Modules report a missing boto3 through AnsibleAWSModule; the containers install it.
 
-TRANSPORTS = ("lambda", "local")
+TRANSPORTS = ("lambda",)
 
 # botocore's standard retry mode retries throttling, 5xx and connection errors with jittered
 # backoff; a Lambda invocation can take seconds on a cold start, hence the read timeout.
@@ -63,15 +57,11 @@ class OrchestratorClient:
 
     @classmethod
     def from_spec(cls, spec: str, home_region: str, endpoint_url: str | None = None) -> "OrchestratorClient":
-        """The client for ``lambda:<function>`` or ``local:<table>`` in ``home_region``."""
+        """The client for ``lambda:<function>`` in ``home_region``."""
         kind, separator, name = spec.partition(":")
         if kind not in TRANSPORTS or not separator or not name:
-            raise ValueError(
-                f"orchestrator must be 'lambda:<function name>' or 'local:<state table>', got {spec!r}"
-            )
-        if kind == "lambda":
-            return cls(lambda_transport(name, home_region, endpoint_url), f"Lambda function {name!r} in {home_region}")
-        return cls(local_transport(name, home_region, endpoint_url), f"local handler on state table {name!r}")
+            raise ValueError(f"orchestrator must be 'lambda:<function name>', got {spec!r}")
+        return cls(lambda_transport(name, home_region, endpoint_url), f"Lambda function {name!r} in {home_region}")
 
     def register(self, run_id: str, region: str, task_id: str) -> dict:
         """``agg-record``: this task is ready; the answer says whether the start is decided."""
@@ -126,24 +116,6 @@ def lambda_transport(function_name: str, region: str, endpoint_url: str | None =
                 f"Lambda function {function_name!r} failed ({response['FunctionError']}): {details}"
             )
         return answer
-
-    return invoke
-
-
-def local_transport(table: str, region: str, endpoint_url: str | None = None) -> Transport:
-    """Call the real orchestrator handler in-process against ``table`` in DynamoDB."""
-    try:
-        import orchestrator  # files/lambda/orchestrator.py, imported only when this transport is used
-    except ImportError as error:
-        raise ImportError(
-            f"the local orchestrator transport imports files/lambda/orchestrator.py; put files/lambda and"
-            f" plugins/module_utils on PYTHONPATH ({error})"
-        ) from None
-    client = boto3.client("dynamodb", region_name=region, endpoint_url=endpoint_url, config=Config(**_BOTO_CONFIG))
-
-    def invoke(event: dict) -> dict:
-        # The JSON round trip gives the caller what a Lambda invocation would: plain JSON values.
-        return json.loads(json.dumps(orchestrator.handle(event, client, table)))
 
     return invoke
 

@@ -67,6 +67,11 @@ def validate_run_id(run_id: Any, option: str = "run_id") -> str:
     return run_id
 
 
+def script_key(run_id: str) -> str:
+    """Where a run's k6 script is in the home bucket (run_test uploads it, every task reads it)."""
+    return f"runs/{validate_run_id(run_id)}/script.js"
+
+
 def records_prefix(run_id: str) -> str:
     """Where the S3 store keeps the run's records and progress objects."""
     return f"runs/{validate_run_id(run_id)}/records/"

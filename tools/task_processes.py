@@ -2,68 +2,94 @@
 # Copyright: constellation.loadtest contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The ``local`` executor: every task of a test run as processes on this machine.
+"""The two programs of each task as local processes, with the environment the task contract gives them.
 
-Each planned task of each (simulated) region gets what an ECS task gets: an aggregator
-process and a load generator process, the same entrypoints as the containers, sharing
-127.0.0.1 on ports allocated for the task. Each process logs to its own file.
+For tests and benchmarks of the programs themselves (what the load generator does on a script
+exception, on SIGTERM, with k6 missing; the start skew of many generators), without images or
+containers. Each planned task runs the load generator and aggregator entrypoints as processes
+with exactly the environment ECS gives its two containers (``task_contract.task_environment``
+of the task definition's containers and the task's overrides), except the two ports the task's
+programs talk over (free ports per task, as the emulated ECS gives them) and what a test adds.
+The tasks invoke the orchestrator function deployed in the emulator (:func:`deploy_orchestrator`),
+as the containers do.
 
-Nothing here imports Ansible: a module, the demo and the benchmarks call :func:`local_tasks`
-then :func:`run_tasks`. Resetting the run in the orchestrator (``test-reset`` with the plan)
-and uploading the script are the caller's job, as they are for the ``fargate`` executor.
+The path users run, and the demo and end-to-end tests run, is the emulated ECS (tools/ecs_runner.py):
+the same contract, sent by ``ecs_load_tasks``, run as containers of our images.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 from typing import IO
 from typing import Mapping
 
-from .config import Config
-from .config import plan
-from .config import script_load_segments
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / ".build" / "collections"))
 
-LOAD_MODELS = ("vus", "script")
+from ansible_collections.constellation.loadtest.plugins.module_utils import task_contract  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.config import Config  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import AGGREGATOR  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import LOAD_GENERATOR  # noqa: E402
+
+from ecs_runner import TASK_PORT_VARIABLES, free_ports  # noqa: E402
+
 _POLL_SECONDS = 0.1
+# Processes run no image: the contract's image names are not used.
+NO_IMAGE = "(run as a local process)"
 
 
 @dataclass(frozen=True)
-class RunSettings:
-    """What every task of a run shares, besides the plan."""
-
-    run_id: str
-    orchestrator: str  # "lambda:<function>" or "local:<state table>"
-    bucket: str
-    script_key: str
-    endpoint_url: str | None = None
-    load_model: str = "vus"
-    # Local processes come up in seconds; a task that never registers should fail the run
-    # long before the container default of 10 minutes.
-    start_timeout_seconds: int = 120
-    interval_seconds: int = 5
-    k6: str = "k6"
-    extra_env: Mapping[str, str] = field(default_factory=dict)  # e.g. the Timestream database and table
-
-
-@dataclass(frozen=True)
-class LocalTask:
-    """One task: its region, its index there and its environment (ports are added at start)."""
+class ProcessTask:
+    """One planned task: its region, its index there and the environment of each of its two programs."""
 
     region: str
     index: int
-    env: Mapping[str, str]
+    load_generator_env: Mapping[str, str]
+    aggregator_env: Mapping[str, str]
 
     @property
     def name(self) -> str:
         return f"{self.region}-{self.index}"
+
+
+def contract_tasks(
+    config: Config,
+    home: task_contract.Home,
+    run: task_contract.Run,
+    endpoint_url: str | None,
+    interval_seconds: int = 5,
+    extra_env: Mapping[str, str] | None = None,
+) -> list[ProcessTask]:
+    """Every planned task of every region of ``config``, with the contract's environment (plus ``extra_env``)."""
+    deployment = task_contract.Deployment(
+        home=home,
+        load_generator_image=NO_IMAGE,
+        aggregator_image=NO_IMAGE,
+        task_cpu=config.task_cpu,
+        task_memory=config.task_memory,
+        log_group=f"/ecs/{config.deployment}",
+        interval_seconds=interval_seconds,
+        endpoint_url=endpoint_url,
+    )
+    tasks = []
+    for region, region_contract in task_contract.contract(config, deployment, run).items():
+        containers = region_contract["containers"]
+        for index, overrides in enumerate(region_contract["tasks"]):
+            tasks.append(
+                ProcessTask(
+                    region=region,
+                    index=index,
+                    load_generator_env=task_contract.task_environment(containers, overrides, LOAD_GENERATOR) | dict(extra_env or {}),
+                    aggregator_env=task_contract.task_environment(containers, overrides, AGGREGATOR) | dict(extra_env or {}),
+                )
+            )
+    return tasks
 
 
 @dataclass(frozen=True)
@@ -75,13 +101,13 @@ class Entrypoints:
     python_path: tuple[Path, ...]
 
     @classmethod
-    def of_collection(cls, root: Path) -> "Entrypoints":
+    def of_collection(cls, root: Path = REPO) -> "Entrypoints":
         """The entrypoints of the collection checked out (or installed) at ``root``."""
         root = Path(root)
         return cls(
             load_generator=root / "files" / "containers" / "load_generator" / "entrypoint.py",
             aggregator=root / "files" / "containers" / "aggregator" / "entrypoint.py",
-            python_path=(root / "plugins" / "module_utils", root / "files" / "lambda"),
+            python_path=(root / "plugins" / "module_utils",),
         )
 
 
@@ -98,54 +124,30 @@ class TaskResult:
 
 
 @dataclass(frozen=True)
-class LocalRun:
+class ProcessRun:
     tasks: list[TaskResult]
     timed_out: bool  # the run was stopped because it outlived its timeout
 
 
-def local_tasks(config: Config, settings: RunSettings) -> list[LocalTask]:
-    """One LocalTask for every planned task of every remote region, with its share of the load."""
-    if settings.load_model not in LOAD_MODELS:
-        raise ValueError(f"load_model must be one of {', '.join(LOAD_MODELS)}, got {settings.load_model!r}")
-    regions = plan(config)["remote_regions"]
-    script_load = script_load_segments(config) if settings.load_model == "script" else None
-    tasks = []
-    for region, region_plan in regions.items():
-        if script_load is None:
-            segments, sequence = region_plan["execution_segments"], region_plan["execution_segment_sequence"]
-        else:
-            segments = script_load["regions"][region]["execution_segments"]
-            sequence = script_load["execution_segment_sequence"]
-        for index, segment in enumerate(segments):
-            env = _shared_env(config, settings) | {
-                "CONSTELLATION_REGION": region,
-                "CONSTELLATION_TASK_INDEX": str(index),
-                "CONSTELLATION_VUS": str(region_plan["vus"]),
-                "CONSTELLATION_EXECUTION_SEGMENT": segment,
-                "CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE": sequence,
-            }
-            tasks.append(LocalTask(region, index, env))
-    return tasks
+def deploy_orchestrator(endpoint_url: str, region: str, function: str, table: str, lead_seconds: int = 30) -> None:
+    """The orchestrator function as init deploys it (its code, handler and environment), in the emulator."""
+    import boto3
+    from ansible_collections.constellation.loadtest.plugins.modules.lambda_package import build_package
 
-
-def _shared_env(config: Config, settings: RunSettings) -> dict[str, str]:
-    env = {
-        **settings.extra_env,
-        "CONSTELLATION_RUN_ID": settings.run_id,
-        "CONSTELLATION_HOME_REGION": config.home_region,
-        "CONSTELLATION_RESULTS_STORE": config.results_store,
-        "CONSTELLATION_ORCHESTRATOR": settings.orchestrator,
-        "CONSTELLATION_BUCKET": settings.bucket,
-        "CONSTELLATION_SCRIPT_KEY": settings.script_key,
-        "CONSTELLATION_LOAD_MODEL": settings.load_model,
-        "CONSTELLATION_DURATION_MS": str(config.duration_ms),
-        "CONSTELLATION_START_TIMEOUT_SECONDS": str(settings.start_timeout_seconds),
-        "CONSTELLATION_INTERVAL_SECONDS": str(settings.interval_seconds),
-        "CONSTELLATION_K6": settings.k6,
-    }
-    if settings.endpoint_url:
-        env["CONSTELLATION_AWS_ENDPOINT_URL"] = settings.endpoint_url
-    return env
+    # The files roles/home/tasks/present.yml packages.
+    sources = [REPO / "files" / "lambda" / "orchestrator.py", REPO / "plugins" / "module_utils" / "orchestrator_state.py"]
+    iam = boto3.client("iam", region_name=region, endpoint_url=endpoint_url)
+    trust = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
+    role = iam.create_role(RoleName=f"{function}-role", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    boto3.client("lambda", region_name=region, endpoint_url=endpoint_url).create_function(
+        FunctionName=function,
+        Runtime="python3.12",
+        Handler="orchestrator.handler",
+        Role=role,
+        Code={"ZipFile": build_package([(source.name, source.read_bytes()) for source in sources])},
+        Timeout=30,
+        Environment={"Variables": {"STATE_TABLE": table, "START_LEAD_SECONDS": str(lead_seconds)}},
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,7 +186,7 @@ class _Process:
 
 @dataclass
 class _TaskProcesses:
-    task: LocalTask
+    task: ProcessTask
     aggregator: _Process
     load_generator: _Process
     generator_exited_at: float | None = None
@@ -195,13 +197,13 @@ class _TaskProcesses:
 
 
 def run_tasks(
-    tasks: list[LocalTask],
+    tasks: list[ProcessTask],
     entrypoints: Entrypoints,
     log_dir: Path,
     timeout_seconds: float,
     grace_seconds: float = 10.0,
     python: str = sys.executable,
-) -> LocalRun:
+) -> ProcessRun:
     """Run ``tasks`` to completion, or until ``timeout_seconds``; return how each ended.
 
     An aggregator normally exits when its load generator asks it to finish; one still running
@@ -211,35 +213,27 @@ def run_tasks(
     """
     for program in (entrypoints.load_generator, entrypoints.aggregator):
         if not Path(program).is_file():
-            raise FileNotFoundError(f"the local executor runs {program}, which does not exist")
+            raise FileNotFoundError(f"a task runs {program}, which does not exist")
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    ports = _free_ports(2 * len(tasks))
     started: list[_TaskProcesses] = []
     try:
-        for number, task in enumerate(tasks):
-            aggregator_port, k6_api_port = ports[2 * number], ports[2 * number + 1]
-            started.append(_start_task(task, entrypoints, log_dir, python, aggregator_port, k6_api_port))
+        for task in tasks:
+            ports = dict(zip(TASK_PORT_VARIABLES, map(str, free_ports(len(TASK_PORT_VARIABLES)))))
+            started.append(_start_task(task, entrypoints, log_dir, python, ports))
         timed_out = not _wait_for_tasks(started, time.monotonic() + timeout_seconds, grace_seconds)
     finally:
         _stop(started, grace_seconds)
-    return LocalRun(tasks=[_result(task) for task in started], timed_out=timed_out)
+    return ProcessRun(tasks=[_result(task) for task in started], timed_out=timed_out)
 
 
-def _start_task(
-    task: LocalTask, entrypoints: Entrypoints, log_dir: Path, python: str, aggregator_port: int, k6_api_port: int
-) -> _TaskProcesses:
-    env = {
-        **os.environ,
-        **task.env,
-        "PYTHONPATH": os.pathsep.join(map(str, entrypoints.python_path)),
-        "PYTHONUNBUFFERED": "1",
-        "CONSTELLATION_AGGREGATOR_PORT": str(aggregator_port),
-        "CONSTELLATION_K6_API_PORT": str(k6_api_port),
-    }
-    aggregator = _start([python, str(entrypoints.aggregator)], env, log_dir / f"{task.name}-aggregator.log")
+def _start_task(task: ProcessTask, entrypoints: Entrypoints, log_dir: Path, python: str, ports: dict[str, str]) -> _TaskProcesses:
+    shared = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, entrypoints.python_path)), "PYTHONUNBUFFERED": "1"}
+    aggregator_env = {**shared, **task.aggregator_env, **ports}
+    generator_env = {**shared, **task.load_generator_env, **ports}
+    aggregator = _start([python, str(entrypoints.aggregator)], aggregator_env, log_dir / f"{task.name}-aggregator.log")
     try:
-        generator = _start([python, str(entrypoints.load_generator)], env, log_dir / f"{task.name}-load-generator.log")
+        generator = _start([python, str(entrypoints.load_generator)], generator_env, log_dir / f"{task.name}-load-generator.log")
     except BaseException:
         _stop_processes([aggregator], grace_seconds=0)
         raise
@@ -308,12 +302,3 @@ def _result(task: _TaskProcesses) -> TaskResult:
         aggregator_log=task.aggregator.log_path,
     )
 
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports free on 127.0.0.1 right now."""
-    ports: set[int] = set()
-    while len(ports) < count:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports.add(sock.getsockname()[1])
-    return sorted(ports)

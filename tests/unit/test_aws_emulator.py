@@ -6,7 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import moto_atomic
+import aws_emulator
 from moto import server
 
 
@@ -24,8 +24,8 @@ def most_at_once(monkeypatch, environ: dict) -> int:
             active[0] -= 1
         return [b"ok"]
 
-    monkeypatch.setattr(server.DomainDispatcherApplication, "__call__", serve)
-    app = moto_atomic.OneDynamoDBRequestAtATime(server.create_backend_app)
+    monkeypatch.setattr(aws_emulator.DomainDispatcherApplication, "__call__", serve)
+    app = aws_emulator.EmulatedAWS(server.create_backend_app)
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(lambda _: app(dict(environ), None), range(16)))
     assert answers == [[b"ok"]] * 16

@@ -1,0 +1,288 @@
+# -*- coding: utf-8 -*-
+# Copyright: constellation.loadtest contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The task contract: what each planned task of a run gets, computed once for every way of running it.
+
+A task's two containers get their environment from two places, as on Fargate:
+
+* the task definition (:func:`container_definitions`): what is the same for every run in a region
+  (the region, the home region and its resources, the results store, the aggregator's port, the
+  images, sizes and logs), so that a new run registers no new revision;
+* RunTask's container overrides (:func:`task_overrides`): what differs per run and per task (the
+  run id, the task index, the script's location and environment, the load model, VUs and
+  duration, and the task's k6 execution segment with the sequence it belongs to).
+
+The task definition is registered with these containers and ``ecs_load_tasks`` sends these
+overrides, unchanged; the emulated ECS (``tools/``) runs what ECS hands it, as Fargate does.
+:func:`task_environment` merges the two as ECS does, for what runs the entrypoints directly.
+
+Execution segments: with the ``vus`` load model each region runs its own VUs for the duration, so
+its tasks split the region's VUs over the region's own sequence. With ``script`` the script's own
+scenarios are the load of the whole test, so every task of every region runs one segment of ONE
+sequence across all regions (:func:`config.script_load_segments`): giving each region its own
+sequence would run the script's whole load in every region.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import Mapping
+
+from .config import Config
+from .config import plan
+from .config import script_load_segments
+from .progress import ProgressError
+from .progress import script_key
+from .progress import validate_run_id
+
+# Names a script's environment may use: the others are the tasks' own (and AWS's, and k6's settings).
+SCRIPT_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+RESERVED_ENV_PREFIXES = ("CONSTELLATION_", "AWS_", "K6_")
+
+LOAD_GENERATOR = "load-generator"
+AGGREGATOR = "aggregator"
+LOAD_MODELS = ("vus", "script")
+RESULTS_STORES = ("timestream", "s3")
+
+Environment = dict[str, str]
+TaskOverrides = dict[str, Environment]  # container name -> the variables it gets on top of the task definition's
+
+
+class ContractError(ValueError):
+    """A setting the contract cannot be computed from; the message names it and its value."""
+
+
+@dataclass(frozen=True)
+class Home:
+    """The home region's resources that tasks use (the ``constellation_home`` names)."""
+
+    region: str
+    results_store: str
+    bucket: str
+    function: str
+    timestream_database: str = ""
+    timestream_table: str = ""
+
+    @classmethod
+    def from_names(cls, names: Mapping[str, Any]) -> "Home":
+        """From the home names (extra keys, such as ARNs, are ignored)."""
+        missing = [key for key in ("region", "results_store", "bucket", "function") if not names.get(key)]
+        if missing:
+            raise ContractError(f"home must name {', '.join(missing)}; got {sorted(names)}")
+        home = cls(
+            region=names["region"],
+            results_store=names["results_store"],
+            bucket=names["bucket"],
+            function=names["function"],
+            timestream_database=names.get("timestream_database") or "",
+            timestream_table=names.get("timestream_table") or "",
+        )
+        if home.results_store not in RESULTS_STORES:
+            raise ContractError(f"home.results_store must be timestream or s3, got {home.results_store!r}")
+        if home.results_store == "timestream" and not (home.timestream_database and home.timestream_table):
+            raise ContractError("home must name timestream_database and timestream_table for the timestream results store")
+        return home
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What the task definition of every region is made of, besides the region."""
+
+    home: Home
+    load_generator_image: str
+    aggregator_image: str
+    task_cpu: int
+    task_memory: int
+    log_group: str
+    aggregator_cpu: int = 256
+    aggregator_memory: int = 512
+    aggregator_port: int = 9464
+    interval_seconds: int = 5
+    endpoint_url: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("load_generator_image", "aggregator_image"):
+            if not getattr(self, name):
+                raise ContractError(
+                    f"{name} must name an image (playbooks/build_images.yml builds both and writes their names)"
+                )
+        if not 0 < self.aggregator_cpu < self.task_cpu:
+            raise ContractError(f"aggregator_cpu must be more than 0 and less than the task's {self.task_cpu} CPU units, got {self.aggregator_cpu}")
+        if not 0 < self.aggregator_memory < self.task_memory:
+            raise ContractError(f"aggregator_memory must be more than 0 and less than the task's {self.task_memory} MiB, got {self.aggregator_memory}")
+        if not 0 < self.aggregator_port < 65536:
+            raise ContractError(f"aggregator_port must be a TCP port (1-65535), got {self.aggregator_port}")
+        if self.interval_seconds < 1:
+            raise ContractError(f"interval_seconds must be at least 1, got {self.interval_seconds}")
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a run adds to every task."""
+
+    run_id: str
+    load_model: str = "vus"
+    start_timeout_seconds: int = 900
+    script_env: Mapping[str, str] = field(default_factory=dict)  # the script's __ENV (script_environment checks it)
+
+    def __post_init__(self) -> None:
+        try:
+            validate_run_id(self.run_id)
+        except ProgressError as error:
+            raise ContractError(str(error)) from None
+        if self.load_model not in LOAD_MODELS:
+            raise ContractError(f"load_model must be one of {', '.join(LOAD_MODELS)}, got {self.load_model!r}")
+        if self.start_timeout_seconds < 1:
+            raise ContractError(f"start_timeout_seconds must be at least 1, got {self.start_timeout_seconds}")
+        object.__setattr__(self, "script_env", script_environment(self.script_env))
+
+
+def script_environment(variables: Any) -> dict[str, str]:
+    """The script's environment (``constellation_script_env``), checked: names a script may use, text values.
+
+    A JSON object given as text (``-e constellation_script_env='{"A": "b"}'``) is read as such, and
+    nothing (a blank survey answer) is no variable. Numbers are taken as their text; anything else
+    (a list, a mapping, a boolean, null) is refused, naming the variable.
+    """
+    if isinstance(variables, str):
+        try:
+            variables = json.loads(variables) if variables.strip() else None
+        except ValueError:
+            raise ContractError(f"constellation_script_env must be a mapping of NAME: value (or a JSON object), got {variables!r}") from None
+    if variables is None:
+        return {}
+    if not isinstance(variables, Mapping):
+        raise ContractError(f"constellation_script_env must be a mapping of NAME: value, got {variables!r}")
+    checked = {}
+    for name, value in variables.items():
+        if not isinstance(name, str) or not SCRIPT_ENV_NAME.fullmatch(name):
+            raise ContractError(
+                f"constellation_script_env: {name!r} is not an environment variable name (letters, digits and _, not starting with a digit)"
+            )
+        if name.upper().startswith(RESERVED_ENV_PREFIXES):
+            raise ContractError(
+                f"constellation_script_env: {name!r} is reserved: names starting with {', '.join(RESERVED_ENV_PREFIXES)} are the tasks' own"
+            )
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ContractError(f"constellation_script_env: the value of {name} must be text or a number, got {value!r}")
+        checked[name] = str(value)
+    return dict(sorted(checked.items()))
+
+
+def container_definitions(region: str, deployment: Deployment) -> list[dict[str, Any]]:
+    """The task definition's two containers in ``region``: the load generator (essential) and its aggregator."""
+    home = deployment.home
+    common = {
+        "CONSTELLATION_REGION": region,
+        "CONSTELLATION_HOME_REGION": home.region,
+        "CONSTELLATION_INTERVAL_SECONDS": str(deployment.interval_seconds),
+        "CONSTELLATION_AGGREGATOR_PORT": str(deployment.aggregator_port),
+    }
+    if deployment.endpoint_url:
+        common["CONSTELLATION_AWS_ENDPOINT_URL"] = deployment.endpoint_url
+    generator = {"CONSTELLATION_ORCHESTRATOR": f"lambda:{home.function}", "CONSTELLATION_BUCKET": home.bucket}
+    results = {"CONSTELLATION_RESULTS_STORE": home.results_store, "CONSTELLATION_BUCKET": home.bucket}
+    if home.results_store == "timestream":
+        results["CONSTELLATION_TIMESTREAM_DATABASE"] = home.timestream_database
+        results["CONSTELLATION_TIMESTREAM_TABLE"] = home.timestream_table
+    return [
+        _container(
+            LOAD_GENERATOR,
+            deployment.load_generator_image,
+            essential=True,
+            cpu=deployment.task_cpu - deployment.aggregator_cpu,
+            memory=deployment.task_memory - deployment.aggregator_memory,
+            environment=common | generator,
+            region=region,
+            log_group=deployment.log_group,
+        ),
+        _container(
+            AGGREGATOR,
+            deployment.aggregator_image,
+            essential=False,
+            cpu=deployment.aggregator_cpu,
+            memory=deployment.aggregator_memory,
+            environment=common | results,
+            region=region,
+            log_group=deployment.log_group,
+        ),
+    ]
+
+
+def _container(
+    name: str, image: str, *, essential: bool, cpu: int, memory: int, environment: Environment, region: str, log_group: str
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": image,
+        "essential": essential,
+        "cpu": cpu,
+        "memoryReservation": memory,
+        "environment": [{"name": key, "value": value} for key, value in sorted(environment.items())],
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {"awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": name},
+        },
+    }
+
+
+def task_overrides(config: Config, run: Run) -> dict[str, list[TaskOverrides]]:
+    """Every planned task's container overrides, by region; task index ``i`` is the ``i``-th element."""
+    regions = plan(config)["remote_regions"]
+    whole_test = script_load_segments(config) if run.load_model == "script" else None
+    shared = {
+        "CONSTELLATION_RUN_ID": run.run_id,
+        "CONSTELLATION_SCRIPT_KEY": script_key(run.run_id),
+        "CONSTELLATION_LOAD_MODEL": run.load_model,
+        "CONSTELLATION_DURATION_MS": str(config.duration_ms),
+        "CONSTELLATION_START_TIMEOUT_SECONDS": str(run.start_timeout_seconds),
+    }
+    if run.script_env:
+        shared["CONSTELLATION_SCRIPT_ENV"] = json.dumps(run.script_env, separators=(",", ":"))
+    overrides = {}
+    for region, region_plan in regions.items():
+        if whole_test is None:
+            segments, sequence = region_plan["execution_segments"], region_plan["execution_segment_sequence"]
+        else:
+            segments, sequence = whole_test["regions"][region]["execution_segments"], whole_test["execution_segment_sequence"]
+        overrides[region] = [
+            {
+                LOAD_GENERATOR: shared
+                | {
+                    "CONSTELLATION_TASK_INDEX": str(index),
+                    "CONSTELLATION_VUS": str(region_plan["vus"]),
+                    "CONSTELLATION_EXECUTION_SEGMENT": segment,
+                    "CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE": sequence,
+                },
+                AGGREGATOR: {"CONSTELLATION_RUN_ID": run.run_id, "CONSTELLATION_TASK_INDEX": str(index)},
+            }
+            for index, segment in enumerate(segments)
+        ]
+    return overrides
+
+
+def task_environment(containers: list[dict[str, Any]], overrides: TaskOverrides, container: str) -> Environment:
+    """The environment ``container`` of a task runs with: the task definition's, then the task's overrides (which win)."""
+    definition = next((c for c in containers if c["name"] == container), None)
+    if definition is None:
+        raise ContractError(f"the task definition has no container {container!r}: {[c['name'] for c in containers]}")
+    return {item["name"]: item["value"] for item in definition.get("environment", [])} | dict(overrides.get(container, {}))
+
+
+def contract(
+    config: Config, deployment: Deployment, run: Run | None, regions: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """By region: the task definition's ``containers`` and every task's overrides (``tasks``, none without a run)."""
+    unknown = sorted(set(regions or ()) - set(config.remote_regions))
+    if unknown:
+        raise ContractError(f"regions {unknown} are not remote regions of the configuration ({sorted(config.remote_regions)})")
+    overrides = task_overrides(config, run) if run is not None else {}
+    return {
+        region: {"containers": container_definitions(region, deployment), "tasks": overrides.get(region, [])}
+        for region in sorted(regions or config.remote_regions)
+    }

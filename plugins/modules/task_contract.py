@@ -1,0 +1,227 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: constellation.loadtest contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+module: task_contract
+short_description: Compute what every load generator task of a test run gets
+version_added: 0.1.0
+description:
+  - Computes, for each remote region, the two containers of the region's task definition (the load
+    generator and its aggregator sidecar, with what is the same for every run) and, for a run, the
+    container overrides of every planned task (run id, task index, script location, load model,
+    VUs, duration, and the task's k6 execution segment with its sequence).
+  - M(constellation.loadtest.fargate_region) registers the task definition with RV(regions.containers)
+    and M(constellation.loadtest.ecs_load_tasks) starts task I(i) with the I(i)-th element of
+    RV(regions.tasks); whatever runs the tasks reads exactly this.
+  - With O(load_model=vus) each region splits its VUs over its own execution-segment sequence. With
+    O(load_model=script) the script's scenarios are the load of the whole test, and every task of
+    every region runs a segment of one sequence across all regions, weighted by the regions' values.
+  - Nothing is created or changed, and no AWS API is called.
+author:
+  - Constellation maintainers (@constellation-loadtest)
+options:
+  config:
+    description:
+      - The validated configuration, as M(constellation.loadtest.plan) returns it in RV(constellation.loadtest.plan#module:config).
+    type: dict
+    required: true
+  home:
+    description:
+      - The home region's resources the tasks use, by name.
+      - Keys C(region), C(results_store) (V(timestream) or V(s3)), C(bucket) (the script and results
+        bucket), C(function) (the orchestrator Lambda), and for Timestream C(timestream_database) and
+        C(timestream_table). Other keys are ignored.
+    type: dict
+    required: true
+  regions:
+    description:
+      - The remote regions to compute, a subset of the configuration's. Defaults to all of them.
+    type: list
+    elements: str
+  run_id:
+    description:
+      - The test run; 1 to 64 letters, digits, hyphens and underscores, starting with a letter or digit.
+      - Without it only the task definitions' containers are computed, and RV(regions.tasks) is empty.
+    type: str
+  load_model:
+    description:
+      - V(vus) runs each region's VUs for the configured duration; V(script) runs the script's own
+        scenarios as the load of the whole test.
+    type: str
+    choices: [vus, script]
+    default: vus
+  start_timeout_seconds:
+    description:
+      - How long a load generator waits for the synchronized start before giving up.
+    type: int
+    default: 900
+  script_env:
+    description:
+      - Environment variables for the script, C(NAME: value); every task's k6 sees them as C(__ENV.NAME).
+      - Names are letters, digits and C(_), not starting with a digit; names starting with
+        C(CONSTELLATION_), C(AWS_) or C(K6_) are the tasks' own and refused. Values are text (numbers
+        are taken as their text).
+      - A mapping, or a JSON object as text; empty text means none.
+      - They travel in the tasks' overrides, visible to anyone who may describe the tasks; not for secrets.
+    type: raw
+    default: {}
+  load_generator_image:
+    description:
+      - The load generator image, as written by C(playbooks/build_images.yml).
+    type: str
+    required: true
+  aggregator_image:
+    description:
+      - The aggregator image, as written by C(playbooks/build_images.yml).
+    type: str
+    required: true
+  log_group:
+    description:
+      - The CloudWatch Logs group both containers log to (C(awslogs)), in each region.
+    type: str
+    required: true
+  aggregator_cpu:
+    description:
+      - The aggregator's CPU units; the load generator gets the rest of the task's.
+    type: int
+    default: 256
+  aggregator_memory:
+    description:
+      - The aggregator's memory reservation in MiB; the load generator reserves the rest of the task's.
+    type: int
+    default: 512
+  aggregator_port:
+    description:
+      - The port the aggregator listens on, on the task's loopback.
+    type: int
+    default: 9464
+  interval_seconds:
+    description:
+      - The length of the results' intervals.
+    type: int
+    default: 5
+  endpoint_url:
+    description:
+      - One endpoint for every AWS service the tasks call (an emulator); omit for AWS.
+    type: str
+notes:
+  - Supports check mode; it changes nothing in any mode.
+"""
+
+EXAMPLES = r"""
+- name: What the tasks of the run get
+  constellation.loadtest.task_contract:
+    config: "{{ constellation_config }}"
+    home: "{{ constellation_home }}"
+    run_id: nightly-42
+    load_model: script
+    load_generator_image: 123456789012.dkr.ecr.eu-central-1.amazonaws.com/constellation/load-generator:20250601T120000Z
+    aggregator_image: 123456789012.dkr.ecr.eu-central-1.amazonaws.com/constellation/aggregator:20250601T120000Z
+    log_group: /ecs/constellation
+  register: contract
+
+- name: Start the run's tasks in us-east-2
+  constellation.loadtest.ecs_load_tasks:
+    cluster: constellation
+    task_definition: constellation-load
+    run_id: nightly-42
+    tasks: "{{ contract.regions['us-east-2'].tasks }}"
+    subnets: [subnet-0123456789abcdef0]
+    region: us-east-2
+"""
+
+RETURN = r"""
+script_env:
+  description: The script's environment as the tasks get it (O(script_env) checked, values as text).
+  returned: always
+  type: dict
+  sample: {"BASE_URL": "https://shop.example.com"}
+regions:
+  description: By remote region, what its task definition and its tasks get.
+  returned: always
+  type: dict
+  contains:
+    containers:
+      description:
+        - The task definition's container definitions, in the shape of ECS's C(containerDefinitions)
+          (C(name), C(image), C(essential), C(cpu), C(memoryReservation), C(environment), C(logConfiguration)).
+      type: list
+      elements: dict
+    tasks:
+      description:
+        - One element per planned task of the region, task index I(i) first at I(i); each maps a
+          container name to the environment variables that container gets on top of the task
+          definition's (a C(containerOverrides) entry).
+      type: list
+      elements: dict
+      sample:
+        - load-generator:
+            CONSTELLATION_RUN_ID: nightly-42
+            CONSTELLATION_TASK_INDEX: "0"
+            CONSTELLATION_EXECUTION_SEGMENT: "0:1/3"
+            CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE: "0,1/3,2/3,1"
+          aggregator:
+            CONSTELLATION_RUN_ID: nightly-42
+            CONSTELLATION_TASK_INDEX: "0"
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.constellation.loadtest.plugins.module_utils.config import Config
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import ContractError
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Deployment
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Home
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Run
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import contract
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            config=dict(type="dict", required=True),
+            home=dict(type="dict", required=True),
+            regions=dict(type="list", elements="str"),
+            run_id=dict(type="str"),
+            load_model=dict(type="str", choices=["vus", "script"], default="vus"),
+            start_timeout_seconds=dict(type="int", default=900),
+            script_env=dict(type="raw", default={}),
+            load_generator_image=dict(type="str", required=True),
+            aggregator_image=dict(type="str", required=True),
+            log_group=dict(type="str", required=True),
+            aggregator_cpu=dict(type="int", default=256),
+            aggregator_memory=dict(type="int", default=512),
+            aggregator_port=dict(type="int", default=9464),
+            interval_seconds=dict(type="int", default=5),
+            endpoint_url=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        config = Config(**params["config"])
+        deployment = Deployment(
+            home=Home.from_names(params["home"]),
+            load_generator_image=params["load_generator_image"],
+            aggregator_image=params["aggregator_image"],
+            task_cpu=config.task_cpu,
+            task_memory=config.task_memory,
+            log_group=params["log_group"],
+            aggregator_cpu=params["aggregator_cpu"],
+            aggregator_memory=params["aggregator_memory"],
+            aggregator_port=params["aggregator_port"],
+            interval_seconds=params["interval_seconds"],
+            endpoint_url=params["endpoint_url"] or None,
+        )
+        run = None
+        if params["run_id"]:
+            run = Run(params["run_id"], params["load_model"], params["start_timeout_seconds"], params["script_env"])
+        regions = contract(config, deployment, run, params["regions"])
+    except (ContractError, TypeError) as error:
+        module.fail_json(msg=f"task_contract: {error}")
+    module.exit_json(changed=False, regions=regions, script_env=dict(run.script_env) if run else {})
+
+
+if __name__ == "__main__":
+    main()

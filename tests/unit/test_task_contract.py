@@ -1,0 +1,221 @@
+"""The task contract: what each task of a run gets, for both load models, computed once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / ".build" / "collections"))
+
+from ansible_collections.constellation.loadtest.plugins.module_utils.config import load_config  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import AGGREGATOR  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import LOAD_GENERATOR  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import ContractError  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Deployment  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Home  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Run  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import contract  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import script_environment  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import task_environment  # noqa: E402
+
+# ca-central-1: 1 task of 100 VUs; us-east-2: 2 tasks of 150 (a region's values are weights with `script`).
+CONFIG = load_config(
+    settings={
+        "home_region": "eu-central-1",
+        "remote_regions": {"us-east-2": 300, "ca-central-1": 100},
+        "duration_seconds": 20,
+        "max_vus_per_task": 150,
+        "results_store": "s3",
+    }
+)
+HOME = Home(region="eu-central-1", results_store="s3", bucket="lt-123456789012-eu-central-1", function="lt-orchestrator")
+DEPLOYMENT = Deployment(
+    home=HOME,
+    load_generator_image="registry.example/lt/load-generator:1",
+    aggregator_image="registry.example/lt/aggregator:1",
+    task_cpu=1024,
+    task_memory=2048,
+    log_group="/ecs/lt",
+)
+
+
+def segments(load_model: str) -> dict[str, list[tuple[str, str]]]:
+    """Each task's (segment, sequence) by region."""
+    regions = contract(CONFIG, DEPLOYMENT, Run("nightly-42", load_model))
+    return {
+        region: [
+            (task[LOAD_GENERATOR]["CONSTELLATION_EXECUTION_SEGMENT"], task[LOAD_GENERATOR]["CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE"])
+            for task in part["tasks"]
+        ]
+        for region, part in regions.items()
+    }
+
+
+def test_vus_model_each_region_splits_its_own_vus_over_its_own_sequence():
+    assert segments("vus") == {
+        "ca-central-1": [("0:1", "0,1")],
+        "us-east-2": [("0:1/2", "0,1/2,1"), ("1/2:1", "0,1/2,1")],
+    }
+
+
+def test_script_model_every_task_of_every_region_runs_a_segment_of_one_sequence():
+    # The script's scenarios are the load of the whole test: 1/4 of it from ca-central-1 (100 of
+    # 400), 3/4 from us-east-2 in two tasks, all segments of one sequence.
+    assert segments("script") == {
+        "ca-central-1": [("0:1/4", "0,1/4,5/8,1")],
+        "us-east-2": [("1/4:5/8", "0,1/4,5/8,1"), ("5/8:1", "0,1/4,5/8,1")],
+    }
+    bounds = [segment.split(":") for tasks in segments("script").values() for segment, _ in tasks]
+    assert sum(Fraction(end) - Fraction(start) for start, end in bounds) == 1
+
+
+def test_every_task_gets_its_run_index_script_and_share_and_the_aggregator_its_identity():
+    tasks = contract(CONFIG, DEPLOYMENT, Run("nightly-42", "vus", start_timeout_seconds=120))["us-east-2"]["tasks"]
+    assert tasks[1] == {
+        LOAD_GENERATOR: {
+            "CONSTELLATION_RUN_ID": "nightly-42",
+            "CONSTELLATION_TASK_INDEX": "1",
+            "CONSTELLATION_SCRIPT_KEY": "runs/nightly-42/script.js",
+            "CONSTELLATION_LOAD_MODEL": "vus",
+            "CONSTELLATION_VUS": "300",
+            "CONSTELLATION_DURATION_MS": "20000",
+            "CONSTELLATION_START_TIMEOUT_SECONDS": "120",
+            "CONSTELLATION_EXECUTION_SEGMENT": "1/2:1",
+            "CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE": "0,1/2,1",
+        },
+        AGGREGATOR: {"CONSTELLATION_RUN_ID": "nightly-42", "CONSTELLATION_TASK_INDEX": "1"},
+    }
+
+
+def test_the_task_definition_holds_what_every_run_shares():
+    containers = contract(CONFIG, DEPLOYMENT, None, ["us-east-2"])["us-east-2"]["containers"]
+    generator, aggregator = containers
+    assert (generator["name"], generator["essential"], generator["cpu"], generator["memoryReservation"]) == (
+        LOAD_GENERATOR, True, 768, 1536)
+    assert (aggregator["name"], aggregator["essential"], aggregator["cpu"], aggregator["memoryReservation"]) == (
+        AGGREGATOR, False, 256, 512)
+    assert task_environment(containers, {}, LOAD_GENERATOR) == {
+        "CONSTELLATION_REGION": "us-east-2",
+        "CONSTELLATION_HOME_REGION": "eu-central-1",
+        "CONSTELLATION_INTERVAL_SECONDS": "5",
+        "CONSTELLATION_AGGREGATOR_PORT": "9464",
+        "CONSTELLATION_ORCHESTRATOR": "lambda:lt-orchestrator",
+        "CONSTELLATION_BUCKET": "lt-123456789012-eu-central-1",
+    }
+    assert task_environment(containers, {}, AGGREGATOR)["CONSTELLATION_RESULTS_STORE"] == "s3"
+    assert generator["logConfiguration"]["options"] == {
+        "awslogs-group": "/ecs/lt", "awslogs-region": "us-east-2", "awslogs-stream-prefix": LOAD_GENERATOR}
+    # Nothing of a run is in the task definition: a new run registers no new revision.
+    assert "nightly" not in json.dumps(containers)
+
+
+def test_timestream_and_an_endpoint_reach_the_containers_that_use_them():
+    home = Home(region="eu-central-1", results_store="timestream", bucket="b", function="f",
+                timestream_database="lt", timestream_table="results")
+    deployment = Deployment(home=home, load_generator_image="g", aggregator_image="a", task_cpu=1024, task_memory=2048,
+                            log_group="/ecs/lt", endpoint_url="http://127.0.0.1:5000")
+    containers = contract(CONFIG, deployment, None)["ca-central-1"]["containers"]
+    aggregator = task_environment(containers, {}, AGGREGATOR)
+    assert (aggregator["CONSTELLATION_TIMESTREAM_DATABASE"], aggregator["CONSTELLATION_TIMESTREAM_TABLE"]) == ("lt", "results")
+    assert {task_environment(containers, {}, name)["CONSTELLATION_AWS_ENDPOINT_URL"] for name in (LOAD_GENERATOR, AGGREGATOR)} == {
+        "http://127.0.0.1:5000"}
+    assert "CONSTELLATION_TIMESTREAM_TABLE" not in task_environment(containers, {}, LOAD_GENERATOR)
+
+
+def test_overrides_win_over_the_task_definition_as_on_ecs():
+    containers = contract(CONFIG, DEPLOYMENT, None, ["ca-central-1"])["ca-central-1"]["containers"]
+    merged = task_environment(containers, {LOAD_GENERATOR: {"CONSTELLATION_BUCKET": "other", "X": "1"}}, LOAD_GENERATOR)
+    assert (merged["CONSTELLATION_BUCKET"], merged["X"], merged["CONSTELLATION_REGION"]) == ("other", "1", "ca-central-1")
+    with pytest.raises(ContractError, match="no container 'sidecar'"):
+        task_environment(containers, {}, "sidecar")
+
+
+def test_the_script_environment_reaches_every_load_generator_and_nothing_else():
+    regions = contract(CONFIG, DEPLOYMENT, Run("r1", script_env={"BASE_URL": "https://shop.example", "USERS": 40}))
+    for part in regions.values():
+        for task in part["tasks"]:
+            assert json.loads(task[LOAD_GENERATOR]["CONSTELLATION_SCRIPT_ENV"]) == {"BASE_URL": "https://shop.example", "USERS": "40"}
+            assert "CONSTELLATION_SCRIPT_ENV" not in task[AGGREGATOR]
+    assert "CONSTELLATION_SCRIPT_ENV" not in contract(CONFIG, DEPLOYMENT, Run("r1"))["ca-central-1"]["tasks"][0][LOAD_GENERATOR]
+
+
+@pytest.mark.parametrize(
+    "variables, message",
+    [
+        ({"AWS_REGION": "x"}, "'AWS_REGION' is reserved"),
+        ({"constellation_run_id": "x"}, "'constellation_run_id' is reserved"),
+        ({"K6_VUS": "9"}, "'K6_VUS' is reserved"),
+        ({"1ST": "x"}, "'1ST' is not an environment variable name"),
+        ({"A-B": "x"}, "'A-B' is not an environment variable name"),
+        ({"FLAG": True}, "the value of FLAG must be text or a number, got True"),
+        ({"LIST": [1]}, "the value of LIST must be text or a number"),
+        (["A=b"], "must be a mapping of NAME: value"),
+        ("A=b", "must be a mapping of NAME: value (or a JSON object), got 'A=b'"),
+    ],
+)
+def test_a_bad_script_environment_is_refused_naming_the_variable(variables, message):
+    with pytest.raises(ContractError) as raised:
+        script_environment(variables)
+    assert message in str(raised.value)
+
+
+def test_what_users_type_for_the_script_environment_is_understood():
+    assert script_environment("") == {} and script_environment(None) == {}  # a blank AWX survey answer
+    assert script_environment('{"BASE_URL": "http://127.0.0.1:8080"}') == {"BASE_URL": "http://127.0.0.1:8080"}  # -e k=v
+    assert script_environment({"RATE": 2.5}) == {"RATE": "2.5"}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"aggregator_cpu": 1024}, "aggregator_cpu must be more than 0 and less than the task's 1024 CPU units, got 1024"),
+        ({"aggregator_memory": 0}, "aggregator_memory must be more than 0"),
+        ({"aggregator_image": ""}, "aggregator_image must name an image"),
+        ({"aggregator_port": 70000}, "aggregator_port must be a TCP port"),
+    ],
+)
+def test_a_task_definition_that_cannot_work_is_refused(change, message):
+    settings = dict(home=HOME, load_generator_image="g", aggregator_image="a", task_cpu=1024, task_memory=2048, log_group="/ecs/lt")
+    with pytest.raises(ContractError, match=message.replace("(", r"\(")):
+        Deployment(**(settings | change))
+
+
+def test_a_bad_run_or_region_is_refused_before_anything_is_computed():
+    with pytest.raises(ContractError, match="run_id 'a b' is not a run id"):
+        Run("a b")
+    with pytest.raises(ContractError, match="load_model must be one of vus, script, got 'rate'"):
+        Run("r", load_model="rate")
+    with pytest.raises(ContractError, match=r"regions \['eu-west-1'\] are not remote regions"):
+        contract(CONFIG, DEPLOYMENT, Run("r"), ["eu-west-1"])
+    with pytest.raises(ContractError, match="home must name bucket, function"):
+        Home.from_names({"region": "eu-central-1", "results_store": "s3"})
+
+
+def test_the_module_returns_the_contract_and_a_clear_error(tmp_path):
+    def module(args: dict) -> dict:
+        command = [str(Path(sys.executable).parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
+                   "-e", f"ansible_python_interpreter={sys.executable}", "-m", "constellation.loadtest.task_contract",
+                   "-a", json.dumps(args)]
+        env = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+               "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path)}
+        completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+        return json.loads(completed.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+    args = {"config": CONFIG.to_dict(), "home": {"region": "eu-central-1", "results_store": "s3", "bucket": "b", "function": "f",
+            "state_table": "ignored"}, "run_id": "r1", "load_model": "script", "load_generator_image": "g",
+            "aggregator_image": "a", "log_group": "/ecs/lt", "script_env": '{"BASE_URL": "http://x"}'}
+    result = module(args)
+    assert result["changed"] is False
+    assert [t[LOAD_GENERATOR]["CONSTELLATION_EXECUTION_SEGMENT"] for t in result["regions"]["us-east-2"]["tasks"]] == ["1/4:5/8", "5/8:1"]
+    assert result["script_env"] == {"BASE_URL": "http://x"}
+
+    refused = module(args | {"script_env": {"AWS_PROFILE": "x"}})
+    assert refused["failed"] is True
+    assert refused["msg"].startswith("task_contract: constellation_script_env: 'AWS_PROFILE' is reserved")
+    assert "Traceback" not in json.dumps(refused)

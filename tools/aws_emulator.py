@@ -1,0 +1,186 @@
+"""The emulated AWS (`make emulator`): moto, plus what moto cannot do, behind one endpoint.
+
+* **moto** serves every AWS API the playbooks call, on one endpoint for every service, with
+  DynamoDB requests served one at a time: moto computes an ``ADD`` to a set from the item as it
+  is and then stores it, so two concurrent updates of one item could lose one, which DynamoDB
+  never does (the orchestrator counts registrations with such ``ADD``s).
+* **ECS tasks run.** Every task RunTask starts runs as a podman pod of real containers from the
+  task definition's images (tools/ecs_runner.py); StopTask stops it; DescribeTasks shows its
+  containers' states and exit codes. The images are pulled from the registry on loopback
+  (tools/registry.py), where `make images` pushed them.
+* **Lambda functions run.** Invoke runs the deployed function's code (tools/lambda_runner.py).
+* **Task role credentials** are served to the tasks' containers, as ECS serves them, at
+  ``/_emulator/ecs-credentials/<task id>``.
+
+It prints one line, ``endpoint: http://127.0.0.1:PORT``, once it is ready, serves until SIGTERM
+or Ctrl-C, and then stops every task (SIGTERM, SIGKILL after a grace), every function
+environment, the registry if it started it, and itself. Logs (its own, each task's containers',
+each function's) are under ``--log-dir``.
+
+    python tools/aws_emulator.py [--port 5000] [--log-dir .build/emulator] [--without-tasks]
+
+``--without-tasks`` records tasks as moto does and runs none (no podman, no registry): what the
+tests of single modules use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from moto.awslambda.models import LambdaBackend
+from moto.ecs.models import EC2ContainerServiceBackend
+from moto.logs.models import logs_backends
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+from moto.moto_server.werkzeug_app import MotoRequestHandler
+from moto.moto_server.werkzeug_app import create_backend_app
+from werkzeug.serving import make_server
+
+import ecs_runner
+import podman
+import registry
+from lambda_runner import FunctionRunner
+
+REPO = Path(__file__).resolve().parents[1]
+LOG = logging.getLogger("emulator")
+CREDENTIALS_PATH = "/_emulator/ecs-credentials/"
+
+
+class EmulatedAWS(DomainDispatcherApplication):
+    """moto's WSGI application: DynamoDB one request at a time, task credentials, resets that stop tasks."""
+
+    dynamodb_lock = threading.Lock()
+    tasks: ecs_runner.TaskRunner | None = None
+    functions: FunctionRunner | None = None
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(CREDENTIALS_PATH):
+            return self._credentials(path[len(CREDENTIALS_PATH):], environ, start_response)
+        if path == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
+            if self.tasks:
+                self.tasks.reset()
+            if self.functions:
+                self.functions.reset()
+        # DynamoDB's JSON protocol names the operation in this header: DynamoDB_20120810.UpdateItem
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            with self.dynamodb_lock:
+                return super().__call__(environ, start_response)
+        return super().__call__(environ, start_response)
+
+    def _credentials(self, task_id: str, environ, start_response):
+        found = self.tasks.credentials(task_id, environ.get("HTTP_AUTHORIZATION", "")) if self.tasks else None
+        status = "200 OK" if found else "404 Not Found"
+        body = json.dumps(found or {"message": f"no running task {task_id!r} with that authorization token"}).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def install(runner: ecs_runner.TaskRunner | None, functions: FunctionRunner) -> None:
+    """Make moto's RunTask, StopTask and Invoke do what ECS and Lambda do (this process only)."""
+    EmulatedAWS.tasks, EmulatedAWS.functions = runner, functions
+
+    def invoke(self, function_name, qualifier, body, headers, response_headers):
+        function = self.get_function(function_name, qualifier)
+        payload, function_error = functions.invoke(function, body.encode() if isinstance(body, str) else body or b"")
+        if function_error:
+            response_headers["x-amz-function-error"] = function_error
+        response_headers["Content-Length"] = str(len(payload))
+        return payload
+
+    LambdaBackend.invoke = invoke
+    if runner is None:
+        return
+    moto_run_task, moto_stop_task = EC2ContainerServiceBackend.run_task, EC2ContainerServiceBackend.stop_task
+
+    def run_task(self, *args, **kwargs):
+        started = moto_run_task(self, *args, **kwargs)
+        for task in started:
+            runner.take(self, task)
+        return started
+
+    def stop_task(self, cluster_str, task_str, reason):
+        task_id = task_str.rsplit("/", 1)[-1]
+        found = [task for cluster in self.tasks.values() for arn, task in cluster.items() if arn.endswith(task_id)]
+        status_before = found[0].last_status if found else None
+        task = moto_stop_task(self, cluster_str, task_str, reason)
+        task.last_status = status_before or task.last_status  # moto says STOPPED at once; the containers decide
+        runner.stop(task, reason)
+        return task
+
+    EC2ContainerServiceBackend.run_task = run_task
+    EC2ContainerServiceBackend.stop_task = stop_task
+
+
+def write_logs(account_id: str, region: str, group: str, stream: str, events: list[tuple[int, str]]) -> None:
+    """Put a container's output into its CloudWatch Logs group and stream (what the awslogs driver does)."""
+    backend = logs_backends[account_id][region]
+    backend.ensure_log_stream(group, stream)
+    for start in range(0, len(events), 1000):
+        batch = [{"timestamp": millis, "message": text} for millis, text in events[start:start + 1000]]
+        if batch:
+            backend.put_log_events(group, stream, batch)
+
+
+def serve(port: int, log_dir: Path, with_tasks: bool, stop: threading.Event) -> None:
+    session = uuid.uuid4().hex[:12]
+    app = EmulatedAWS(create_backend_app)
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    functions = FunctionRunner(endpoint, log_dir / "functions" / "code", log_dir / "functions")
+    tasks = None
+    registry_context = None
+    try:
+        if with_tasks:
+            podman_env = podman.environment(insecure_registries=(registry.ADDRESS,))
+            podman.binary()
+            registry_context = registry.loopback_registry()
+            registry_context.__enter__()
+            tasks = ecs_runner.TaskRunner(session, endpoint, log_dir, podman_env, write_logs)
+        install(tasks, functions)
+        thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
+        thread.start()
+        LOG.info("session %s: moto%s on %s; logs in %s", session, ", ECS tasks in podman" if tasks else "", endpoint, log_dir)
+        print(f"endpoint: {endpoint}", flush=True)
+        stop.wait()
+        LOG.info("stopping: tasks first (their aggregators still reach the endpoint), then functions and moto")
+    finally:
+        if tasks is not None:
+            tasks.shutdown()
+        functions.shutdown()
+        server.shutdown()
+        if registry_context is not None:
+            registry_context.__exit__(None, None, None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("CONSTELLATION_EMULATOR_PORT", "5000")),
+                        help="port on 127.0.0.1 (0: any free port); default 5000 or CONSTELLATION_EMULATOR_PORT")
+    parser.add_argument("--log-dir", type=Path, default=REPO / ".build" / "emulator", help="where the logs go")
+    parser.add_argument("--without-tasks", action="store_true", help="record ECS tasks without running them")
+    options = parser.parse_args(argv)
+    options.log_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    stop = threading.Event()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, lambda *_: stop.set())
+    try:
+        serve(options.port, options.log_dir, not options.without_tasks, stop)
+    except (OSError, podman.PodmanError, registry.RegistryError) as error:
+        print(f"emulator: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,426 @@
+"""The emulated ECS's task runner: every task that RunTask starts really runs, as a podman pod.
+
+moto records a RunTask and runs nothing. Here each Fargate task of the emulator becomes a pod with
+one container per container definition of its registered task definition (image, entry point,
+command, environment, essential, stopTimeout), with the task's container overrides applied as ECS
+applies them, started in the task definition's order. The task's state in the emulator follows
+its containers, as on Fargate:
+
+    PROVISIONING -> PENDING (images pulled from their registry) -> RUNNING (every container started)
+    -> STOPPING (an essential container exited, or StopTask) -> STOPPED (every container exited)
+
+with each container's exit code, the task's stop code and reason (``EssentialContainerExited``,
+``UserInitiated``, ``TaskFailedToStart`` with ``CannotPullContainerError``...). StopTask sends each
+container SIGTERM and, after its stopTimeout (30 s unless the definition says otherwise), SIGKILL.
+
+What differs from Fargate, and why it does not matter for what runs here:
+
+* Networking. Fargate gives each task its own network namespace (``awsvpc``): the containers of a
+  task share 127.0.0.1 and tasks never collide. Here every container uses the host's network, so
+  that a target on the host's loopback is reached at the very URL a script names (for example
+  ``http://127.0.0.1:8080``), and the emulated AWS endpoint too. Tasks then share one loopback, so
+  the runner gives each task ports of its own for the two ports its containers talk over
+  (``CONSTELLATION_AGGREGATOR_PORT`` and ``CONSTELLATION_K6_API_PORT``, set in both containers);
+  the two containers of a task still talk over 127.0.0.1 as they do on Fargate.
+* Credentials. Fargate serves the task role's credentials at a link-local address named by
+  ``AWS_CONTAINER_CREDENTIALS_RELATIVE_URI``; here the emulator serves them on its own endpoint,
+  named by ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` (with a per-task authorization token), which
+  boto3 reads the same way. ``AWS_REGION`` and ``AWS_DEFAULT_REGION`` are set as Fargate sets them.
+* Logs. The ``awslogs`` driver is not emulated: each container's output is in a file under the
+  runner's log directory (``tasks/<region>/<task id>/<container>.log``), and is copied to the
+  CloudWatch Logs group of the definition's ``logConfiguration`` when the container has exited.
+
+Pods and containers carry the label ``constellation.emulator=<session>``: :meth:`TaskRunner.shutdown`
+stops and removes every one of them, and :func:`remove_session` removes what a killed emulator left.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from datetime import timezone
+from pathlib import Path
+from typing import Any
+from typing import Callable
+
+import podman
+
+LOG = logging.getLogger("emulator.ecs")
+SESSION_LABEL = "constellation.emulator"
+TASK_LABEL = "constellation.task"
+DEFAULT_STOP_TIMEOUT_SECONDS = 30  # ECS's default for Fargate containers
+POLL_SECONDS = 1.0
+# Ports each task's containers talk over on 127.0.0.1 (see "Networking" above).
+TASK_PORT_VARIABLES = ("CONSTELLATION_AGGREGATOR_PORT", "CONSTELLATION_K6_API_PORT")
+
+
+@dataclass
+class ContainerState:
+    """One container of a task as DescribeTasks shows it (moto serializes these attributes)."""
+
+    container_arn: str
+    task_arn: str
+    name: str
+    image: str
+    last_status: str = "PENDING"
+    exit_code: int | None = None
+    reason: str | None = None
+    runtime_id: str | None = None
+
+
+@dataclass
+class ContainerRun:
+    """A container definition as this task runs it: the definition with the task's overrides applied."""
+
+    name: str
+    image: str
+    essential: bool
+    environment: dict[str, str]
+    entry_point: list[str] | None
+    command: list[str] | None
+    stop_timeout: int
+    log_group: str | None
+    log_stream: str | None
+    podman_name: str = ""
+    exited: bool = False
+
+
+@dataclass
+class TaskRun:
+    """One task from RunTask to STOPPED."""
+
+    task: Any  # moto's Task: its status and containers are what DescribeTasks answers
+    region: str
+    account_id: str
+    containers: list[ContainerRun]
+    credentials_token: str
+    pod: str
+    log_dir: Path
+    stop_reason: str | None = None
+    stop_code: str | None = None
+    started: bool = False  # every container was started
+    stopping: bool = False  # its containers were (or are to be) told to stop
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def task_id(self) -> str:
+        return self.task.task_arn.rsplit("/", 1)[-1]
+
+    def state(self, name: str) -> ContainerState:
+        return next(state for state in self.task.containers if state.name == name)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on 127.0.0.1 right now."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+class TaskRunner:
+    """Runs the emulator's ECS tasks as podman pods; the emulator calls it from moto's RunTask and StopTask."""
+
+    def __init__(
+        self,
+        session: str,
+        endpoint_url: str,
+        log_dir: Path,
+        podman_env: dict[str, str],
+        write_logs: Callable[[str, str, str, str, list[tuple[int, str]]], None] | None = None,
+    ) -> None:
+        self.session = session
+        self.endpoint_url = endpoint_url
+        self.log_dir = log_dir
+        self.podman_env = podman_env
+        self.write_logs = write_logs
+        self.runs: dict[str, TaskRun] = {}  # by task ARN
+        self.lock = threading.Lock()
+        self.closing = threading.Event()
+        self.monitor = threading.Thread(target=self._monitor, name="ecs-monitor", daemon=True)
+        self.monitor.start()
+
+    # --- what the emulator calls ----------------------------------------------------------------
+
+    def take(self, backend: Any, task: Any) -> None:
+        """Take over a task moto just created: its status is ours from now on, and it starts in the background."""
+        task._transitions = []  # moto's state manager no longer moves it; its containers decide
+        task.last_status = "PROVISIONING"
+        definition = backend.describe_task_definition(task.task_definition_arn)
+        containers = self._container_runs(task, definition)
+        task.containers = [
+            ContainerState(f"{task.task_arn.replace(':task/', ':container/')}/{c.name}", task.task_arn, c.name, c.image)
+            for c in containers
+        ]
+        task_id = task.task_arn.rsplit("/", 1)[-1]
+        run = TaskRun(
+            task=task,
+            region=task.region_name,
+            account_id=backend.account_id,
+            containers=containers,
+            credentials_token=secrets.token_urlsafe(24),
+            pod=f"ecs-{task.region_name}-{task_id}",
+            log_dir=self.log_dir / "tasks" / task.region_name / task_id,
+        )
+        for container in containers:
+            container.podman_name = f"{run.pod}-{container.name}"
+        with self.lock:
+            self.runs[task.task_arn] = run
+        threading.Thread(target=self._start, args=(run,), name=f"ecs-task-{task_id[:8]}", daemon=True).start()
+
+    def stop(self, task: Any, reason: str | None) -> None:
+        """StopTask: SIGTERM every container, SIGKILL after its stopTimeout; STOPPED once all have exited."""
+        run = self.runs.get(task.task_arn)
+        if run is None:
+            return
+        self._request_stop(run, "UserInitiated", reason or "Task stopped by user")
+
+    def credentials(self, task_id: str, token: str) -> dict[str, str] | None:
+        """The task role's credentials for the task ``task_id``, if ``token`` is that task's."""
+        run = next((r for r in list(self.runs.values()) if r.task_id == task_id), None)
+        if run is None or not secrets.compare_digest(run.credentials_token, token or ""):
+            return None
+        role = getattr(run.task, "_task_role_arn", "") or ""
+        expiration = datetime.fromtimestamp(time.time() + 3600, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {
+            "AccessKeyId": f"ASIA{task_id.replace('-', '')[:16].upper()}",
+            "SecretAccessKey": secrets.token_urlsafe(30),
+            "Token": secrets.token_urlsafe(60),
+            "Expiration": expiration,
+            "RoleArn": role,
+        }
+
+    def shutdown(self, grace_seconds: float = 10.0) -> None:
+        """Stop every task still running (SIGTERM, SIGKILL after at most ``grace_seconds``) and remove every pod."""
+        with self.lock:
+            runs = list(self.runs.values())
+        for run in runs:
+            if not run.done.is_set():
+                self._request_stop(run, "ServiceSchedulerInitiated", "The emulator stopped", grace_seconds)
+        deadline = time.monotonic() + grace_seconds + 15
+        for run in runs:
+            run.done.wait(max(0.0, deadline - time.monotonic()))
+        self.closing.set()  # the monitor saw them stop; nothing else will start
+        remove_session(self.session, self.podman_env)
+
+    def reset(self) -> None:
+        """moto's reset forgets every task: stop and remove ours first."""
+        with self.lock:
+            runs = list(self.runs.values())
+        for run in runs:
+            if not run.done.is_set():
+                self._request_stop(run, "ServiceSchedulerInitiated", "The emulator was reset", 5)
+        for run in runs:
+            run.done.wait(25)
+        with self.lock:
+            self.runs.clear()
+        remove_session(self.session, self.podman_env)
+
+    # --- a task's life --------------------------------------------------------------------------
+
+    def _container_runs(self, task: Any, definition: Any) -> list[ContainerRun]:
+        overrides = {o.get("name"): o for o in (task.overrides or {}).get("containerOverrides", [])}
+        task_role = (task.overrides or {}).get("taskRoleArn") or getattr(definition, "task_role_arn", None)
+        task._task_role_arn = task_role
+        runs = []
+        for container in definition.container_definitions:
+            override = overrides.get(container["name"], {})
+            environment = {item["name"]: item["value"] for item in container.get("environment") or []}
+            environment.update({item["name"]: item["value"] for item in override.get("environment") or []})
+            log_options = (container.get("logConfiguration") or {}).get("options") or {}
+            prefix = log_options.get("awslogs-stream-prefix")
+            runs.append(
+                ContainerRun(
+                    name=container["name"],
+                    image=container["image"],
+                    essential=container.get("essential", True),
+                    environment=environment,
+                    entry_point=container.get("entryPoint"),
+                    command=override.get("command") or container.get("command"),
+                    stop_timeout=int(container.get("stopTimeout") or DEFAULT_STOP_TIMEOUT_SECONDS),
+                    log_group=log_options.get("awslogs-group"),
+                    log_stream=f"{prefix}/{container['name']}/{task.task_arn.rsplit('/', 1)[-1]}" if prefix else None,
+                )
+            )
+        return runs
+
+    def _start(self, run: TaskRun) -> None:
+        try:
+            run.log_dir.mkdir(parents=True, exist_ok=True)
+            run.task.last_status = "PENDING"
+            for image in dict.fromkeys(c.image for c in run.containers):
+                pulled = podman.run(["pull", "--quiet", image], self.podman_env, timeout=600, check=False)
+                if pulled.returncode != 0:
+                    reason = f"CannotPullContainerError: pull image {image}: {pulled.stderr.strip()[-300:]}"
+                    self._fail_to_start(run, reason)
+                    return
+            if run.stop_code:  # stopped while its images were pulled
+                self._finish(run)
+                return
+            self._create(run)
+            for container in run.containers:
+                podman.run(["start", container.podman_name], self.podman_env)
+                run.state(container.name).last_status = "RUNNING"
+                run.state(container.name).runtime_id = container.podman_name
+            run.task.started_at = now()
+            with self.lock:
+                run.started = True
+                stop_now = run.stopping
+            run.task.last_status = "STOPPING" if stop_now else "RUNNING"
+            LOG.info("task %s started: %s", run.task_id, ", ".join(c.podman_name for c in run.containers))
+            if stop_now:  # StopTask arrived while the containers were being started
+                self._stop_containers(run, None)
+        except Exception as error:  # any failure to start is the task's, as ECS reports it
+            LOG.exception("task %s failed to start", run.task_id)
+            self._fail_to_start(run, f"TaskFailedToStart: {error}")
+
+    def _create(self, run: TaskRun) -> None:
+        ports = dict(zip(TASK_PORT_VARIABLES, map(str, free_ports(len(TASK_PORT_VARIABLES)))))
+        podman.run(
+            ["pod", "create", "--infra=false", "--name", run.pod, "--label", f"{SESSION_LABEL}={self.session}",
+             "--label", f"{TASK_LABEL}={run.task.task_arn}"],
+            self.podman_env,
+        )
+        ecs_environment = {
+            "AWS_REGION": run.region,
+            "AWS_DEFAULT_REGION": run.region,
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{self.endpoint_url}/_emulator/ecs-credentials/{run.task_id}",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN": run.credentials_token,
+        }
+        for container in run.containers:
+            environment = {**container.environment, **ports, **ecs_environment}
+            env_file = run.log_dir / f".{container.name}.env"
+            env_file.touch(mode=0o600)
+            env_file.write_text("".join(f"{name}={value}\n" for name, value in sorted(environment.items())))
+            arguments = [
+                "create", "--pod", run.pod, "--name", container.podman_name, "--network", "host",
+                "--label", f"{SESSION_LABEL}={self.session}", "--label", f"{TASK_LABEL}={run.task.task_arn}",
+                "--env-file", str(env_file), "--stop-timeout", str(container.stop_timeout),
+                "--log-driver", "k8s-file", "--log-opt", f"path={run.log_dir / (container.name + '.log')}",
+            ]
+            if container.entry_point:
+                arguments += ["--entrypoint", json.dumps(container.entry_point)]
+            try:
+                podman.run([*arguments, container.image, *(container.command or [])], self.podman_env)
+            finally:
+                env_file.unlink(missing_ok=True)
+
+    def _fail_to_start(self, run: TaskRun, reason: str) -> None:
+        LOG.warning("task %s failed to start: %s", run.task_id, reason)
+        run.stop_code, run.stop_reason = "TaskFailedToStart", reason
+        for state in run.task.containers:
+            state.last_status, state.reason = "STOPPED", reason
+        self._finish(run)
+
+    def _request_stop(self, run: TaskRun, code: str, reason: str, grace_seconds: float | None = None) -> None:
+        with self.lock:
+            first = not run.stopping
+            run.stopping = True
+            if run.stop_code is None:
+                run.stop_code, run.stop_reason = code, reason
+            started = run.started
+        task = run.task
+        task.desired_status = "STOPPED"
+        task.stop_code, task.stopped_reason = run.stop_code, run.stop_reason
+        if started and task.last_status == "RUNNING":
+            task.last_status = "STOPPING"
+        if first and started:
+            self._stop_containers(run, grace_seconds)
+
+    def _stop_containers(self, run: TaskRun, grace_seconds: float | None) -> None:
+        for container in run.containers:
+            if not container.exited:
+                timeout = container.stop_timeout if grace_seconds is None else min(container.stop_timeout, grace_seconds)
+                threading.Thread(target=self._stop_container, args=(container, timeout), daemon=True).start()
+
+    def _stop_container(self, container: ContainerRun, timeout: float) -> None:
+        podman.run(["stop", "--time", str(int(timeout)), container.podman_name], self.podman_env, timeout=timeout + 60, check=False)
+
+    def _monitor(self) -> None:
+        """Follow every running task's containers: exits, essential exits, the end of the task."""
+        while not self.closing.wait(POLL_SECONDS):
+            with self.lock:
+                running = [run for run in self.runs.values() if run.started and not run.done.is_set()]
+            if not running:
+                continue
+            try:
+                self._observe(running)
+            except Exception:  # keep following; the next poll tries again
+                LOG.exception("following the tasks' containers failed")
+
+    def _observe(self, running: list[TaskRun]) -> None:
+        listed = podman.run(
+            ["ps", "--all", "--format", "json", "--filter", f"label={SESSION_LABEL}={self.session}"], self.podman_env, timeout=60
+        )
+        containers = {item["Names"][0]: item for item in json.loads(listed.stdout or "[]")}
+        for run in running:
+            for container in run.containers:
+                item = containers.get(container.podman_name)
+                if container.exited or item is None or item.get("State") not in ("exited", "stopped"):
+                    continue
+                container.exited = True
+                state = run.state(container.name)
+                state.last_status, state.exit_code = "STOPPED", int(item.get("ExitCode", 0))
+                LOG.info("task %s: container %s exited with %s", run.task_id, container.name, state.exit_code)
+                self._copy_logs(run, container)
+                if container.essential:
+                    self._request_stop(run, "EssentialContainerExited", "Essential container in task exited")
+            if all(container.exited for container in run.containers):
+                self._finish(run)
+
+    def _finish(self, run: TaskRun) -> None:
+        task = run.task
+        task.desired_status = "STOPPED"
+        task.stop_code, task.stopped_reason = run.stop_code, run.stop_reason
+        task.stopped_at = now()
+        task.last_status = "STOPPED"
+        podman.run(["pod", "rm", "--force", run.pod], self.podman_env, check=False)
+        LOG.info("task %s stopped (%s: %s)", run.task_id, run.stop_code, run.stop_reason)
+        run.done.set()
+
+    def _copy_logs(self, run: TaskRun, container: ContainerRun) -> None:
+        """Copy the container's output to its awslogs group and stream, as the awslogs driver would have."""
+        log_file = run.log_dir / f"{container.name}.log"
+        if not (self.write_logs and container.log_group and container.log_stream and log_file.is_file()):
+            return
+        events = []
+        for line in log_file.read_text(errors="replace").splitlines():
+            stamp, _, rest = line.partition(" ")  # k8s-file: "<RFC 3339 time> <stream> <F|P> <text>"
+            text = rest.split(" ", 2)[-1] if rest.count(" ") >= 2 else rest
+            try:
+                millis = int(datetime.fromisoformat(stamp.replace("Z", "+00:00")[:26] + "+00:00").timestamp() * 1000)
+            except ValueError:
+                millis = int(time.time() * 1000)
+            events.append((millis, text))
+        try:
+            self.write_logs(run.account_id, run.region, container.log_group, container.log_stream, events)
+        except Exception as error:  # the log group may be gone (torn down); the file stays
+            LOG.info("task %s: logs of %s not copied to %s: %s", run.task_id, container.name, container.log_group, error)
+
+
+def remove_session(session: str, podman_env: dict[str, str]) -> None:
+    """Remove every pod and container labelled with ``session`` (those still running are killed)."""
+    label = f"label={SESSION_LABEL}={session}"
+    pods = podman.run(["pod", "ps", "--quiet", "--filter", label], podman_env, check=False).stdout.split()
+    if pods:
+        podman.run(["pod", "rm", "--force", "--time", "0", *pods], podman_env, timeout=120, check=False)
+    containers = podman.run(["ps", "--all", "--quiet", "--filter", label], podman_env, check=False).stdout.split()
+    if containers:
+        podman.run(["rm", "--force", "--time", "0", *containers], podman_env, timeout=120, check=False)
