@@ -25,6 +25,9 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 
+import podman  # noqa: E402
+import yaml  # noqa: E402
+from ecs_runner import SESSION_LABEL, read_container_log  # noqa: E402
 from emulator import FAKE_CREDENTIALS, aws_emulator, reset  # noqa: E402
 from regions import TIMESTREAM_LIVEANALYTICS_REGIONS  # noqa: E402
 
@@ -95,6 +98,30 @@ class MotoServer:
         leftovers = {kind: names for kind, names in self.inventory(regions).items() if names}
         assert not leftovers, f"resources left in the emulator: {leftovers}"
 
+    def task_logs(self, region: str, task_arn: str, container: str) -> list[str]:
+        """What a container of an emulated ECS task wrote (its lines, long ones joined)."""
+        path = self.log_dir / "tasks" / region / task_arn.rsplit("/", 1)[-1] / f"{container}.log"
+        return [text for _, text in read_container_log(path)]
+
+
+def our_containers() -> list[str]:
+    """Every podman container an emulator of ours runs or left (any session), as 'name status'."""
+    env = podman.environment()
+    listed = podman.run(["ps", "--all", "--format", "{{.Names}} {{.Status}}", "--filter", f"label={SESSION_LABEL}"], env)
+    return listed.stdout.split("\n")[:-1]
+
+
+def our_pods() -> list[str]:
+    env = podman.environment()
+    return podman.run(["pod", "ps", "--quiet", "--filter", f"label={SESSION_LABEL}"], env).stdout.split()
+
+
+def built_images() -> dict[str, str]:
+    """The image names `make images` wrote (make test builds them first)."""
+    path = REPO / "constellation-images.yml"
+    assert path.is_file(), "constellation-images.yml is missing: run `make images` (make test does) before these tests"
+    return yaml.safe_load(path.read_text())
+
 
 @pytest.fixture(scope="session")
 def moto_server():
@@ -113,6 +140,31 @@ def moto(moto_server):
     """The session's moto server, emptied before the test."""
     moto_server.reset()
     return moto_server
+
+
+# The production path: the whole emulated AWS, tasks as containers of the images `make images`
+# built. Its tests are in one xdist group (`--dist loadgroup`), so one worker runs them one after
+# the other, on one emulator and one registry.
+PRODUCTION = pytest.mark.xdist_group("production")
+
+
+@pytest.fixture(scope="session")
+def production_emulator():
+    """The whole emulated AWS on loopback, for the session of the worker that runs the production-path tests."""
+    os.environ.update(FAKE_CREDENTIALS)
+    output = REPO / "tests" / "output"
+    output.mkdir(parents=True, exist_ok=True)
+    log_dir = output / "production-emulator"
+    with open(output / "production-emulator.log", "w") as log, aws_emulator(log_dir, log=log) as url:
+        yield MotoServer(url=url, log_dir=log_dir)
+    assert our_containers() == [] and our_pods() == [], "the emulator left containers or pods behind"
+
+
+@pytest.fixture
+def production(production_emulator):
+    """The whole emulated AWS, emptied before the test (its tasks stopped and removed)."""
+    production_emulator.reset()
+    return production_emulator
 
 
 @dataclass

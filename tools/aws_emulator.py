@@ -11,6 +11,9 @@
 * **Lambda functions run.** Invoke runs the deployed function's code (tools/lambda_runner.py).
 * **Task role credentials** are served to the tasks' containers, as ECS serves them, at
   ``/_emulator/ecs-credentials/<task id>``.
+* **Service Quotas** knows the Fargate On-Demand vCPU quota (``L-3032A538``), which moto does not:
+  ``CONSTELLATION_EMULATOR_FARGATE_VCPUS`` vCPUs per region (6 unless set), so that check.yml
+  compares the plan with a quota here as it does on AWS.
 
 It prints one line, ``endpoint: http://127.0.0.1:PORT``, once it is ready, serves until SIGTERM
 or Ctrl-C, and then stops every task (SIGTERM, SIGKILL after a grace), every function
@@ -42,6 +45,7 @@ from moto.logs.models import logs_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.moto_server.werkzeug_app import create_backend_app
+from moto.servicequotas.models import ServiceQuotasBackend
 from werkzeug.serving import make_server
 
 import ecs_runner
@@ -52,6 +56,7 @@ from lambda_runner import FunctionRunner
 REPO = Path(__file__).resolve().parents[1]
 LOG = logging.getLogger("emulator")
 CREDENTIALS_PATH = "/_emulator/ecs-credentials/"
+FARGATE_VCPU_QUOTA = ("fargate", "L-3032A538")
 
 
 class EmulatedAWS(DomainDispatcherApplication):
@@ -97,6 +102,19 @@ def install(runner: ecs_runner.TaskRunner | None, functions: FunctionRunner) -> 
         return payload
 
     LambdaBackend.invoke = invoke
+    moto_get_service_quota = ServiceQuotasBackend.get_service_quota
+
+    def get_service_quota(self, service_code, quota_code):
+        if (service_code, quota_code) != FARGATE_VCPU_QUOTA:
+            return moto_get_service_quota(self, service_code, quota_code)
+        arn = f"arn:aws:servicequotas:{self.region_name}:{self.account_id}:fargate/{quota_code}"
+        return {
+            "ServiceCode": service_code, "ServiceName": "AWS Fargate", "QuotaArn": arn, "QuotaCode": quota_code,
+            "QuotaName": "Fargate On-Demand vCPU resource count", "Unit": "None", "Adjustable": True, "GlobalQuota": False,
+            "Value": float(os.environ.get("CONSTELLATION_EMULATOR_FARGATE_VCPUS", "6")),
+        }
+
+    ServiceQuotasBackend.get_service_quota = get_service_quota
     if runner is None:
         return
     moto_run_task, moto_stop_task = EC2ContainerServiceBackend.run_task, EC2ContainerServiceBackend.stop_task
@@ -140,7 +158,7 @@ def serve(port: int, log_dir: Path, with_tasks: bool, stop: threading.Event) -> 
     registry_context = None
     try:
         if with_tasks:
-            podman_env = podman.environment(insecure_registries=(registry.ADDRESS,))
+            podman_env = podman.environment()
             podman.binary()
             registry_context = registry.loopback_registry()
             registry_context.__enter__()

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import socket
 import threading
@@ -105,6 +106,7 @@ class TaskRun:
     log_dir: Path
     stop_reason: str | None = None
     stop_code: str | None = None
+    ports: dict[str, str] = field(default_factory=dict)  # TASK_PORT_VARIABLES: the task's own ports
     started: bool = False  # every container was started
     stopping: bool = False  # its containers were (or are to be) told to stop
     done: threading.Event = field(default_factory=threading.Event)
@@ -121,13 +123,16 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports free on 127.0.0.1 right now."""
+def free_ports(count: int, taken: set[int] = frozenset()) -> list[int]:
+    """``count`` distinct TCP ports free on 127.0.0.1 right now, none of them in ``taken``."""
     sockets = []
     try:
-        for _ in range(count):
+        while len(sockets) < count:
             sock = socket.socket()
             sock.bind(("127.0.0.1", 0))
+            if sock.getsockname()[1] in taken:
+                sock.close()
+                continue
             sockets.append(sock)
         return [sock.getsockname()[1] for sock in sockets]
     finally:
@@ -292,7 +297,12 @@ class TaskRunner:
             self._fail_to_start(run, f"TaskFailedToStart: {error}")
 
     def _create(self, run: TaskRun) -> None:
-        ports = dict(zip(TASK_PORT_VARIABLES, map(str, free_ports(len(TASK_PORT_VARIABLES)))))
+        # Ports stay the task's until it stopped: another task starting meanwhile never gets them,
+        # although nothing listens on them yet.
+        with self.lock:
+            taken = {int(port) for other in self.runs.values() if not other.done.is_set() for port in other.ports.values()}
+            run.ports = dict(zip(TASK_PORT_VARIABLES, map(str, free_ports(len(TASK_PORT_VARIABLES), taken))))
+        ports = run.ports
         podman.run(
             ["pod", "create", "--infra=false", "--name", run.pod, "--label", f"{SESSION_LABEL}={self.session}",
              "--label", f"{TASK_LABEL}={run.task.task_arn}"],
@@ -400,19 +410,45 @@ class TaskRunner:
         log_file = run.log_dir / f"{container.name}.log"
         if not (self.write_logs and container.log_group and container.log_stream and log_file.is_file()):
             return
-        events = []
-        for line in log_file.read_text(errors="replace").splitlines():
-            stamp, _, rest = line.partition(" ")  # k8s-file: "<RFC 3339 time> <stream> <F|P> <text>"
-            text = rest.split(" ", 2)[-1] if rest.count(" ") >= 2 else rest
-            try:
-                millis = int(datetime.fromisoformat(stamp.replace("Z", "+00:00")[:26] + "+00:00").timestamp() * 1000)
-            except ValueError:
-                millis = int(time.time() * 1000)
-            events.append((millis, text))
         try:
-            self.write_logs(run.account_id, run.region, container.log_group, container.log_stream, events)
+            self.write_logs(run.account_id, run.region, container.log_group, container.log_stream, read_container_log(log_file))
         except Exception as error:  # the log group may be gone (torn down); the file stays
             LOG.info("task %s: logs of %s not copied to %s: %s", run.task_id, container.name, container.log_group, error)
+
+
+def read_container_log(path: Path) -> list[tuple[int, str]]:
+    """The lines a container wrote, with their times in epoch ms, from podman's k8s-file log.
+
+    Each record is ``<RFC 3339 time> <stdout|stderr> <P|F> <text>``; a long line comes as partial
+    (``P``) records ending with a full (``F``) one, joined here.
+    """
+    lines, partial, first_millis = [], [], None
+    for record in path.read_text(errors="replace").splitlines():
+        stamp, _, rest = record.partition(" ")
+        _stream, _, rest = rest.partition(" ")
+        tag, _, text = rest.partition(" ")
+        millis = _epoch_millis(stamp)
+        first_millis = first_millis if partial else millis
+        partial.append(text)
+        if tag != "P":
+            lines.append((first_millis, "".join(partial)))
+            partial = []
+    if partial:
+        lines.append((first_millis, "".join(partial)))
+    return lines
+
+
+_STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
+
+
+def _epoch_millis(stamp: str) -> int:
+    """Epoch ms of an RFC 3339 time with up to nanoseconds (podman's), now if it is not one."""
+    match = _STAMP.fullmatch(stamp)
+    if not match:
+        return int(time.time() * 1000)
+    seconds, fraction, zone = match.groups()
+    moment = datetime.fromisoformat(seconds + ("+00:00" if zone == "Z" else zone))
+    return int(moment.timestamp() * 1000) + int((fraction or "0")[:3].ljust(3, "0"))
 
 
 def remove_session(session: str, podman_env: dict[str, str]) -> None:

@@ -114,7 +114,7 @@ def context_digest(bases: dict[str, str], env: dict[str, str]) -> str:
 
 
 def main() -> int:
-    env = podman.environment(build=True, insecure_registries=(registry.ADDRESS,))
+    env = podman.environment(build=True)
     bases = {"PYTHON_IMAGE": python_base(env), "K6_IMAGE": k6_base(env)}
     variables = {
         "config": str(REPO / "examples" / "config.json"),

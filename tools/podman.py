@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import registry
+
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".build" / "podman"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -44,13 +46,13 @@ def _registries_conf(insecure_registries: tuple[str, ...]) -> str:
     return "\n".join(["unqualified-search-registries = []", "", *entries])
 
 
-def environment(build: bool = False, insecure_registries: tuple[str, ...] = ()) -> dict[str, str]:
+def environment(build: bool = False) -> dict[str, str]:
     """os.environ with podman pointed at our settings (written to .build/podman/ first)."""
     STATE.mkdir(parents=True, exist_ok=True)
     name = "containers-build.conf" if build else "containers.conf"
     _write_if_changed(STATE / name, _containers_conf(build))
     registries = STATE / "registries.conf"
-    _write_if_changed(registries, _registries_conf(insecure_registries))
+    _write_if_changed(registries, _registries_conf((registry.ADDRESS,)))
     return dict(os.environ, CONTAINERS_CONF=str(STATE / name), CONTAINERS_REGISTRIES_CONF=str(registries))
 
 

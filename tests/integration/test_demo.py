@@ -1,8 +1,9 @@
 """The demo flow end to end, as `make demo` runs it, with a shorter load; its report in Chromium.
 
-check -> init -> run_test (local executor, the 3 simulated regions of examples/config.json,
-real k6 against the demo's target service) -> visualize -> teardown_all, on a moto server the
-demo starts and stops itself. The report it leaves is opened in headless Chromium.
+check -> init -> run_test (the fargate executor on the emulated AWS the demo starts and stops
+itself: the 3 regions of examples/config.json as containers of our images, real k6 against the
+demo's target service) -> visualize -> teardown_all. The report it leaves is opened in headless
+Chromium; nothing of the demo is left running.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import subprocess
 import sys
 
 from browser import inspect_page
-from conftest import REPO, VENV_BIN
+from conftest import PRODUCTION, REPO, VENV_BIN, our_containers, our_pods
 
 OUTPUT = REPO / "tests" / "output"
 REGIONS = json.loads((REPO / "examples" / "config.json").read_text())["REMOTE_REGIONS"]
 
 
+@PRODUCTION
 def test_demo_flow_writes_a_report_that_draws_in_chromium(tmp_path):
     env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
     command = [sys.executable, "tools/demo.py", "--duration-seconds", "8", "--report-dir", str(tmp_path)]
@@ -26,6 +28,7 @@ def test_demo_flow_writes_a_report_that_draws_in_chromium(tmp_path):
 
     assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-4000:]
     assert "Demo finished in" in demo.stdout
+    assert our_containers() == [] and our_pods() == []
     assert "Run demo: PASS" in demo.stdout  # the summary table visualize printed
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["complete"] is True and summary["verdict"] == "pass"

