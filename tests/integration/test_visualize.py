@@ -1,8 +1,8 @@
-"""visualize.yml on a real local run: merged numbers, k6's own summary, thresholds as a CI gate.
+"""visualize.yml on a real run: merged numbers, k6's own summary, thresholds as a CI gate.
 
-One run (init -> run_test with the local executor, one task, real k6 against a loopback target)
-on a moto server of this module's own, then several reports of it. With a single task the merged
-numbers must agree with k6's own end-of-test summary of that task.
+One run (init -> run_test on the emulated production path, one task as containers of our images,
+real k6 against a loopback target), then several reports of it. With a single task the merged
+numbers must agree with k6's own end-of-test summary of that task, which the script prints.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from functools import reduce
 
 import boto3
 import pytest
-from conftest import REPO, run_playbook
-from emulator import FAKE_CREDENTIALS, moto_server
+from conftest import PRODUCTION, REPO, built_images, run_playbook
 from targets import api_like_target
 
 # The repository root is the collection; .build/collections makes its FQCN importable (see ansible.cfg).
@@ -33,7 +32,8 @@ STATE_TABLE = f"{DEPLOYMENT}-orchestrator"
 RUN_ID = "viz-run-1"
 REGION = "us-east-2"
 # No sleep: a few thousand requests, so that k6's exact percentiles and ours can be compared
-# closely. handleSummary keeps k6's own end-of-test summary beside the run.
+# closely. handleSummary prints k6's own end-of-test summary to the task's log.
+SUMMARY_MARK = "K6-END-OF-TEST-SUMMARY "
 SCRIPT = """
 import http from 'k6/http';
 export const options = { thresholds: { http_req_duration: ['p(95)<5000'] } };
@@ -41,26 +41,31 @@ export default function () {
   http.get(`${__ENV.TARGET}/api/users`, { tags: { name: 'list-users' } });
 }
 export function handleSummary(data) {
-  return { [__ENV.K6_SUMMARY_FILE]: JSON.stringify(data) };
+  return { stdout: '\\n%s' + JSON.stringify(data) + '\\n' };
 }
-"""
+""" % SUMMARY_MARK
 PLAYBOOK = REPO / "playbooks" / "visualize.yml"
+pytestmark = PRODUCTION
+
+
+def k6_summary(emulator) -> dict:
+    """k6's own end-of-test summary, from the load generator's log (the task's only one)."""
+    ecs = emulator.client("ecs", REGION)
+    arns = ecs.list_tasks(cluster=DEPLOYMENT, startedBy=RUN_ID, desiredStatus="STOPPED")["taskArns"]
+    assert len(arns) == 1, arns
+    lines = emulator.task_logs(REGION, arns[0], "load-generator")
+    return json.loads(next(line for line in lines if line.startswith(SUMMARY_MARK))[len(SUMMARY_MARK):])
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    """A finished one-task run on a moto server of this module's own (others reset theirs)."""
+def finished_run(production_emulator, tmp_path_factory):
+    """A finished one-task run; the tests of this module use it one after the other (one xdist group)."""
     workdir = tmp_path_factory.mktemp("visualize")
-    k6_summary = workdir / "k6-summary.json"
     script = workdir / "script.js"
     script.write_text(SCRIPT)
-    log = open(workdir / "moto.log", "w")  # noqa: SIM115 - closed after the server
-    with moto_server(log) as endpoint, api_like_target(median_ms=1.0, sigma=0.4) as target:
-        monkeypatch = pytest.MonkeyPatch()
-        for name, value in FAKE_CREDENTIALS.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("TARGET", target)
-        monkeypatch.setenv("K6_SUMMARY_FILE", str(k6_summary))
+    production_emulator.reset()
+    endpoint = production_emulator.url
+    with api_like_target(median_ms=1.0, sigma=0.4) as target:
         variables = {
             "constellation_home_region": HOME,
             "constellation_remote_regions": {REGION: 3},
@@ -70,21 +75,17 @@ def finished_run(tmp_path_factory):
             "constellation_results_store": "s3",
             "constellation_bucket_tls_only": False,
             "constellation_build_dir": str(workdir / "build"),
-            "constellation_executor": "local",
             "constellation_run_id": RUN_ID,
             "constellation_start_lead_seconds": 3,
-            "constellation_local_log_dir": str(workdir / "logs"),
-            "constellation_local_poll_seconds": 2,
+            "constellation_wait_poll_seconds": 2,
+            "constellation_script_env": {"TARGET": target},
             "script": str(script),
+            **built_images(),
         }
-        try:
-            assert run_playbook(REPO / "playbooks" / "init.yml", variables).rc == 0
-            result = run_playbook(REPO / "playbooks" / "run_test.yml", variables)
-            assert result.rc == 0, result.output
-            yield {"variables": variables, "endpoint": endpoint, "k6_summary": json.loads(k6_summary.read_text())}
-        finally:
-            monkeypatch.undo()
-    log.close()
+        assert run_playbook(REPO / "playbooks" / "init.yml", variables).rc == 0
+        result = run_playbook(REPO / "playbooks" / "run_test.yml", variables)
+        assert result.rc == 0, result.output
+        yield {"variables": variables, "endpoint": endpoint, "k6_summary": k6_summary(production_emulator)}
 
 
 def visualize(run, report_dir, *args, **extra):
@@ -102,7 +103,7 @@ def test_report_numbers_equal_a_recomputation_and_k6s_own_summary(finished_run, 
     assert result.rc == 0, result.output
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["complete"] is True and summary["verdict"] == "pass"
-    assert summary["executor"] == "local" and summary["duration_ms"] == 6000
+    assert summary["executor"] == "fargate" and summary["duration_ms"] == 6000
     assert (tmp_path / "index.html").stat().st_size > 1_000_000  # plotly.js is inside
     assert "Run viz-run-1: PASS" in result.stdout
 
