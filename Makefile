@@ -77,7 +77,7 @@ sanity: venv
 
 # Each benchmark measures a ratio or figure in one run and prints it as its last line `name: value`.
 BENCHMARKS := pipeline_overhead write_cost percentile_accuracy start_skew parallel_regions
-bench: venv
+bench: venv images
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light)
 	cd benchmarks && for name in $(BENCHMARKS); do \

@@ -24,7 +24,7 @@ import boto3  # noqa: E402
 from emulator import FAKE_CREDENTIALS, free_port, wait_until_up  # noqa: E402
 from records import RequestRecord, from_json  # noqa: E402
 
-from ansible_collections.constellation.loadtest.plugins.module_utils.local_executor import Entrypoints  # noqa: E402
+from task_processes import Entrypoints  # noqa: E402
 
 HOME = "eu-central-1"
 BUCKET = "constellation-bench"
@@ -113,6 +113,14 @@ def run_k6(script: Path, summary: Path, env: dict[str, str], *, pipeline: bool, 
     if completed.returncode != 0:
         raise RuntimeError(f"k6 exited {completed.returncode}: {completed.stderr[-2000:]}")
     return json.loads(summary.read_text())
+
+
+def measured_on() -> str:
+    """The line a benchmark prints before its figure: the commit measured, and whether the tree differed from it."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False)
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True, check=False)
+    suffix = " (with uncommitted changes)" if changed.stdout.strip() else ""
+    return f"measured on commit {commit.stdout.strip() or 'unknown'}{suffix}"
 
 
 def median(values: list[float]) -> float:

@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
 from emulator import FAKE_CREDENTIALS, moto_server, reset  # noqa: E402
+from harness import measured_on  # noqa: E402
 
 HOME = "eu-central-1"
 REGIONS = ["us-east-2", "ca-central-1", "ap-northeast-1", "eu-west-1", "sa-east-1"]
@@ -97,6 +98,7 @@ def main() -> None:
                 print(f"run {attempt}: {count} region(s) deployed in {elapsed:.1f} s ({cpu:.0f} CPU-s, load {load:.1f} before)", flush=True)
     one, five = statistics.median(times[1]), statistics.median(times[5])
     print(f"median: 1 region {one:.1f} s, 5 regions {five:.1f} s ({os.cpu_count()} CPUs)")
+    print(measured_on())
     print(f"ratio: {five / one:.2f}")
 
 

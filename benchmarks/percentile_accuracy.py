@@ -15,7 +15,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from harness import aggregator, create_bucket, k6_output_env, request_records, run_k6, stored_records
+from harness import aggregator, create_bucket, k6_output_env, measured_on, request_records, run_k6, stored_records
 from histogram import merge_all
 from scripts import mixed_requests
 from targets import api_like_target
@@ -70,6 +70,7 @@ def main() -> None:
         exact, ours = exact_quantile(samples, q), merged.quantile(q) * 1000
         errors.append(abs(ours - exact) / exact)
         print(f"p{q * 100:g}: exact {exact:8.3f} ms, merged {ours:8.3f} ms, relative error {errors[-1]:.4f}")
+    print(measured_on())
     print(f"max_relative_error: {max(errors):.4f}")
 
 

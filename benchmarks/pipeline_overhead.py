@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from harness import aggregator, create_bucket, k6_output_env, median, run_k6
+from harness import aggregator, create_bucket, k6_output_env, measured_on, median, run_k6
 from scripts import mixed_requests
 from targets import nginx_target
 
@@ -45,6 +45,7 @@ def main() -> None:
             base_rate, our_rate = baseline["metrics"]["http_reqs"]["rate"], ours["metrics"]["http_reqs"]["rate"]
             ratios.append(our_rate / base_rate)
             print(f"pair {pair + 1}: no output {base_rate:8.0f} req/s, pipeline {our_rate:8.0f} req/s, ratio {ratios[-1]:.3f}")
+    print(measured_on())
     print(f"ratio: {median(ratios):.3f}")
 
 

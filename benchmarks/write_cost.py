@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from harness import aggregator, create_bucket, k6_output_env, run_k6, stored_records
+from harness import aggregator, create_bucket, k6_output_env, measured_on, run_k6, stored_records
 from scripts import mixed_requests
 from targets import nginx_target
 
@@ -34,6 +34,7 @@ def main() -> None:
     stored_requests = sum(getattr(record, "requests", 0) for record in records)
     print(f"requests made: {requests}, requests counted in the records: {stored_requests}")
     print(f"records written: {len(records)} ({len(records) - sum(1 for r in records if hasattr(r, 'requests'))} task records)")
+    print(measured_on())
     print(f"records_per_million_requests: {len(records) / requests * 1_000_000:.0f}")
 
 

@@ -101,7 +101,14 @@ def install(runner: ecs_runner.TaskRunner | None, functions: FunctionRunner) -> 
         response_headers["Content-Length"] = str(len(payload))
         return payload
 
+    moto_delete_function = LambdaBackend.delete_function
+
+    def delete_function(self, function_name, qualifier=None):
+        moto_delete_function(self, function_name, qualifier)
+        functions.forget(self.region_name, function_name.rsplit(":", 1)[-1])
+
     LambdaBackend.invoke = invoke
+    LambdaBackend.delete_function = delete_function
     moto_get_service_quota = ServiceQuotasBackend.get_service_quota
 
     def get_service_quota(self, service_code, quota_code):

@@ -134,6 +134,14 @@ class FunctionRunner:
             return json.dumps(answer["error"]).encode(), "Unhandled"
         return json.dumps(answer["result"]).encode(), None
 
+    def forget(self, region: str, function_name: str) -> None:
+        """End the idle environments of a deleted function (busy ones end after their invocation)."""
+        with self.condition:
+            for arn, version in list(self.current.items()):
+                if (version.region, version.function_name) == (region, function_name):
+                    self._retire(version)
+                    del self.current[arn]
+
     def reset(self) -> None:
         """Forget every environment (moto's reset forgets every function)."""
         with self.condition:

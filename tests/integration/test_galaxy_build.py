@@ -27,7 +27,8 @@ NEEDED_TOP_LEVEL = {
     "MANIFEST.json", "FILES.json", "README.md", "CHANGELOG.rst", "changelogs", "docs", "examples",
     "execution-environment.yml", "files", "meta", "playbooks", "plugins", "requirements.txt", "roles",
 }
-ALLOWED_TOP_LEVEL = NEEDED_TOP_LEVEL | {"LICENSE", "COPYING"}
+# .dockerignore keeps the images' build context (the collection root, also installed) to what the Dockerfiles copy.
+ALLOWED_TOP_LEVEL = NEEDED_TOP_LEVEL | {"LICENSE", "COPYING", ".dockerignore"}
 # These directories ship whole: every file of the checkout's copy is in the tarball.
 SHIPPED_WHOLE = ("playbooks", "roles", "plugins", "files", "meta", "docs", "examples")
 JUNK = re.compile(
