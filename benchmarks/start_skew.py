@@ -64,7 +64,7 @@ def main() -> None:
             playbook("run_test", variables)
             starts = {}
             for path in sorted(logs.glob("tasks/*/*/load-generator.log")):
-                found = [FIRST_ITERATION.search(text) for _, text in read_container_log(path)]
+                found = [FIRST_ITERATION.search(line.text) for line in read_container_log(path)]
                 found = [int(match.group(1)) for match in found if match]
                 if not found:
                     raise SystemExit(f"no first iteration in {path}")

@@ -101,7 +101,7 @@ class MotoServer:
     def task_logs(self, region: str, task_arn: str, container: str) -> list[str]:
         """What a container of an emulated ECS task wrote (its lines, long ones joined)."""
         path = self.log_dir / "tasks" / region / task_arn.rsplit("/", 1)[-1] / f"{container}.log"
-        return [text for _, text in read_container_log(path)]
+        return [line.text for line in read_container_log(path)]
 
 
 def our_containers() -> list[str]:

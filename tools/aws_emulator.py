@@ -37,7 +37,6 @@ import sys
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
 
 from moto.awslambda.models import LambdaBackend
 from moto.ecs.models import EC2ContainerServiceBackend
@@ -145,7 +144,7 @@ def install(runner: ecs_runner.TaskRunner | None, functions: FunctionRunner) -> 
     EC2ContainerServiceBackend.stop_task = stop_task
 
 
-def write_logs(account_id: str, region: str, group: str, stream: str, events: list[tuple[int, str]]) -> None:
+def write_logs(account_id: str, region: str, group: str, stream: str, events: list[ecs_runner.LogLine]) -> None:
     """Put a container's output into its CloudWatch Logs group and stream (what the awslogs driver does)."""
     backend = logs_backends[account_id][region]
     backend.ensure_log_stream(group, stream)

@@ -50,6 +50,7 @@ from datetime import timezone
 from pathlib import Path
 from typing import Any
 from typing import Callable
+from typing import NamedTuple
 
 import podman
 
@@ -149,7 +150,7 @@ class TaskRunner:
         endpoint_url: str,
         log_dir: Path,
         podman_env: dict[str, str],
-        write_logs: Callable[[str, str, str, str, list[tuple[int, str]]], None] | None = None,
+        write_logs: Callable[[str, str, str, str, list["LogLine"]], None] | None = None,
     ) -> None:
         self.session = session
         self.endpoint_url = endpoint_url
@@ -416,25 +417,30 @@ class TaskRunner:
             LOG.info("task %s: logs of %s not copied to %s: %s", run.task_id, container.name, container.log_group, error)
 
 
-def read_container_log(path: Path) -> list[tuple[int, str]]:
-    """The lines a container wrote, with their times in epoch ms, from podman's k8s-file log.
+class LogLine(NamedTuple):
+    """A line a container wrote, and when (epoch ms)."""
+
+    millis: int
+    text: str
+
+
+def read_container_log(path: Path) -> list[LogLine]:
+    """The lines a container wrote, from podman's k8s-file log.
 
     Each record is ``<RFC 3339 time> <stdout|stderr> <P|F> <text>``; a long line comes as partial
     (``P``) records ending with a full (``F``) one, joined here.
     """
-    lines, partial, first_millis = [], [], None
+    lines, partial, first_millis = [], [], 0
     for record in path.read_text(errors="replace").splitlines():
-        stamp, _, rest = record.partition(" ")
-        _stream, _, rest = rest.partition(" ")
-        tag, _, text = rest.partition(" ")
-        millis = _epoch_millis(stamp)
-        first_millis = first_millis if partial else millis
-        partial.append(text)
+        stamp, stream, tag, text = (record.split(" ", 3) + ["", "", ""])[:4]
+        if not partial:
+            first_millis = _epoch_millis(stamp)
+        partial.append(text if stream else record)
         if tag != "P":
-            lines.append((first_millis, "".join(partial)))
+            lines.append(LogLine(first_millis, "".join(partial)))
             partial = []
     if partial:
-        lines.append((first_millis, "".join(partial)))
+        lines.append(LogLine(first_millis, "".join(partial)))
     return lines
 
 

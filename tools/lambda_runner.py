@@ -229,4 +229,3 @@ class FunctionRunner:
             except OSError:  # unpacked by a concurrent first invocation meanwhile
                 shutil.rmtree(partial, ignore_errors=True)
         return code_dir
-

@@ -44,7 +44,7 @@ def main() -> int:
     protocol, sys.stdout = sys.stdout, sys.stderr  # the function's prints are its log, not answers
     sys.path.insert(0, code_dir)
     os.chdir(code_dir)
-    module_name, _, function_name = handler_name.rpartition(".")
+    module_name, function_name = handler_name.rsplit(".", 1)
     try:
         handler = getattr(importlib.import_module(module_name), function_name)
         init_error = None

@@ -301,4 +301,3 @@ def _result(task: _TaskProcesses) -> TaskResult:
         load_generator_log=task.load_generator.log_path,
         aggregator_log=task.aggregator.log_path,
     )
-

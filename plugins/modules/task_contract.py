@@ -59,7 +59,7 @@ options:
     default: 900
   script_env:
     description:
-      - Environment variables for the script, C(NAME: value); every task's k6 sees them as C(__ENV.NAME).
+      - "Environment variables for the script, C(NAME: value); every task's k6 sees them as C(__ENV.NAME)."
       - Names are letters, digits and C(_), not starting with a digit; names starting with
         C(CONSTELLATION_), C(AWS_) or C(K6_) are the tasks' own and refused. Values are text (numbers
         are taken as their text).

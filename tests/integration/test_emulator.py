@@ -271,7 +271,7 @@ def test_ctrl_c_of_the_emulator_stops_and_removes_every_task_it_runs(production,
                 return boto3.client(service, region_name=region, endpoint_url=endpoint)
 
         cluster = Cluster(Emulator())
-        arns = [cluster.run([python_container("main", TERMINATES_ON_SIGTERM)]) for _ in range(2)]
+        arns = [cluster.run([python_container("main", TERMINATES_ON_SIGTERM)]), cluster.run([python_container("main", TERMINATES_ON_SIGTERM)])]
         for arn in arns:
             cluster.wait_for(arn, "RUNNING")
         assert all(any(arn.rsplit("/", 1)[-1] in line for line in our_containers()) for arn in arns)

@@ -220,7 +220,7 @@ def test_script_model_arrival_rate_over_two_regions_of_three_tasks_adds_up_exact
             segments[(region, task_index(task))] = generator["CONSTELLATION_EXECUTION_SEGMENT"]
     assert sorted(segments.values()) == sorted(f"{a}:{b}" for a, b in zip(sequence.split(",")[:-1], sequence.split(",")[1:]))
 
-    records, _ = stored(production, f"{deployment}-123456789012-{HOME}", run_id)
+    records = stored(production, f"{deployment}-123456789012-{HOME}", run_id)[0]
     iterations: dict[tuple[str, str], int] = {}
     for record in records:
         if isinstance(record, TaskRecord):
@@ -256,7 +256,8 @@ def test_a_failing_region_aborts_and_stops_the_containers_the_others_run(product
     assert f"Run {run_id} aborted: ca-central-1:" in " ".join(result.output.split())
     tasks = run_tasks(production, "us-east-2", deployment, run_id)
     assert len(tasks) == 2
-    assert [(t["desiredStatus"], t.get("stopCode"), t.get("stoppedReason")) for t in tasks] == [("STOPPED", "UserInitiated", "Run aborted: ca-central-1 failed")] * 2
+    stopped_by_the_abort = ("STOPPED", "UserInitiated", "Run aborted: ca-central-1 failed")
+    assert [(t["desiredStatus"], t.get("stopCode"), t.get("stoppedReason")) for t in tasks] == [stopped_by_the_abort] * 2
     deadline = time.monotonic() + 90  # SIGTERM, then SIGKILL after the stop timeout (30 s)
     while time.monotonic() < deadline and any(t["lastStatus"] != "STOPPED" for t in tasks):
         time.sleep(1)

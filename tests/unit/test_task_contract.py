@@ -71,7 +71,7 @@ def test_script_model_every_task_of_every_region_runs_a_segment_of_one_sequence(
         "ca-central-1": [("0:1/4", "0,1/4,5/8,1")],
         "us-east-2": [("1/4:5/8", "0,1/4,5/8,1"), ("5/8:1", "0,1/4,5/8,1")],
     }
-    bounds = [segment.split(":") for tasks in segments("script").values() for segment, _ in tasks]
+    bounds = [segment.split(":") for tasks in segments("script").values() for segment, sequence in tasks]
     assert sum(Fraction(end) - Fraction(start) for start, end in bounds) == 1
 
 
