@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -131,6 +132,7 @@ def moto_server():
     output.mkdir(parents=True, exist_ok=True)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     log_dir = output / f"emulator-{worker}"
+    shutil.rmtree(log_dir, ignore_errors=True)  # a function's log holds this session's invocations only
     with open(output / f"moto-{worker}.log", "w") as log, aws_emulator(log_dir, with_tasks=False, log=log) as url:
         yield MotoServer(url=url, log_dir=log_dir)
 
@@ -155,6 +157,7 @@ def production_emulator():
     output = REPO / "tests" / "output"
     output.mkdir(parents=True, exist_ok=True)
     log_dir = output / "production-emulator"
+    shutil.rmtree(log_dir, ignore_errors=True)
     with open(output / "production-emulator.log", "w") as log, aws_emulator(log_dir, log=log) as url:
         yield MotoServer(url=url, log_dir=log_dir)
     assert our_containers() == [] and our_pods() == [], "the emulator left containers or pods behind"

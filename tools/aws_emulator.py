@@ -50,6 +50,7 @@ from werkzeug.serving import make_server
 import ecs_runner
 import podman
 import registry
+import services
 from lambda_runner import FunctionRunner
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal_number, lambda *_: stop.set())
     try:
         serve(options.port, options.log_dir, not options.without_tasks, stop)
-    except (OSError, podman.PodmanError, registry.RegistryError) as error:
+    except (OSError, podman.PodmanError, registry.RegistryError, services.ServiceError) as error:
         print(f"emulator: {error}", file=sys.stderr)
         return 1
     return 0

@@ -2,8 +2,8 @@
 
 moto records a RunTask and runs nothing. Here each Fargate task of the emulator becomes a pod with
 one container per container definition of its registered task definition (image, entry point,
-command, environment, essential, stopTimeout), with the task's container overrides applied as ECS
-applies them, started in the task definition's order. The task's state in the emulator follows
+command, environment, essential, stopTimeout, linuxParameters.initProcessEnabled), with the task's
+container overrides applied as ECS applies them, started in the task definition's order. The task's state in the emulator follows
 its containers, as on Fargate:
 
     PROVISIONING -> PENDING (images pulled from their registry) -> RUNNING (every container started)
@@ -88,6 +88,7 @@ class ContainerRun:
     entry_point: list[str] | None
     command: list[str] | None
     stop_timeout: int
+    init_process: bool  # linuxParameters.initProcessEnabled: an init as PID 1 passes signals on
     log_group: str | None
     log_stream: str | None
     podman_name: str = ""
@@ -110,6 +111,7 @@ class TaskRun:
     ports: dict[str, str] = field(default_factory=dict)  # TASK_PORT_VARIABLES: the task's own ports
     started: bool = False  # every container was started
     stopping: bool = False  # its containers were (or are to be) told to stop
+    stoppers: list[threading.Thread] = field(default_factory=list)  # `podman stop` of its containers
     done: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -261,6 +263,7 @@ class TaskRunner:
                     entry_point=container.get("entryPoint"),
                     command=override.get("command") or container.get("command"),
                     stop_timeout=int(container.get("stopTimeout") or DEFAULT_STOP_TIMEOUT_SECONDS),
+                    init_process=bool((container.get("linuxParameters") or {}).get("initProcessEnabled")),
                     log_group=log_options.get("awslogs-group"),
                     log_stream=f"{prefix}/{container['name']}/{task.task_arn.rsplit('/', 1)[-1]}" if prefix else None,
                 )
@@ -328,6 +331,8 @@ class TaskRunner:
             ]
             if container.entry_point:
                 arguments += ["--entrypoint", json.dumps(container.entry_point)]
+            if container.init_process:
+                arguments.append("--init")
             try:
                 podman.run([*arguments, container.image, *(container.command or [])], self.podman_env)
             finally:
@@ -359,7 +364,9 @@ class TaskRunner:
         for container in run.containers:
             if not container.exited:
                 timeout = container.stop_timeout if grace_seconds is None else min(container.stop_timeout, grace_seconds)
-                threading.Thread(target=self._stop_container, args=(container, timeout), daemon=True).start()
+                stopper = threading.Thread(target=self._stop_container, args=(container, timeout), daemon=True)
+                run.stoppers.append(stopper)
+                stopper.start()
 
     def _stop_container(self, container: ContainerRun, timeout: float) -> None:
         podman.run(["stop", "--time", str(int(timeout)), container.podman_name], self.podman_env, timeout=timeout + 60, check=False)
@@ -402,6 +409,8 @@ class TaskRunner:
         task.stop_code, task.stopped_reason = run.stop_code, run.stop_reason
         task.stopped_at = now()
         task.last_status = "STOPPED"
+        for stopper in run.stoppers:  # a `podman stop` still finishing would leave its container "stopping"
+            stopper.join(timeout=60)
         podman.run(["pod", "rm", "--force", run.pod], self.podman_env, check=False)
         LOG.info("task %s stopped (%s: %s)", run.task_id, run.stop_code, run.stop_reason)
         run.done.set()

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from services import stop
+
 # The emulator accepts any credentials; these keep boto3 and Ansible from looking for real ones.
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -71,12 +73,7 @@ def aws_emulator(log_dir: Path, with_tasks: bool = True, log: IO | None = None) 
         wait_until_up(f"{url}/moto-api/", process, "the emulated AWS")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=120)  # it stops its tasks first: SIGTERM, then SIGKILL after a grace
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=120)  # it stops its tasks first: SIGTERM, then SIGKILL after a grace
         process.stdout.close()
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import podman
 import registry
+import services
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES_FILE = REPO / "constellation-images.yml"
@@ -138,6 +139,6 @@ def main() -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except (podman.PodmanError, registry.RegistryError, subprocess.CalledProcessError) as error:
+    except (podman.PodmanError, registry.RegistryError, services.ServiceError, subprocess.CalledProcessError) as error:
         print(f"make images: {error}", file=sys.stderr)
         sys.exit(1)

@@ -17,11 +17,11 @@ import contextlib
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import registry
+import services
 
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".build" / "podman"
@@ -88,22 +88,9 @@ def api_service(env: dict[str, str], log: Path) -> Iterator[str]:
     socket = STATE / "api.sock"
     socket.unlink(missing_ok=True)
     url = f"unix://{socket}"
-    with open(log, "ab") as output:
-        process = subprocess.Popen([binary(), "system", "service", "--time=0", url], env=env, stdout=output, stderr=output)
+    command = [binary(), "system", "service", "--time=0", url]
     try:
-        deadline = time.monotonic() + 30
-        while not socket.exists():
-            if process.poll() is not None:
-                raise PodmanError(f"podman system service exited with {process.returncode}; see {log}")
-            if time.monotonic() > deadline:
-                raise PodmanError(f"podman system service did not open {socket} within 30 s; see {log}")
-            time.sleep(0.1)
-        yield url
+        with services.running(command, "podman system service", socket.exists, log, env=env, stop_timeout=20):
+            yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         socket.unlink(missing_ok=True)

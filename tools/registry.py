@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+import services
 
 REPO = Path(__file__).resolve().parents[1]
 STORAGE = REPO / ".build" / "registry"
@@ -57,22 +57,9 @@ def loopback_registry(address: str = ADDRESS) -> Iterator[str]:
     binary = shutil.which("docker-registry")
     if not binary:
         raise RegistryError("docker-registry is not installed: `make podman` installs it (Debian package docker-registry)")
-    config = _config(address)
-    with open(STORAGE.parent / "registry.log", "ab") as log:
-        process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
+    command = [binary, "serve", str(_config(address))]
     try:
-        deadline = time.monotonic() + 20
-        while not answers(address):
-            if process.poll() is not None:
-                raise RegistryError(f"docker-registry exited with {process.returncode} (is {address} taken?); see .build/registry.log")
-            if time.monotonic() > deadline:
-                raise RegistryError(f"docker-registry did not answer at {address} within 20 s")
-            time.sleep(0.1)
-        yield address
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        with services.running(command, f"docker-registry at {address}", lambda: answers(address), STORAGE.parent / "registry.log"):
+            yield address
+    except services.ServiceError as error:
+        raise RegistryError(f"{error} (is {address} taken by another program?)") from None

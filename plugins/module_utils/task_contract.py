@@ -224,6 +224,9 @@ def _container(
         "cpu": cpu,
         "memoryReservation": memory,
         "environment": [{"name": key, "value": value} for key, value in sorted(environment.items())],
+        # An init process as PID 1 passes SIGTERM on: a program that is PID 1 itself ignores it until
+        # it has installed its handler, so a StopTask in its first second would wait for SIGKILL.
+        "linuxParameters": {"initProcessEnabled": True},
         "logConfiguration": {
             "logDriver": "awslogs",
             "options": {"awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": name},

@@ -243,6 +243,26 @@ def test_stop_task_sends_sigterm_then_sigkill_after_the_stop_timeout(production)
     assert {c["name"]: c["exitCode"] for c in task["containers"]} == {"polite": 0, "stubborn": 137}  # SIGKILL: 128 + 9
 
 
+# A program that takes a second to install its SIGTERM handler, as Python does with its imports.
+SLOW_TO_HANDLE_SIGTERM = "import time\ntime.sleep(1)\n" + TERMINATES_ON_SIGTERM
+
+
+@PRODUCTION
+def test_an_init_process_passes_on_a_sigterm_that_pid_1_would_ignore(production):
+    cluster = Cluster(production)
+    arn = cluster.run([
+        python_container("with-init", SLOW_TO_HANDLE_SIGTERM, stopTimeout=5, linuxParameters={"initProcessEnabled": True}),
+        python_container("pid-1", SLOW_TO_HANDLE_SIGTERM, essential=False, stopTimeout=5),
+    ])
+    cluster.wait_for(arn, "RUNNING")
+    cluster.ecs.stop_task(cluster=cluster.name, task=arn, reason="at once")  # before either has its handler
+
+    task = cluster.wait_for(arn, "STOPPED", timeout=30)
+
+    # SIGTERM ends the program behind the init at once; PID 1 ignores it and is killed after its stopTimeout.
+    assert {c["name"]: c["exitCode"] for c in task["containers"]} == {"with-init": 143, "pid-1": 137}
+
+
 @PRODUCTION
 def test_an_image_that_cannot_be_pulled_fails_the_task_to_start(production):
     cluster = Cluster(production)

@@ -247,12 +247,16 @@ def serve(settings: Settings, store: stores.Store) -> int:
     server = AggregatorServer((settings.host, settings.port), aggregator, writer)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda _signum, _frame: server.finished.set())
-    Thread(target=server.serve_forever, name="http", daemon=True).start()
+    Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="http", daemon=True).start()
     LOG.info("listening", extra={"fields": {"host": settings.host, "port": server.server_address[1]}})
     # Polled rather than waited on: a signal handler that sets an Event the main thread is blocked
     # in can deadlock on the Event's internal lock.
     while not server.finished.is_set():
         time.sleep(0.1)
+    # Finishing now: a SIGTERM from here on (ECS stops the sidecar once the load generator exited)
+    # asks for nothing more, and must not turn this exit into 143 while Python shuts down.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
     server.shutdown()  # lets a push in progress complete, so nothing else touches the aggregator
     server.server_close()
     summary = server.flush()

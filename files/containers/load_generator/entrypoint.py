@@ -728,6 +728,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, generator.handle_signal)
     signal.signal(signal.SIGINT, generator.handle_signal)
     exit_code = generator.run()
+    # The exit code is decided: a SIGTERM from here on must not turn it into 143 while Python shuts down.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
     log("info" if exit_code == 0 else "error", "exit", exit_code=exit_code, meaning=describe_exit_code(exit_code))
     return exit_code
 
