@@ -34,7 +34,7 @@ browser:
 # podman and runc run the tasks, mmdebstrap makes the Debian base, docker-registry is the
 # registry on loopback the images are pushed to and pulled from.
 podman:
-	command -v podman >/dev/null && command -v runc >/dev/null && command -v mmdebstrap >/dev/null && \
+	@command -v podman >/dev/null && command -v runc >/dev/null && command -v mmdebstrap >/dev/null && \
 	  command -v docker-registry >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc mmdebstrap docker-registry)
 
@@ -46,7 +46,7 @@ images: venv podman
 # The emulated AWS in the foreground until Ctrl-C: moto, ECS tasks as podman containers from our
 # images, Lambda functions run as deployed. Prints "endpoint: http://127.0.0.1:PORT" when ready.
 emulator: venv podman
-	$(BIN)/python tools/aws_emulator.py
+	@$(BIN)/python tools/aws_emulator.py
 
 demo: venv images
 	$(BIN)/python tools/demo.py
