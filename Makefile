@@ -51,12 +51,14 @@ emulator: venv podman
 demo: venv images
 	$(BIN)/python tools/demo.py
 
+# The tests that run containers (-m production) run apart, one at a time; the others on both cores.
 test: venv browser images
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=12 tests
+	$(BIN)/python -m pytest -n 2 -m "not production" --durations=12 tests
+	$(BIN)/python -m pytest -m production --durations=12 tests
 	$(MAKE) --no-print-directory sanity lint
 
 unit: venv
-	$(BIN)/python -m pytest -n 2 --dist loadgroup tests/unit
+	$(BIN)/python -m pytest -n 2 tests/unit
 
 # ansible-test makes a venv per sanity test and bootstraps pip into it with a get-pip.py it
 # downloads from a host this machine cannot reach: give it an offline stand-in in its cache.

@@ -145,14 +145,14 @@ def moto(moto_server):
 
 
 # The production path: the whole emulated AWS, tasks as containers of the images `make images`
-# built. Its tests are in one xdist group (`--dist loadgroup`), so one worker runs them one after
-# the other, on one emulator and one registry.
-PRODUCTION = pytest.mark.xdist_group("production")
+# built. `make test` runs these tests in a pytest run of their own, without xdist (-m production):
+# one after the other, on one emulator and one registry, each the only one running containers.
+PRODUCTION = pytest.mark.production
 
 
 @pytest.fixture(scope="session")
 def production_emulator():
-    """The whole emulated AWS on loopback, for the session of the worker that runs the production-path tests."""
+    """The whole emulated AWS on loopback, for the session that runs the production-path tests."""
     os.environ.update(FAKE_CREDENTIALS)
     output = REPO / "tests" / "output"
     output.mkdir(parents=True, exist_ok=True)
