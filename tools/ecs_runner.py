@@ -106,6 +106,7 @@ class TaskRun:
     credentials_token: str
     pod: str
     log_dir: Path
+    task_role_arn: str | None  # the task's role (RunTask's override, else the definition's)
     stop_reason: str | None = None
     stop_code: str | None = None
     ports: dict[str, str] = field(default_factory=dict)  # TASK_PORT_VARIABLES: the task's own ports
@@ -185,6 +186,7 @@ class TaskRunner:
             containers=containers,
             credentials_token=secrets.token_urlsafe(24),
             pod=f"ecs-{task.region_name}-{task_id}",
+            task_role_arn=(task.overrides or {}).get("taskRoleArn") or getattr(definition, "task_role_arn", None),
             log_dir=self.log_dir / "tasks" / task.region_name / task_id,
         )
         for container in containers:
@@ -205,7 +207,7 @@ class TaskRunner:
         run = next((r for r in list(self.runs.values()) if r.task_id == task_id), None)
         if run is None or not secrets.compare_digest(run.credentials_token, token or ""):
             return None
-        role = getattr(run.task, "_task_role_arn", "") or ""
+        role = run.task_role_arn or ""
         expiration = datetime.fromtimestamp(time.time() + 3600, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {
             "AccessKeyId": f"ASIA{task_id.replace('-', '')[:16].upper()}",
@@ -245,8 +247,6 @@ class TaskRunner:
 
     def _container_runs(self, task: Any, definition: Any) -> list[ContainerRun]:
         overrides = {o.get("name"): o for o in (task.overrides or {}).get("containerOverrides", [])}
-        task_role = (task.overrides or {}).get("taskRoleArn") or getattr(definition, "task_role_arn", None)
-        task._task_role_arn = task_role
         runs = []
         for container in definition.container_definitions:
             override = overrides.get(container["name"], {})
