@@ -99,6 +99,16 @@ class MotoServer:
         leftovers = {kind: names for kind, names in self.inventory(regions).items() if names}
         assert not leftovers, f"resources left in the emulator: {leftovers}"
 
+    def run_tasks(self, region: str, cluster: str, run_id: str) -> list[dict]:
+        """Every task of the run in the cluster, running or stopped, with its tags."""
+        ecs = self.client("ecs", region)
+        arns = [
+            arn
+            for status in ("RUNNING", "STOPPED")
+            for arn in ecs.list_tasks(cluster=cluster, startedBy=run_id, desiredStatus=status)["taskArns"]
+        ]
+        return ecs.describe_tasks(cluster=cluster, tasks=arns, include=["TAGS"])["tasks"] if arns else []
+
     def task_logs(self, region: str, task_arn: str, container: str) -> list[str]:
         """What a container of an emulated ECS task wrote (its lines, long ones joined)."""
         path = self.log_dir / "tasks" / region / task_arn.rsplit("/", 1)[-1] / f"{container}.log"

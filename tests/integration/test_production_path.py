@@ -60,16 +60,6 @@ def script(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
-def run_tasks(production, region: str, cluster: str, run_id: str) -> list[dict]:
-    ecs = production.client("ecs", region)
-    arns = [
-        arn
-        for status in ("RUNNING", "STOPPED")
-        for arn in ecs.list_tasks(cluster=cluster, startedBy=run_id, desiredStatus=status)["taskArns"]
-    ]
-    return ecs.describe_tasks(cluster=cluster, tasks=arns, include=["TAGS"])["tasks"] if arns else []
-
-
 def task_index(task: dict) -> int:
     return int(next(tag["value"] for tag in task["tags"] if tag["key"] == "constellation:task-index"))
 
@@ -127,7 +117,7 @@ def test_vus_model_three_regions_as_containers_from_our_images_then_nothing_left
     images = built_images()
     segments = {"us-east-2": ["0:1/2", "1/2:1"], "ap-northeast-1": ["0:1"], "ca-central-1": ["0:1"]}
     for region, planned in segments.items():
-        tasks = sorted(run_tasks(production, region, deployment, run_id), key=task_index)
+        tasks = sorted(production.run_tasks(region, deployment, run_id), key=task_index)
         assert [task_index(task) for task in tasks] == list(range(len(planned)))
         for task, segment in zip(tasks, planned):
             assert (task["lastStatus"], task["desiredStatus"], task["stopCode"]) == ("STOPPED", "STOPPED", "EssentialContainerExited")
@@ -216,7 +206,7 @@ def test_script_model_arrival_rate_over_two_regions_of_three_tasks_adds_up_exact
     sequence = "0,1/6,1/3,1/2,2/3,5/6,1"
     segments = {}
     for region in remote:
-        for task in run_tasks(production, region, deployment, run_id):
+        for task in production.run_tasks(region, deployment, run_id):
             generator = overrides(task)["load-generator"]
             assert generator["CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE"] == sequence  # one sequence across regions
             segments[(region, task_index(task))] = generator["CONSTELLATION_EXECUTION_SEGMENT"]
@@ -255,7 +245,7 @@ def test_a_failing_region_aborts_and_stops_the_containers_the_others_run(product
 
     assert result.rc != 0
     assert f"Run {run_id} aborted: ca-central-1:" in " ".join(result.output.split())
-    tasks = run_tasks(production, "us-east-2", deployment, run_id)
+    tasks = production.run_tasks("us-east-2", deployment, run_id)
     assert len(tasks) == 2
     stopped_by_the_abort = ("STOPPED", "UserInitiated", "Run aborted: ca-central-1 failed")
     assert [(t["desiredStatus"], t.get("stopCode"), t.get("stoppedReason")) for t in tasks] == [stopped_by_the_abort] * 2
@@ -263,7 +253,7 @@ def test_a_failing_region_aborts_and_stops_the_containers_the_others_run(product
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and any(t["lastStatus"] != "STOPPED" for t in tasks):
         time.sleep(1)
-        tasks = run_tasks(production, "us-east-2", deployment, run_id)
+        tasks = production.run_tasks("us-east-2", deployment, run_id)
     assert {t["lastStatus"] for t in tasks} == {"STOPPED"}, tasks
     assert 137 not in {c.get("exitCode") for t in tasks for c in t["containers"]}, tasks
     assert our_containers() == [] and our_pods() == []

@@ -75,13 +75,7 @@ def tags(pairs: list[dict] | None) -> dict[str, str]:
 
 
 def run_tasks(moto, region: str, run_id: str = "run-1") -> list[dict]:
-    ecs = moto.client("ecs", region)
-    arns = [
-        arn
-        for status in ("RUNNING", "STOPPED")
-        for arn in ecs.list_tasks(cluster=DEPLOYMENT, startedBy=run_id, desiredStatus=status)["taskArns"]
-    ]
-    return ecs.describe_tasks(cluster=DEPLOYMENT, tasks=arns, include=["TAGS"])["tasks"] if arns else []
+    return moto.run_tasks(region, DEPLOYMENT, run_id)
 
 
 def assert_region_deployed_as_planned(moto, region: str) -> None:

@@ -50,10 +50,9 @@ pytestmark = PRODUCTION
 
 def k6_summary(emulator) -> dict:
     """k6's own end-of-test summary, from the load generator's log (the task's only one)."""
-    ecs = emulator.client("ecs", REGION)
-    arns = ecs.list_tasks(cluster=DEPLOYMENT, startedBy=RUN_ID, desiredStatus="STOPPED")["taskArns"]
-    assert len(arns) == 1, arns
-    lines = emulator.task_logs(REGION, arns[0], "load-generator")
+    tasks = emulator.run_tasks(REGION, DEPLOYMENT, RUN_ID)
+    assert len(tasks) == 1, tasks
+    lines = emulator.task_logs(REGION, tasks[0]["taskArn"], "load-generator")
     return json.loads(next(line for line in lines if line.startswith(SUMMARY_MARK))[len(SUMMARY_MARK):])
 
 
