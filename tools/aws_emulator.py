@@ -20,7 +20,7 @@ or Ctrl-C, and then stops every task (SIGTERM, SIGKILL after a grace), every fun
 environment, the registry if it started it, and itself. Logs (its own, each task's containers',
 each function's) are under ``--log-dir``.
 
-    python tools/aws_emulator.py [--port 5000] [--log-dir .build/emulator] [--without-tasks]
+    python tools/aws_emulator.py [--port 5000] [--log-dir .build/emulator] [--without-tasks] [--stop-at-end-of-input]
 
 ``--without-tasks`` records tasks as moto does and runs none (no podman, no registry): what the
 tests of single modules use.
@@ -39,6 +39,7 @@ import uuid
 from pathlib import Path
 
 from moto.awslambda.models import LambdaBackend
+from moto.ecs.exceptions import InvalidParameterException
 from moto.ecs.models import EC2ContainerServiceBackend
 from moto.logs.models import logs_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
@@ -56,6 +57,7 @@ from lambda_runner import FunctionRunner
 REPO = Path(__file__).resolve().parents[1]
 LOG = logging.getLogger("emulator")
 CREDENTIALS_PATH = "/_emulator/ecs-credentials/"
+RUN_TASK_OVERRIDES_MAX_CHARS = 8192  # ECS's limit on RunTask's overrides
 FARGATE_VCPU_QUOTA = ("fargate", "L-3032A538")
 
 
@@ -122,15 +124,20 @@ def install(runner: ecs_runner.TaskRunner | None, functions: FunctionRunner) -> 
         }
 
     ServiceQuotasBackend.get_service_quota = get_service_quota
-    if runner is None:
-        return
     moto_run_task, moto_stop_task = EC2ContainerServiceBackend.run_task, EC2ContainerServiceBackend.stop_task
 
-    def run_task(self, *args, **kwargs):
-        started = moto_run_task(self, *args, **kwargs)
-        for task in started:
+    def run_task(self, cluster_str, task_definition_str, count, overrides, *args, **kwargs):
+        length = len(json.dumps(overrides or {}, separators=(",", ":")))
+        if length > RUN_TASK_OVERRIDES_MAX_CHARS:  # ECS refuses them; moto would not
+            raise InvalidParameterException(f"Container Overrides length must be at most {RUN_TASK_OVERRIDES_MAX_CHARS}")
+        started = moto_run_task(self, cluster_str, task_definition_str, count, overrides, *args, **kwargs)
+        for task in started if runner is not None else ():
             runner.take(self, task)
         return started
+
+    EC2ContainerServiceBackend.run_task = run_task
+    if runner is None:
+        return
 
     def stop_task(self, cluster_str, task_str, reason):
         task_id = task_str.rsplit("/", 1)[-1]
@@ -141,7 +148,6 @@ def install(runner: ecs_runner.TaskRunner | None, functions: FunctionRunner) -> 
         runner.stop(task, reason)
         return task
 
-    EC2ContainerServiceBackend.run_task = run_task
     EC2ContainerServiceBackend.stop_task = stop_task
 
 
@@ -192,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="port on 127.0.0.1 (0: any free port); default 5000 or CONSTELLATION_EMULATOR_PORT")
     parser.add_argument("--log-dir", type=Path, default=REPO / ".build" / "emulator", help="where the logs go")
     parser.add_argument("--without-tasks", action="store_true", help="record ECS tasks without running them")
+    parser.add_argument(
+        "--stop-at-end-of-input", action="store_true",
+        help="also stop when standard input ends (the process that started it, holding the other end, is gone)",
+    )
     options = parser.parse_args(argv)
     options.log_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -199,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: stop.set())
+    if options.stop_at_end_of_input:
+        threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), name="stdin", daemon=True).start()
     try:
         serve(options.port, options.log_dir, not options.without_tasks, stop)
     except (OSError, podman.PodmanError, registry.RegistryError, services.ServiceError) as error:

@@ -20,8 +20,11 @@ What differs from Fargate, and why it does not matter for what runs here:
   that a target on the host's loopback is reached at the very URL a script names (for example
   ``http://127.0.0.1:8080``), and the emulated AWS endpoint too. Tasks then share one loopback, so
   the runner gives each task ports of its own for the two ports its containers talk over
-  (``CONSTELLATION_AGGREGATOR_PORT`` and ``CONSTELLATION_K6_API_PORT``, set in both containers);
-  the two containers of a task still talk over 127.0.0.1 as they do on Fargate.
+  (``CONSTELLATION_AGGREGATOR_PORT`` and ``CONSTELLATION_K6_API_PORT``, set in both containers,
+  from below the ephemeral range so that no outgoing connection takes them first); the two
+  containers of a task still talk over 127.0.0.1 as they do on Fargate.
+* Resources. The task's CPU and memory and the containers' reservations are not applied: a task
+  here may use more than its Fargate size would let it (tests here are small; sizing is not tested).
 * Credentials. Fargate serves the task role's credentials at a link-local address named by
   ``AWS_CONTAINER_CREDENTIALS_RELATIVE_URI``; here the emulator serves them on its own endpoint,
   named by ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` (with a per-task authorization token), which
@@ -30,14 +33,17 @@ What differs from Fargate, and why it does not matter for what runs here:
   runner's log directory (``tasks/<region>/<task id>/<container>.log``), and is copied to the
   CloudWatch Logs group of the definition's ``logConfiguration`` when the container has exited.
 
-Pods and containers carry the label ``constellation.emulator=<session>``: :meth:`TaskRunner.shutdown`
-stops and removes every one of them, and :func:`remove_session` removes what a killed emulator left.
+Pods and containers carry the labels ``constellation.emulator=<session>`` and
+``constellation.emulator-pid=<the emulator's pid>``: :meth:`TaskRunner.shutdown` stops and removes
+every one of them, and a new emulator removes those of emulators that were killed (:func:`remove_orphans`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import random
 import re
 import secrets
 import socket
@@ -57,6 +63,7 @@ import podman
 LOG = logging.getLogger("emulator.ecs")
 SESSION_LABEL = "constellation.emulator"
 TASK_LABEL = "constellation.task"
+PID_LABEL = "constellation.emulator-pid"  # the emulator process that runs it
 DEFAULT_STOP_TIMEOUT_SECONDS = 30  # ECS's default for Fargate containers
 POLL_SECONDS = 1.0
 # Ports each task's containers talk over on 127.0.0.1 (see "Networking" above).
@@ -112,6 +119,8 @@ class TaskRun:
     ports: dict[str, str] = field(default_factory=dict)  # TASK_PORT_VARIABLES: the task's own ports
     started: bool = False  # every container was started
     stopping: bool = False  # its containers were (or are to be) told to stop
+    stop_grace: float | None = None  # at most this long before SIGKILL (None: each container's stopTimeout)
+    starter: threading.Thread | None = None  # pulls, creates and starts its containers
     stoppers: list[threading.Thread] = field(default_factory=list)  # `podman stop` of its containers
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -127,21 +136,29 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# Ports for tasks come from below Linux's ephemeral range (32768 and up by default), where the
+# kernel picks the source ports of outgoing connections: a port reserved for a task's aggregator is
+# never taken by k6 or boto3 connecting out before the aggregator binds it.
+TASK_PORT_RANGE = (20000, 32000)
+
+
 def free_ports(count: int, taken: set[int] = frozenset()) -> list[int]:
-    """``count`` distinct TCP ports free on 127.0.0.1 right now, none of them in ``taken``."""
-    sockets = []
-    try:
-        while len(sockets) < count:
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            if sock.getsockname()[1] in taken:
-                sock.close()
+    """``count`` distinct TCP ports of TASK_PORT_RANGE free on 127.0.0.1 right now, none of them in ``taken``."""
+    chosen: list[int] = []
+    for port in random.sample(range(*TASK_PORT_RANGE), k=TASK_PORT_RANGE[1] - TASK_PORT_RANGE[0]):
+        if len(chosen) == count:
+            break
+        if port in taken:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
                 continue
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+        chosen.append(port)
+    if len(chosen) < count:
+        raise OSError(f"no {count} free ports in {TASK_PORT_RANGE[0]}-{TASK_PORT_RANGE[1] - 1} on 127.0.0.1")
+    return chosen
 
 
 class TaskRunner:
@@ -162,7 +179,9 @@ class TaskRunner:
         self.write_logs = write_logs
         self.runs: dict[str, TaskRun] = {}  # by task ARN
         self.lock = threading.Lock()
-        self.closing = threading.Event()
+        self.accepting = True  # False once the emulator stops: a RunTask then starts nothing
+        self.closing = threading.Event()  # the monitor's end
+        remove_orphans(podman_env)
         self.monitor = threading.Thread(target=self._monitor, name="ecs-monitor", daemon=True)
         self.monitor.start()
 
@@ -192,8 +211,13 @@ class TaskRunner:
         for container in containers:
             container.podman_name = f"{run.pod}-{container.name}"
         with self.lock:
+            accepting = self.accepting
             self.runs[task.task_arn] = run
-        threading.Thread(target=self._start, args=(run,), name=f"ecs-task-{task_id[:8]}", daemon=True).start()
+        if not accepting:
+            self._fail_to_start(run, "TaskFailedToStart: the emulator is stopping")
+            return
+        run.starter = threading.Thread(target=self._start, args=(run,), name=f"ecs-task-{task_id[:8]}", daemon=True)
+        run.starter.start()
 
     def stop(self, task: Any, reason: str | None) -> None:
         """StopTask: SIGTERM every container, SIGKILL after its stopTimeout; STOPPED once all have exited."""
@@ -218,30 +242,32 @@ class TaskRunner:
         }
 
     def shutdown(self, grace_seconds: float = 10.0) -> None:
-        """Stop every task still running (SIGTERM, SIGKILL after at most ``grace_seconds``) and remove every pod."""
+        """Start nothing more; stop every task (SIGTERM, SIGKILL after at most ``grace_seconds``); remove every pod."""
         with self.lock:
-            runs = list(self.runs.values())
-        for run in runs:
-            if not run.done.is_set():
-                self._request_stop(run, "ServiceSchedulerInitiated", "The emulator stopped", grace_seconds)
-        deadline = time.monotonic() + grace_seconds + 15
-        for run in runs:
-            run.done.wait(max(0.0, deadline - time.monotonic()))
+            self.accepting = False
+        self._stop_all("The emulator stopped", grace_seconds)
         self.closing.set()  # the monitor saw them stop; nothing else will start
         remove_session(self.session, self.podman_env)
 
     def reset(self) -> None:
         """moto's reset forgets every task: stop and remove ours first."""
+        self._stop_all("The emulator was reset", grace_seconds=5)
+        with self.lock:
+            self.runs.clear()
+        remove_session(self.session, self.podman_env)
+
+    def _stop_all(self, reason: str, grace_seconds: float) -> None:
+        """Stop every task and wait until each has stopped (its pod removed) or was killed."""
         with self.lock:
             runs = list(self.runs.values())
         for run in runs:
             if not run.done.is_set():
-                self._request_stop(run, "ServiceSchedulerInitiated", "The emulator was reset", 5)
+                self._request_stop(run, "ServiceSchedulerInitiated", reason, grace_seconds)
+        deadline = time.monotonic() + grace_seconds + 20
         for run in runs:
-            run.done.wait(25)
-        with self.lock:
-            self.runs.clear()
-        remove_session(self.session, self.podman_env)
+            run.done.wait(max(0.0, deadline - time.monotonic()))
+            if run.starter is not None:  # one still pulling must not create its pod after we removed them
+                run.starter.join(max(0.0, deadline - time.monotonic()))
 
     # --- a task's life --------------------------------------------------------------------------
 
@@ -277,10 +303,11 @@ class TaskRunner:
             for image in dict.fromkeys(c.image for c in run.containers):
                 pulled = podman.run(["pull", "--quiet", image], self.podman_env, timeout=600, check=False)
                 if pulled.returncode != 0:
-                    reason = f"CannotPullContainerError: pull image {image}: {pulled.stderr.strip()[-300:]}"
-                    self._fail_to_start(run, reason)
+                    self._fail_to_start(run, f"CannotPullContainerError: pull image {image}: {pulled.stderr.strip()[-300:]}")
                     return
-            if run.stop_code:  # stopped while its images were pulled
+            with self.lock:
+                stopped_while_pulling = run.stopping
+            if stopped_while_pulling:  # StopTask, reset or shutdown: nothing to start
                 self._finish(run)
                 return
             self._create(run)
@@ -288,14 +315,14 @@ class TaskRunner:
                 podman.run(["start", container.podman_name], self.podman_env)
                 run.state(container.name).last_status = "RUNNING"
                 run.state(container.name).runtime_id = container.podman_name
-            run.task.started_at = now()
             with self.lock:
                 run.started = True
                 stop_now = run.stopping
-            run.task.last_status = "STOPPING" if stop_now else "RUNNING"
+                run.task.started_at = now()
+                run.task.last_status = "STOPPING" if stop_now else "RUNNING"
             LOG.info("task %s started: %s", run.task_id, ", ".join(c.podman_name for c in run.containers))
-            if stop_now:  # StopTask arrived while the containers were being started
-                self._stop_containers(run, None)
+            if stop_now:  # a stop arrived while the containers were being started
+                self._stop_containers(run, run.stop_grace)
         except Exception as error:  # any failure to start is the task's, as ECS reports it
             LOG.exception("task %s failed to start", run.task_id)
             self._fail_to_start(run, f"TaskFailedToStart: {error}")
@@ -309,7 +336,7 @@ class TaskRunner:
         ports = run.ports
         podman.run(
             ["pod", "create", "--infra=false", "--name", run.pod, "--label", f"{SESSION_LABEL}={self.session}",
-             "--label", f"{TASK_LABEL}={run.task.task_arn}"],
+             "--label", f"{PID_LABEL}={os.getpid()}", "--label", f"{TASK_LABEL}={run.task.task_arn}"],
             self.podman_env,
         )
         ecs_environment = {
@@ -325,7 +352,8 @@ class TaskRunner:
             env_file.write_text("".join(f"{name}={value}\n" for name, value in sorted(environment.items())))
             arguments = [
                 "create", "--pod", run.pod, "--name", container.podman_name, "--network", "host",
-                "--label", f"{SESSION_LABEL}={self.session}", "--label", f"{TASK_LABEL}={run.task.task_arn}",
+                "--label", f"{SESSION_LABEL}={self.session}", "--label", f"{PID_LABEL}={os.getpid()}",
+                "--label", f"{TASK_LABEL}={run.task.task_arn}",
                 "--env-file", str(env_file), "--stop-timeout", str(container.stop_timeout),
                 "--log-driver", "k8s-file", "--log-opt", f"path={run.log_dir / (container.name + '.log')}",
             ]
@@ -340,25 +368,31 @@ class TaskRunner:
 
     def _fail_to_start(self, run: TaskRun, reason: str) -> None:
         LOG.warning("task %s failed to start: %s", run.task_id, reason)
-        run.stop_code, run.stop_reason = "TaskFailedToStart", reason
+        with self.lock:
+            if run.stop_code is None:  # a StopTask before the failure is what stopped it
+                run.stop_code, run.stop_reason = "TaskFailedToStart", reason
         for state in run.task.containers:
             state.last_status, state.reason = "STOPPED", reason
         self._finish(run)
 
     def _request_stop(self, run: TaskRun, code: str, reason: str, grace_seconds: float | None = None) -> None:
+        """Ask the task to stop: its containers get SIGTERM now if they run, or as soon as they do."""
         with self.lock:
             first = not run.stopping
+            shorter = grace_seconds is not None and (run.stop_grace is None or grace_seconds < run.stop_grace)
             run.stopping = True
+            if shorter:
+                run.stop_grace = grace_seconds
             if run.stop_code is None:
                 run.stop_code, run.stop_reason = code, reason
             started = run.started
-        task = run.task
-        task.desired_status = "STOPPED"
-        task.stop_code, task.stopped_reason = run.stop_code, run.stop_reason
-        if started and task.last_status == "RUNNING":
-            task.last_status = "STOPPING"
-        if first and started:
-            self._stop_containers(run, grace_seconds)
+            task = run.task
+            task.desired_status = "STOPPED"
+            task.stop_code, task.stopped_reason = run.stop_code, run.stop_reason
+            if started and task.last_status == "RUNNING":
+                task.last_status = "STOPPING"
+        if started and (first or shorter):  # again when the emulator stops with less time than the task asked
+            self._stop_containers(run, run.stop_grace)
 
     def _stop_containers(self, run: TaskRun, grace_seconds: float | None) -> None:
         for container in run.containers:
@@ -391,11 +425,15 @@ class TaskRunner:
         for run in running:
             for container in run.containers:
                 item = containers.get(container.podman_name)
-                if container.exited or item is None or item.get("State") not in ("exited", "stopped"):
+                if container.exited or (item is not None and item.get("State") not in ("exited", "stopped")):
                     continue
                 container.exited = True
                 state = run.state(container.name)
-                state.last_status, state.exit_code = "STOPPED", int(item.get("ExitCode", 0))
+                state.last_status = "STOPPED"
+                if item is None:  # removed by someone else: its exit code is lost
+                    state.reason = "the container was removed outside the emulator"
+                else:
+                    state.exit_code = int(item.get("ExitCode", 0))
                 LOG.info("task %s: container %s exited with %s", run.task_id, container.name, state.exit_code)
                 self._copy_logs(run, container)
                 if container.essential:
@@ -404,14 +442,16 @@ class TaskRunner:
                 self._finish(run)
 
     def _finish(self, run: TaskRun) -> None:
-        task = run.task
-        task.desired_status = "STOPPED"
-        task.stop_code, task.stopped_reason = run.stop_code, run.stop_reason
-        task.stopped_at = now()
-        task.last_status = "STOPPED"
+        """The pod removed, then the task STOPPED: whoever sees STOPPED finds nothing of it left."""
         for stopper in run.stoppers:  # a `podman stop` still finishing would leave its container "stopping"
             stopper.join(timeout=60)
         podman.run(["pod", "rm", "--force", run.pod], self.podman_env, check=False)
+        with self.lock:
+            task = run.task
+            task.desired_status = "STOPPED"
+            task.stop_code, task.stopped_reason = run.stop_code, run.stop_reason
+            task.stopped_at = now()
+            task.last_status = "STOPPED"
         LOG.info("task %s stopped (%s: %s)", run.task_id, run.stop_code, run.stop_reason)
         run.done.set()
 
@@ -464,6 +504,26 @@ def _epoch_millis(stamp: str) -> int:
     seconds, fraction, zone = match.groups()
     moment = datetime.fromisoformat(seconds + ("+00:00" if zone == "Z" else zone))
     return int(moment.timestamp() * 1000) + int((fraction or "0")[:3].ljust(3, "0"))
+
+
+def remove_orphans(podman_env: dict[str, str]) -> None:
+    """Remove the pods and containers of emulators that are gone (killed before they could clean up)."""
+    listed = podman.run(["ps", "--all", "--format", "json", "--filter", f"label={SESSION_LABEL}"], podman_env, check=False)
+    sessions = {}
+    for item in json.loads(listed.stdout or "[]") if listed.returncode == 0 else []:
+        labels = item.get("Labels") or {}
+        sessions[labels.get(SESSION_LABEL)] = labels.get(PID_LABEL, "")
+    for session, pid in sessions.items():
+        if not (pid.isdigit() and _is_emulator(int(pid))):
+            LOG.info("removing the pods of emulator session %s, whose process %s is gone", session, pid or "(unknown)")
+            remove_session(session, podman_env)
+
+
+def _is_emulator(pid: int) -> bool:
+    try:
+        return b"aws_emulator" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def remove_session(session: str, podman_env: dict[str, str]) -> None:

@@ -58,11 +58,14 @@ def aws_emulator(log_dir: Path, with_tasks: bool = True, log: IO | None = None) 
     Its own log goes to ``log``; the tasks' and functions' logs to ``log_dir``. At the end of the
     block it is stopped with SIGTERM, so it stops every task it runs before it exits.
     """
-    command = [sys.executable, str(Path(__file__).with_name("aws_emulator.py")), "--port", "0", "--log-dir", str(log_dir)]
+    # Its standard input is a pipe from this process: if this process is killed, the pipe ends and
+    # the emulator stops its tasks and exits rather than outliving it.
+    command = [sys.executable, str(Path(__file__).with_name("aws_emulator.py")), "--port", "0", "--log-dir", str(log_dir),
+               "--stop-at-end-of-input"]
     if not with_tasks:
         command.append("--without-tasks")
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=log or subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True
+        command, stdout=subprocess.PIPE, stderr=log or subprocess.DEVNULL, stdin=subprocess.PIPE, text=True
     )
     try:
         line = process.stdout.readline()  # the one line it prints: "endpoint: http://127.0.0.1:PORT"
@@ -74,6 +77,7 @@ def aws_emulator(log_dir: Path, with_tasks: bool = True, log: IO | None = None) 
         yield url
     finally:
         stop(process, timeout=120)  # it stops its tasks first: SIGTERM, then SIGKILL after a grace
+        process.stdin.close()
         process.stdout.close()
 
 
@@ -91,8 +95,11 @@ STATE_MANAGED_MODELS = ("ecs::task",)
 
 
 def reset(url: str) -> None:
-    """Empty the emulator and restore the default lifecycle of every state-managed model."""
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).close()
+    """Empty the emulator and restore the default lifecycle of every state-managed model.
+
+    The emulated ECS stops the tasks it runs first (SIGTERM, SIGKILL 5 s later), hence the timeout.
+    """
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=60).close()
     for model in STATE_MANAGED_MODELS:
         body = json.dumps({"model_name": model}).encode()
         request = urllib.request.Request(f"{url}/moto-api/state-manager/unset-transition", data=body, method="POST")

@@ -69,6 +69,10 @@ class Version:
         )
 
 
+# Lambda's init phase (importing the handler) has a limit of its own, apart from the function's timeout.
+INIT_TIMEOUT_SECONDS = 10
+
+
 class Environment:
     """One warm execution environment: a worker process with the function's handler imported."""
 
@@ -85,11 +89,23 @@ class Environment:
             )
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.process.stdout, selectors.EVENT_READ)
+        # The init phase: the handler imported (or its import failed, which invocations then report).
+        if not self.selector.select(timeout=INIT_TIMEOUT_SECONDS) or not self.process.stdout.readline():
+            self.close()
+            raise RuntimeError(f"the function's init did not finish within {INIT_TIMEOUT_SECONDS} s; see {log}")
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
     def invoke(self, event: bytes) -> tuple[dict, bool]:
         """Run one invocation; the answer and whether this environment can take another."""
-        self.process.stdin.write(event.replace(b"\n", b" ") + b"\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(event.replace(b"\n", b" ") + b"\n")
+            self.process.stdin.flush()
+        except OSError:  # the runtime died since it was last used
+            self.close()
+            return {"error": {"errorMessage": "the function's runtime exited", "errorType": "Runtime.ExitError"}}, False
         if not self.selector.select(timeout=self.version.timeout_seconds):
             self.close()
             message = f"Task timed out after {self.version.timeout_seconds:.2f} seconds"
@@ -127,6 +143,9 @@ class FunctionRunner:
         environment = self._acquire(version, function)
         reusable = False
         try:
+            if not environment.alive:  # an idle environment that died meanwhile: a new one, as Lambda would
+                environment.close()
+                environment = self._start(version, function)
             answer, reusable = environment.invoke(payload or b"{}")
         finally:
             self._release(environment, reusable)

@@ -1,9 +1,10 @@
 """One warm execution environment of the emulated Lambda (started by tools/lambda_runner.py).
 
-Imports the function's handler once, from the function's unpacked code, then answers
-invocations as long as it lives: one JSON line in (the event), one JSON line out, either
-``{"result": ...}`` or ``{"error": {"errorMessage", "errorType", "stackTrace"}}`` as Lambda's Python
-runtime reports an exception. What the function prints goes to stderr, the function's log.
+Imports the function's handler once, from the function's unpacked code, and says so with one line
+(``{"ready": true}``, Lambda's init phase), then answers invocations as long as it lives: one JSON
+line in (the event), one JSON line out, either ``{"result": ...}`` or ``{"error": {"errorMessage",
+"errorType", "stackTrace"}}`` as Lambda's Python runtime reports an exception. What the function
+prints goes to stderr, the function's log.
 
     python lambda_worker.py <handler, e.g. orchestrator.handler> <code directory> <timeout seconds>
 """
@@ -51,6 +52,8 @@ def main() -> int:
     except Exception as exception:  # reported on every invocation, as Lambda reports an init error
         handler = None
         init_error = error("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exception}")
+    protocol.write(json.dumps({"ready": True}) + "\n")
+    protocol.flush()
     for line in sys.stdin:
         if handler is None:
             answer = init_error

@@ -32,6 +32,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.cloud import CloudRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 from . import progress
+from .task_contract import run_task_overrides
 
 RUN_ID_TAG = "constellation:run-id"
 TASK_INDEX_TAG = "constellation:task-index"
@@ -160,12 +161,7 @@ def run_task_request(
                 "assignPublicIp": "ENABLED" if assign_public_ip else "DISABLED",
             }
         },
-        "overrides": {
-            "containerOverrides": [
-                {"name": name, "environment": [{"name": key, "value": str(value)} for key, value in sorted(env.items())]}
-                for name, env in sorted(environment.items())
-            ]
-        },
+        "overrides": run_task_overrides(environment),
         "tags": [{"key": key, "value": value} for key, value in sorted(all_tags.items())],
     }
 

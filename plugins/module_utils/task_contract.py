@@ -46,6 +46,8 @@ RESERVED_ENV_PREFIXES = ("CONSTELLATION_", "AWS_", "K6_")
 
 LOAD_GENERATOR = "load-generator"
 AGGREGATOR = "aggregator"
+# RunTask refuses overrides longer than this (ECS's limit on the overrides' JSON).
+RUN_TASK_OVERRIDES_MAX_CHARS = 8192
 LOAD_MODELS = ("vus", "script")
 RESULTS_STORES = ("timestream", "s3")
 
@@ -247,7 +249,7 @@ def task_overrides(config: Config, run: Run) -> dict[str, list[TaskOverrides]]:
     }
     if run.script_env:
         shared["CONSTELLATION_SCRIPT_ENV"] = json.dumps(run.script_env, separators=(",", ":"))
-    overrides = {}
+    overrides: dict[str, list[TaskOverrides]] = {}
     for region, region_plan in regions.items():
         if whole_test is None:
             segments, sequence = region_plan["execution_segments"], region_plan["execution_segment_sequence"]
@@ -266,7 +268,35 @@ def task_overrides(config: Config, run: Run) -> dict[str, list[TaskOverrides]]:
             }
             for index, segment in enumerate(segments)
         ]
+        for index, task in enumerate(overrides[region]):
+            _check_overrides_length(region, index, task)
     return overrides
+
+
+def run_task_overrides(task: TaskOverrides) -> dict[str, Any]:
+    """RunTask's ``overrides`` for a task: each container's environment on top of the task definition's."""
+    return {
+        "containerOverrides": [
+            {"name": name, "environment": [{"name": key, "value": str(value)} for key, value in sorted(environment.items())]}
+            for name, environment in sorted(task.items())
+        ]
+    }
+
+
+def _check_overrides_length(region: str, index: int, task: TaskOverrides) -> None:
+    length = len(json.dumps(run_task_overrides(task), separators=(",", ":")))
+    if length > RUN_TASK_OVERRIDES_MAX_CHARS:
+        raise ContractError(
+            f"{region}: the RunTask overrides of task {index} would be {length} characters, over ECS's limit of"
+            f" {RUN_TASK_OVERRIDES_MAX_CHARS}: the execution segment sequence names every task of the region (of"
+            " the whole test with the script load model), so run fewer tasks (a higher constellation_max_vus_per_task)"
+            " or give a shorter constellation_script_env"
+        )
+
+
+def k6_env_arguments(script_env: Mapping[str, str]) -> list[str]:
+    """``k6`` command-line arguments that give the script its environment (``__ENV.NAME``) and k6 itself nothing."""
+    return [argument for name, value in sorted(script_env.items()) for argument in ("--env", f"{name}={value}")]
 
 
 def task_environment(containers: list[dict[str, Any]], overrides: TaskOverrides, container: str) -> Environment:

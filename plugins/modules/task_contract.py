@@ -65,6 +65,7 @@ options:
         are taken as their text).
       - A mapping, or a JSON object as text; empty text means none.
       - They travel in the tasks' overrides, visible to anyone who may describe the tasks; not for secrets.
+      - k6 gets them as C(--env) arguments, so they reach the script only, never k6's own environment.
     type: raw
     default: {}
   load_generator_image:
@@ -138,6 +139,12 @@ script_env:
   returned: always
   type: dict
   sample: {"BASE_URL": "https://shop.example.com"}
+k6_env_arguments:
+  description: The k6 command-line arguments that give a script that environment (C(k6 inspect) on the controller).
+  returned: always
+  type: list
+  elements: str
+  sample: ["--env", "BASE_URL=https://shop.example.com"]
 regions:
   description: By remote region, what its task definition and its tasks get.
   returned: always
@@ -175,6 +182,7 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.task_contra
 from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Home
 from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Run
 from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import contract
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import k6_env_arguments
 
 
 def main():
@@ -220,7 +228,8 @@ def main():
         regions = contract(config, deployment, run, params["regions"])
     except (ContractError, TypeError) as error:
         module.fail_json(msg=f"task_contract: {error}")
-    module.exit_json(changed=False, regions=regions, script_env=dict(run.script_env) if run else {})
+    script_env = dict(run.script_env) if run else {}
+    module.exit_json(changed=False, regions=regions, script_env=script_env, k6_env_arguments=k6_env_arguments(script_env))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from http.server import ThreadingHTTPServer
 from threading import Thread
 
 import pytest
+from botocore.exceptions import ClientError
 from conftest import PRODUCTION, REPO, built_images, our_containers
 from orchestrator_client import OrchestratorClient
 from orchestrator_client import OrchestratorRejected
@@ -146,11 +147,16 @@ class Cluster:
         return self.ecs.describe_tasks(cluster=self.name, tasks=[arn])["tasks"][0]
 
     def wait_for(self, arn: str, status: str, timeout: float = 60) -> dict:
+        """The task once it is in ``status`` or a later one (a short RUNNING may pass between two looks)."""
+        wanted = LIFECYCLE.index(status)
         deadline = time.monotonic() + timeout
-        while (task := self.describe(arn))["lastStatus"] != status:
+        while LIFECYCLE.index((task := self.describe(arn))["lastStatus"]) < wanted:
             assert time.monotonic() < deadline, f"task still {task['lastStatus']} after {timeout} s: {task}"
             time.sleep(0.5)
         return task
+
+
+LIFECYCLE = ["PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"]
 
 
 def python_container(name: str, code: str, essential: bool = True, **settings) -> dict:
@@ -161,6 +167,18 @@ def python_container(name: str, code: str, essential: bool = True, **settings) -
 
 TERMINATES_ON_SIGTERM = "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\ntime.sleep(600)"
 IGNORES_SIGTERM = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)"
+
+
+def test_run_task_refuses_overrides_over_ecs_limit_as_ecs_does(moto):
+    cluster = Cluster(moto)
+    long_value = "x" * 8200
+
+    with pytest.raises(ClientError) as refused:
+        cluster.run([{"name": "main", "image": "example/image:1", "memoryReservation": 128}], {"main": {"LONG": long_value}})
+
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert "at most 8192" in refused.value.response["Error"]["Message"]
+    assert cluster.ecs.list_tasks(cluster=cluster.name)["taskArns"] == []
 
 
 @PRODUCTION
@@ -204,11 +222,14 @@ def loopback_target():
 @PRODUCTION
 def test_a_task_gets_its_overrides_its_role_credentials_and_the_hosts_loopback(production, loopback_target):
     probe = (
-        "import os, sys, urllib.request, boto3\n"
+        "import json, os, sys, urllib.request, boto3\n"
         "print('env', os.environ['GREETING'], os.environ['FROM_DEFINITION'])\n"
         "print('target', urllib.request.urlopen(os.environ['TARGET']).read().decode())\n"
         "credentials = boto3.Session().get_credentials()\n"
         "print('credentials', credentials.method, credentials.access_key.startswith('ASIA'))\n"
+        "request = urllib.request.Request(os.environ['AWS_CONTAINER_CREDENTIALS_FULL_URI'],"
+        " headers={'Authorization': os.environ['AWS_CONTAINER_AUTHORIZATION_TOKEN']})\n"
+        "print('role', json.load(urllib.request.urlopen(request))['RoleArn'])\n"
         "print('buckets', len(boto3.client('s3', endpoint_url=os.environ['ENDPOINT']).list_buckets()['Buckets']))\n"
     )
     cluster = Cluster(production)
@@ -221,7 +242,10 @@ def test_a_task_gets_its_overrides_its_role_credentials_and_the_hosts_loopback(p
 
     output = production.task_logs(REGION, arn, "probe")
     assert task["containers"][0]["exitCode"] == 0, output
-    assert output == ["env hello kept", "target reached", "credentials container-role True", "buckets 1"]
+    assert output == [
+        "env hello kept", "target reached", "credentials container-role True",
+        "role arn:aws:iam::123456789012:role/the-task-role", "buckets 1",
+    ]
 
 
 @PRODUCTION
@@ -243,23 +267,23 @@ def test_stop_task_sends_sigterm_then_sigkill_after_the_stop_timeout(production)
     assert {c["name"]: c["exitCode"] for c in task["containers"]} == {"polite": 0, "stubborn": 137}  # SIGKILL: 128 + 9
 
 
-# A program that takes a second to install its SIGTERM handler, as Python does with its imports.
-SLOW_TO_HANDLE_SIGTERM = "import time\ntime.sleep(1)\n" + TERMINATES_ON_SIGTERM
+# A program with no SIGTERM handler, as any program is until it has installed one (Python: its imports).
+NO_SIGTERM_HANDLER = "import time\ntime.sleep(600)"
 
 
 @PRODUCTION
 def test_an_init_process_passes_on_a_sigterm_that_pid_1_would_ignore(production):
     cluster = Cluster(production)
     arn = cluster.run([
-        python_container("with-init", SLOW_TO_HANDLE_SIGTERM, stopTimeout=5, linuxParameters={"initProcessEnabled": True}),
-        python_container("pid-1", SLOW_TO_HANDLE_SIGTERM, essential=False, stopTimeout=5),
+        python_container("with-init", NO_SIGTERM_HANDLER, stopTimeout=5, linuxParameters={"initProcessEnabled": True}),
+        python_container("pid-1", NO_SIGTERM_HANDLER, essential=False, stopTimeout=5),
     ])
     cluster.wait_for(arn, "RUNNING")
-    cluster.ecs.stop_task(cluster=cluster.name, task=arn, reason="at once")  # before either has its handler
+    cluster.ecs.stop_task(cluster=cluster.name, task=arn, reason="stop")
 
     task = cluster.wait_for(arn, "STOPPED", timeout=30)
 
-    # SIGTERM ends the program behind the init at once; PID 1 ignores it and is killed after its stopTimeout.
+    # SIGTERM ends the program behind the init (128 + 15); as PID 1 it is ignored, and SIGKILL comes after the stopTimeout.
     assert {c["name"]: c["exitCode"] for c in task["containers"]} == {"with-init": 143, "pid-1": 137}
 
 

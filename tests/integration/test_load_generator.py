@@ -36,7 +36,8 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.task_contra
 from containers import load_entrypoint  # noqa: E402
 from task_processes import Entrypoints, contract_tasks, deploy_orchestrator, run_tasks  # noqa: E402
 
-Failure = load_entrypoint("load_generator").Failure
+LOAD_GENERATOR = load_entrypoint("load_generator")
+Failure = LOAD_GENERATOR.Failure
 
 HOME = "eu-central-1"
 BUCKET = "loadtest-home"
@@ -436,3 +437,14 @@ def test_old_k6_fails_before_any_aws_call(aws_recorder, tmp_path):
 
 def json_lines_of(output: str, event: str) -> dict:
     return next(json.loads(line) for line in output.splitlines() if f'"event": "{event}"' in line)
+
+
+def test_the_script_environment_reaches_k6_as_arguments_never_as_its_own_environment(moto_server, tmp_path):
+    env = tasks_of(ONE_REGION, moto_server.url, "env", tmp_path, script_env={"PATH": "/nowhere", "GREETING": "hi"})[0].load_generator_env
+    settings = LOAD_GENERATOR.Settings.from_env(env)
+
+    command = LOAD_GENERATOR.k6_command(settings, tmp_path / "script.js", {}, tmp_path / "summary.json")
+
+    assert command[command.index("--env"):command.index("--env") + 4] == ["--env", "GREETING=hi", "--env", "PATH=/nowhere"]
+    assert LOAD_GENERATOR.k6_environment(settings).get("PATH") != "/nowhere"  # k6 itself runs as it would
+    assert "GREETING" not in LOAD_GENERATOR.k6_environment(settings)

@@ -168,14 +168,15 @@ def playbook_state(production, deployment: str, run_id: str) -> dict:
     return orchestrator_state.read_run(production.client("dynamodb", HOME), f"{deployment}-orchestrator", run_id)
 
 
-# 30 iterations a second, one every 1/30 s from 0 s, for half a period less than 10 s: 300
-# iterations. (For exactly 10 s, the iteration k6 schedules at 10 s races with the scenario's end,
-# in one k6 as in six: 300 or 301.) preAllocatedVUs is a multiple of the plan's exact_vus_multiple
-# (6 for six equal segments), so k6 divides the iterations exactly.
-SCENARIO_ITERATIONS = 300
+# 12 iterations a second, one every 1/12 s from 0 s, for half a period less than 10 s: 120
+# iterations, the last 42 ms before the end and the next 42 ms after it. (For exactly 10 s, the
+# iteration k6 schedules at 10 s races with the scenario's end, in one k6 as in six: 120 or 121.)
+# preAllocatedVUs is a multiple of the plan's exact_vus_multiple (6 for six equal segments), so k6
+# divides the iterations exactly.
+SCENARIO_ITERATIONS = 120
 ARRIVAL_RATE_SCRIPT = """
 export const options = {
-  scenarios: { rate: { executor: 'constant-arrival-rate', rate: 30, timeUnit: '1s', duration: '9983ms', preAllocatedVUs: 12 } },
+  scenarios: { rate: { executor: 'constant-arrival-rate', rate: 12, timeUnit: '1s', duration: '9958ms', preAllocatedVUs: 12 } },
 };
 export default function () {}
 """

@@ -21,6 +21,7 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.task_contra
 from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Home  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Run  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import contract  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import k6_env_arguments  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import script_environment  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import task_environment  # noqa: E402
 
@@ -167,6 +168,24 @@ def test_a_bad_script_environment_is_refused_naming_the_variable(variables, mess
     assert message in str(raised.value)
 
 
+def test_overrides_over_ecs_limit_are_refused_before_anything_runs():
+    # 50,000 VUs at 50 a task: 1,000 tasks, and every task's overrides carry the region's whole sequence.
+    config = load_config(settings={"home_region": "eu-central-1", "remote_regions": {"us-east-2": 50_000},
+                                   "duration_seconds": 60, "max_vus_per_task": 50})
+    with pytest.raises(ContractError) as refused:
+        contract(config, DEPLOYMENT, Run("big"))
+    message = str(refused.value)
+    assert message.startswith("us-east-2: the RunTask overrides of task 0 would be ")
+    assert "over ECS's limit of 8192" in message and "constellation_max_vus_per_task" in message
+    with pytest.raises(ContractError, match="constellation_script_env"):
+        contract(CONFIG, DEPLOYMENT, Run("r", script_env={"PAYLOAD": "x" * 8000}))
+
+
+def test_the_script_environment_reaches_k6_as_arguments():
+    assert k6_env_arguments({"B": "2", "A": "x=1"}) == ["--env", "A=x=1", "--env", "B=2"]
+    assert k6_env_arguments({}) == []
+
+
 def test_what_users_type_for_the_script_environment_is_understood():
     assert script_environment("") == {} and script_environment(None) == {}  # a blank AWX survey answer
     assert script_environment('{"BASE_URL": "http://127.0.0.1:8080"}') == {"BASE_URL": "http://127.0.0.1:8080"}  # -e k=v
@@ -216,6 +235,7 @@ def test_the_module_returns_the_contract_and_a_clear_error(tmp_path):
     assert result["changed"] is False
     assert [t[LOAD_GENERATOR]["CONSTELLATION_EXECUTION_SEGMENT"] for t in result["regions"]["us-east-2"]["tasks"]] == ["1/4:5/8", "5/8:1"]
     assert result["script_env"] == {"BASE_URL": "http://x"}
+    assert result["k6_env_arguments"] == ["--env", "BASE_URL=http://x"]
 
     refused = module(args | {"script_env": {"AWS_PROFILE": "x"}})
     assert refused["failed"] is True

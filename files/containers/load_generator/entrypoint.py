@@ -319,6 +319,7 @@ def k6_command(settings: Settings, script: Path, tags: Mapping[str, str], summar
     ]
     for name, value in tags.items():
         command += ["--tag", f"{name}={value}"]
+    command += script_env_arguments(settings)
     if settings.load_model == "vus":
         command += ["--vus", str(settings.vus), "--duration", f"{settings.duration_ms}ms"]
     if settings.execution_segment:
@@ -326,6 +327,11 @@ def k6_command(settings: Settings, script: Path, tags: Mapping[str, str], summar
     if settings.execution_segment_sequence:
         command += ["--execution-segment-sequence", settings.execution_segment_sequence]
     return [*command, str(script)]
+
+
+def script_env_arguments(settings: Settings) -> list[str]:
+    """The script's environment as k6 arguments: __ENV.NAME for the script, nothing in k6's own environment."""
+    return [argument for name, value in sorted(settings.script_env.items()) for argument in ("--env", f"{name}={value}")]
 
 
 def k6_tags(settings: Settings, script_tags: Mapping[str, str] | None) -> dict[str, str]:
@@ -343,7 +349,7 @@ def read_script_tags(settings: Settings, script: Path) -> dict[str, str] | None:
     """The script's ``options.tags`` (``{}`` if it has none), from ``k6 inspect``; None if unknown."""
     try:
         completed = subprocess.run(
-            [settings.k6, "inspect", str(script)],
+            [settings.k6, "inspect", *script_env_arguments(settings), str(script)],
             env=k6_environment(settings),
             capture_output=True,
             text=True,
@@ -403,10 +409,9 @@ K6_PUSH_INTERVAL = "1s"
 
 
 def k6_environment(settings: Settings) -> dict[str, str]:
-    """k6's environment: ours (the script sees CONSTELLATION_* in __ENV), the script's own, its output's."""
+    """k6's environment: ours (the script sees CONSTELLATION_* in __ENV) and its output's; the script's own comes as --env."""
     return {
         **os.environ,
-        **settings.script_env,
         "K6_PROMETHEUS_RW_SERVER_URL": f"{settings.aggregator_url}/api/v1/write",
         "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true",
         # Pushes are cumulative snapshots; the aggregator files each push's increase under the
