@@ -81,10 +81,18 @@ NATIVE_SETTINGS = (
     "task_cpu",
     "task_memory",
 )
+# The playbooks' variables are the native settings with this prefix (constellation_remote_regions).
+VARIABLE_PREFIX = "constellation_"
+_NATIVE_NAME = re.compile(r"(?<![\w.'\"])(" + "|".join(NATIVE_SETTINGS) + r")\b")
 # The config file key and the native setting that give the same field.
 _SHARED_FIELDS = {"DURATION": "duration_seconds", "HOME_REGION": "home_region", "REMOTE_REGIONS": "remote_regions"}
 _DIGITS = re.compile(r"\s*([0-9]{1,18})\s*")
 _SHOWN_VALUE_MAX_CHARS = 80
+# Ansible's -e key=value ends a value at its first unquoted space, so JSON typed there arrives cut.
+KEY_VALUE_HINT = (
+    "on the command line, -e key=value ends the value at its first space: write the JSON without spaces, "
+    "or give it as -e '{\"key\": ...}'"
+)
 
 
 class ConfigError(ValueError):
@@ -250,6 +258,19 @@ def _check_not_both_given(document: Mapping[str, Any], native: Mapping[str, Any]
             )
 
 
+def not_blank(value: Any) -> Any:
+    """None for an empty or blank string (an optional AWX survey question left blank), else value."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def named_as_variables(message: str) -> str:
+    """A ConfigError's message with each native setting named as the playbook variable that carries it
+    (the config role's errors name what the user typed, not the plan module's options)."""
+    return _NATIVE_NAME.sub(lambda match: VARIABLE_PREFIX + match.group(1), message)
+
+
 # --- field validators -------------------------------------------------------------------------
 
 
@@ -310,13 +331,23 @@ def _home_region(field: str, value: Any, results_store: str) -> str:
             field,
             value,
             f"{field} {region!r} has no Timestream for LiveAnalytics, the results store chosen; use one of "
-            f"{', '.join(TIMESTREAM_LIVEANALYTICS_REGIONS)} as home region, or set results_store to s3 "
-            "(constellation_results_store in the playbooks)",
+            f"{', '.join(TIMESTREAM_LIVEANALYTICS_REGIONS)} as home region, or set results_store to s3",
         )
     return region
 
 
 def _remote_regions(field: str, value: Any, digits_ok: bool) -> Mapping[str, int]:
+    if digits_ok and isinstance(value, str):
+        # A native setting given as text: -e on the command line, an AWX survey's textarea.
+        try:
+            value = json.loads(value, object_pairs_hook=_object_without_duplicates)
+        except _DuplicateKey as error:
+            raise ConfigError(field, value, f"{field} names the region {error.key!r} twice; got {_show(value)}") from None
+        except ValueError as error:
+            raise ConfigError(
+                field, value, f"{field} must be a JSON object of region names to VU counts, like {{\"us-east-2\": 50}}; "
+                f"got {_show(value)}, which is not JSON ({error}; {KEY_VALUE_HINT})"
+            ) from None
     if not isinstance(value, Mapping):
         raise ConfigError(
             field, value, f"{field} must map region names to VU counts, like {{\"us-east-2\": 50}}; got {_show(value)} ({_kind(value)})"

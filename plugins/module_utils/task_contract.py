@@ -33,6 +33,7 @@ from dataclasses import field
 from typing import Any
 from typing import Mapping
 
+from .config import KEY_VALUE_HINT
 from .config import Config
 from .config import plan
 from .config import script_load_segments
@@ -155,7 +156,9 @@ def script_environment(variables: Any) -> dict[str, str]:
         try:
             variables = json.loads(variables) if variables.strip() else None
         except ValueError:
-            raise ContractError(f"constellation_script_env must be a mapping of NAME: value (or a JSON object), got {variables!r}") from None
+            raise ContractError(
+                f"constellation_script_env must be a mapping of NAME: value (or a JSON object), got {variables!r} ({KEY_VALUE_HINT})"
+            ) from None
     if variables is None:
         return {}
     if not isinstance(variables, Mapping):

@@ -42,7 +42,8 @@ options:
       - The regions that generate load, mapped to the number of virtual users (VUs) each runs,
         from 1 to 50000 per region.
       - Required unless the config file has C(REMOTE_REGIONS).
-    type: dict
+      - A dict, or the same as a JSON string (an AWX survey's textarea); VU counts may be strings of digits.
+    type: raw
   duration_seconds:
     description:
       - The test duration in seconds, from 1 to 86400. A string of digits is accepted.
@@ -53,8 +54,8 @@ options:
       - Where the load generators write their results.
       - Defaults to V(timestream). Use V(s3) in accounts that cannot use Timestream for LiveAnalytics
         (closed to new customers since 2025-06-20).
+      - One of V(timestream), V(s3).
     type: str
-    choices: [timestream, s3]
   max_vus_per_task:
     description:
       - The most VUs one load generator task runs, from 1 to 5000. A string of digits is accepted.
@@ -77,7 +78,18 @@ options:
         for example 2048 to 8192 in steps of 1024 with 1024 CPU units.
       - Defaults to V(2048).
     type: raw
+  names_of:
+    description:
+      - What the messages call the settings. V(options) names this module's options (V(remote_regions));
+        V(variables) names the playbook variables that carry them (V(constellation_remote_regions)),
+        which the collection's C(config) role sets, so that an error names what the user typed.
+    type: str
+    choices: [options, variables]
+    default: options
 notes:
+  - An empty or blank string for any setting counts as not given (an optional AWX survey question
+    left blank), so the default applies, or the file's value; a required setting left blank is an
+    error naming it.
   - Supports check mode; the module never changes anything and always returns C(changed=false).
   - Cost figures use us-east-1 Fargate list prices; RV(plan.cost_estimate.assumptions) lists every assumption.
 requirements:
@@ -106,6 +118,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+config_file:
+  description: The absolute path of the config file read, or null without one.
+  returned: success
+  type: path
+  sample: /home/me/loadtest/config.json
 config:
   description: The validated configuration, defaults filled in.
   returned: success
@@ -241,12 +258,17 @@ plan:
           type: str
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.constellation.loadtest.plugins.module_utils.config import ConfigError
 from ansible_collections.constellation.loadtest.plugins.module_utils.config import NATIVE_SETTINGS
+from ansible_collections.constellation.loadtest.plugins.module_utils.config import VARIABLE_PREFIX
 from ansible_collections.constellation.loadtest.plugins.module_utils.config import load_config
+from ansible_collections.constellation.loadtest.plugins.module_utils.config import named_as_variables
+from ansible_collections.constellation.loadtest.plugins.module_utils.config import not_blank
 from ansible_collections.constellation.loadtest.plugins.module_utils.config import plan
 from ansible_collections.constellation.loadtest.plugins.module_utils.regions import HAS_BOTOCORE
 
@@ -255,24 +277,31 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             config=dict(type="path"),
-            home_region=dict(type="str"),
-            remote_regions=dict(type="dict"),
+            home_region=dict(type="raw"),
+            remote_regions=dict(type="raw"),
             duration_seconds=dict(type="raw"),
-            results_store=dict(type="str", choices=["timestream", "s3"]),
+            results_store=dict(type="raw"),
             max_vus_per_task=dict(type="raw"),
-            deployment=dict(type="str"),
+            deployment=dict(type="raw"),
             task_cpu=dict(type="raw"),
             task_memory=dict(type="raw"),
+            names_of=dict(type="str", choices=["options", "variables"], default="options"),
         ),
         supports_check_mode=True,
     )
     if not HAS_BOTOCORE:
         module.fail_json(msg=missing_required_lib("botocore"))
+    path = module.params["config"] or None
+    config_file = os.path.abspath(path) if path else None
+    settings = {name: not_blank(module.params[name]) for name in NATIVE_SETTINGS}
     try:
-        config = load_config(module.params["config"], {name: module.params[name] for name in NATIVE_SETTINGS})
+        config = load_config(config_file, settings)
     except ConfigError as error:
+        if module.params["names_of"] == "variables":
+            field = VARIABLE_PREFIX + error.field if error.field in NATIVE_SETTINGS else error.field
+            module.fail_json(msg=named_as_variables(str(error)), field=field)
         module.fail_json(msg=str(error), field=error.field)
-    module.exit_json(changed=False, config=config.to_dict(), plan=plan(config))
+    module.exit_json(changed=False, config=config.to_dict(), plan=plan(config), config_file=config_file)
 
 
 if __name__ == "__main__":

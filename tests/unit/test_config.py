@@ -476,3 +476,49 @@ def test_script_load_segments_tile_the_test_in_proportion_to_the_weights(remote_
         assert lengths == {Fraction(weight, total * region_load["tasks"])}
         assert Fraction(region_load["share"]) == Fraction(weight, total)
     assert load["exact_vus_multiple"] == math.lcm(*(point.denominator for point in points))
+
+
+# --- what surveys and the command line send ------------------------------------------------------
+
+
+def test_regions_as_json_text_are_read_with_vu_counts_as_strings():
+    config = cfg.load_config(None, dict(NATIVE, remote_regions='{"us-east-2": "202", "ca-central-1": 5}'))
+
+    assert dict(config.remote_regions) == {"ca-central-1": 5, "us-east-2": 202}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"us-east-2": 5', "remote_regions must be a JSON object of region names to VU counts"),
+    ('{"us-east-2": 5, "us-east-2": 6}', "remote_regions names the region 'us-east-2' twice"),
+    ('["us-east-2"]', "remote_regions must map region names to VU counts"),
+])
+def test_regions_as_bad_json_text_are_refused_by_name(text, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as raised:
+        cfg.load_config(None, dict(NATIVE, remote_regions=text))
+    assert raised.value.field == "remote_regions"
+
+
+def test_regions_in_the_config_file_stay_strictly_typed(tmp_path):
+    path = write(tmp_path, json.dumps(dict(SEED, REMOTE_REGIONS='{"us-east-2": 5}')))
+
+    with pytest.raises(ConfigError, match="REMOTE_REGIONS must map region names to VU counts"):
+        cfg.load_config(path)
+
+
+@pytest.mark.parametrize("blank", ["", "   ", None])
+def test_a_blank_answer_is_not_given(blank):
+    assert cfg.not_blank(blank) is None
+    assert cfg.not_blank(0) == 0 and cfg.not_blank(False) is False and cfg.not_blank("x") == "x"
+
+
+def test_messages_can_name_the_playbook_variables():
+    with pytest.raises(ConfigError) as raised:
+        cfg.load_config(None, {"home_region": "us-west-1", "remote_regions": {"us-east-2": 5}, "duration_seconds": 5})
+
+    shown = cfg.named_as_variables(str(raised.value))
+    assert shown.startswith("constellation_home_region 'us-west-1' has no Timestream for LiveAnalytics")
+    assert shown.endswith("or set constellation_results_store to s3")
+    # Values and other words are left as they are, and a name already prefixed is not prefixed again.
+    assert cfg.named_as_variables("deployment 'task_cpu' and constellation_task_memory") == (
+        "constellation_deployment 'task_cpu' and constellation_task_memory"
+    )

@@ -60,7 +60,7 @@ BAD_INPUTS = [
     ("unknown-region", {"home_region": "us-est-1", "remote_regions": {"us-east-2": 1}, "duration_seconds": 5}, ["home_region", "us-est-1"]),
     ("zero-vus", {"home_region": "eu-central-1", "remote_regions": {"us-east-2": 0}, "duration_seconds": 5}, ["remote_regions", "got 0"]),
     ("duration-words", {"home_region": "eu-central-1", "remote_regions": {"us-east-2": 1}, "duration_seconds": "soon"}, ["duration_seconds", "soon"]),
-    ("remotes-not-a-map", {"home_region": "eu-central-1", "remote_regions": "us-east-2", "duration_seconds": 5}, ["remote_regions", "dict"]),
+    ("remotes-not-a-map", {"home_region": "eu-central-1", "remote_regions": "us-east-2", "duration_seconds": 5}, ["remote_regions", "us-east-2", "not JSON"]),
     ("store-unknown", {**VALID_ARGS, "results_store": "influx"}, ["results_store", "influx"]),
     ("missing-file", {"config": "/nonexistent/config.json"}, ["config", "/nonexistent/config.json"]),
     ("nothing", {}, ["home_region", "required"]),
@@ -100,3 +100,16 @@ def test_file_and_setting_for_one_field(seed_file):
     result = task_result(completed)
     assert result["field"] == "duration_seconds"
     assert "DURATION in the config file" in result["msg"] and "use one" in result["msg"]
+
+
+def test_blank_settings_are_not_given_and_messages_can_name_the_variables():
+    blanks = {**VALID_ARGS, "max_vus_per_task": "", "results_store": " ", "deployment": "", "task_cpu": None}
+    planned = task_result(run_plan(blanks))
+    missing = run_plan({"remote_regions": '{"us-east-2": "3"}', "home_region": "", "duration_seconds": "5",
+                        "names_of": "variables"})
+
+    assert planned["config"]["max_vus_per_task"] == 200 and planned["config"]["deployment"] == "constellation"
+    assert planned["config"]["task_cpu"] == 1024
+    result = task_result(missing)
+    assert result["field"] == "constellation_home_region"
+    assert result["msg"] == "constellation_home_region is required (or give a config file with HOME_REGION)"
