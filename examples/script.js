@@ -1,5 +1,8 @@
 // A small k6 script for the demo: three API calls with names, one of them failing now and then.
-// TARGET is the service under test (the demo starts one on loopback).
+// TARGET is the URL of the service under test (the demo starts one on loopback). Every task of a
+// run gets it from constellation_script_env, as k6's --env:
+//   -e '{"constellation_script_env": {"TARGET": "https://staging.example.com"}}'
+// (or -e constellation_script_env='{"TARGET": "..."}', or a survey's textarea with that JSON).
 import http from 'k6/http';
 import { check, sleep } from 'k6';
 
