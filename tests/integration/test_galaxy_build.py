@@ -3,6 +3,7 @@ from it, the collection runs by its FQCN with none of the checkout's files."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -33,8 +34,8 @@ ALLOWED_TOP_LEVEL = NEEDED_TOP_LEVEL | {"LICENSE", "COPYING", ".dockerignore"}
 SHIPPED_WHOLE = ("playbooks", "roles", "plugins", "files", "meta", "docs", "examples")
 JUNK = re.compile(
     r"(^|/)(__pycache__|\.pytest_cache|\.ruff_cache|\.mypy_cache|\.git[^/]*)(/|$)|\.pyc$|\.tar\.gz$"
-    r"|^(\.venv|\.build|\.ci|\.ansible|tests|tools|benchmarks|context|reports|changelogs/fragments)(/|$)"
-    r"|^(Makefile|ansible\.cfg|pyproject\.toml|\.ansible-lint|requirements-(dev|k6)\.txt|changelogs/\.plugin-cache\.yaml)$"
+    r"|^(\.venv|\.build|\.ci|\.ansible|tests|tools|benchmarks|context|reports|demo-report|changelogs/fragments)(/|$)"
+    r"|^(Makefile|ansible\.cfg|pyproject\.toml|\.ansible-lint|requirements-(dev|k6)\.txt|constellation-images\.yml|changelogs/\.plugin-cache\.yaml)$"
 )
 # A path a playbook or role builds from its own location, e.g. "{{ role_path }}/../../files/lambda/x.py".
 RELATIVE_REFERENCE = re.compile(r"\{\{\s*(playbook_dir|role_path)\s*\}\}((?:/[\w.-]+)+)")
@@ -157,3 +158,16 @@ def test_installed_collection_runs_check_by_its_fqcn(moto, installed):
     assert f"Using module file {amazon_aws}/plugins/modules/aws_caller_info.py" in result.stdout
     for checkout_path in (REPO / "playbooks", REPO / "roles", REPO / "plugins", REPO / ".build"):
         assert str(checkout_path) not in result.output, f"the checkout ({checkout_path}) was used"
+
+
+def test_every_generated_path_git_ignores_is_kept_out_of_the_tarball():
+    """What the tools generate in the checkout (.gitignore lists it: reports, demo-report, the image
+    names, caches) must not ship, whether or not it exists when the tarball is built."""
+    ignored = {line.strip().rstrip("/") for line in (REPO / ".gitignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    # ansible-galaxy leaves these out by itself (its default ignores: *.pyc, and so __pycache__'s files).
+    build_ignore = [*GALAXY["build_ignore"], "__pycache__"]
+    uncovered = {path for path in ignored
+                 if not any(fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(path.split("/")[0], pattern)
+                            for pattern in build_ignore)}
+    assert not uncovered, f"generated but not in galaxy.yml's build_ignore: {sorted(uncovered)}"
