@@ -121,7 +121,7 @@ RETURN = r"""
 config_file:
   description: The absolute path of the config file read, or null without one.
   returned: success
-  type: path
+  type: str
   sample: /home/me/loadtest/config.json
 config:
   description: The validated configuration, defaults filled in.
@@ -277,12 +277,12 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             config=dict(type="path"),
-            home_region=dict(type="raw"),
+            home_region=dict(type="str"),
             remote_regions=dict(type="raw"),
             duration_seconds=dict(type="raw"),
-            results_store=dict(type="raw"),
+            results_store=dict(type="str"),
             max_vus_per_task=dict(type="raw"),
-            deployment=dict(type="raw"),
+            deployment=dict(type="str"),
             task_cpu=dict(type="raw"),
             task_memory=dict(type="raw"),
             names_of=dict(type="str", choices=["options", "variables"], default="options"),
