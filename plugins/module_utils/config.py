@@ -14,7 +14,8 @@ Two sources describe a test, alone or together (a field given by both is an erro
   DURATION is in milliseconds; each REMOTE_REGIONS value is that region's VU count;
 * native settings (module options, playbook variables, AWX surveys): home_region,
   remote_regions, duration_seconds, results_store, max_vus_per_task, deployment, task_cpu,
-  task_memory. Surveys deliver numbers as strings, so a string of digits is accepted here.
+  task_memory, and the synchronized start's start_lead_seconds and start_timeout_seconds. Surveys
+  deliver numbers as strings, so a string of digits is accepted here, and the regions as JSON text.
 
 Every problem raises ConfigError naming the field and the bad value; nothing else escapes.
 Pure Python: used by the plan module and usable from any other Python code.
@@ -69,6 +70,13 @@ FARGATE_MEMORY_BY_CPU: dict[int, tuple[int, ...]] = {
 DEFAULT_TASK_CPU = 1024
 DEFAULT_TASK_MEMORY = 2048
 
+# The synchronized start: from the last task registering to the start everywhere, and how long a
+# load generator waits for that start before it gives up.
+START_LEAD_SECONDS_RANGE = (0, 3_600)
+DEFAULT_START_LEAD_SECONDS = 30
+START_TIMEOUT_SECONDS_RANGE = (1, 86_400)
+DEFAULT_START_TIMEOUT_SECONDS = 900
+
 CONFIG_FILE_MAX_BYTES = 1024 * 1024
 CONFIG_FILE_KEYS = ("DURATION", "HOME_REGION", "REMOTE_REGIONS")
 NATIVE_SETTINGS = (
@@ -80,6 +88,8 @@ NATIVE_SETTINGS = (
     "deployment",
     "task_cpu",
     "task_memory",
+    "start_lead_seconds",
+    "start_timeout_seconds",
 )
 # The playbooks' variables are the native settings with this prefix (constellation_remote_regions).
 VARIABLE_PREFIX = "constellation_"
@@ -116,6 +126,8 @@ class Config:
     deployment: str = DEFAULT_DEPLOYMENT
     task_cpu: int = DEFAULT_TASK_CPU
     task_memory: int = DEFAULT_TASK_MEMORY
+    start_lead_seconds: int = DEFAULT_START_LEAD_SECONDS
+    start_timeout_seconds: int = DEFAULT_START_TIMEOUT_SECONDS
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,6 +139,8 @@ class Config:
             "deployment": self.deployment,
             "task_cpu": self.task_cpu,
             "task_memory": self.task_memory,
+            "start_lead_seconds": self.start_lead_seconds,
+            "start_timeout_seconds": self.start_timeout_seconds,
         }
 
 
@@ -434,6 +448,14 @@ def load_config(path: str | os.PathLike | None = None, settings: Mapping[str, An
         deployment=_deployment(native.get("deployment", DEFAULT_DEPLOYMENT)),
         task_cpu=task_cpu,
         task_memory=task_memory,
+        start_lead_seconds=_integer(
+            "start_lead_seconds", native.get("start_lead_seconds", DEFAULT_START_LEAD_SECONDS), START_LEAD_SECONDS_RANGE,
+            "seconds", digits_ok=True,
+        ),
+        start_timeout_seconds=_integer(
+            "start_timeout_seconds", native.get("start_timeout_seconds", DEFAULT_START_TIMEOUT_SECONDS),
+            START_TIMEOUT_SECONDS_RANGE, "seconds", digits_ok=True,
+        ),
     )
 
 

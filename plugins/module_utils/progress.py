@@ -57,7 +57,7 @@ class ProgressError(ValueError):
 def validate_run_id(run_id: Any, option: str = "run_id") -> str:
     """Return ``run_id`` if it is a valid run id; it goes into S3 keys, ECS's startedBy and SQL.
 
-    The one rule for run ids (run_test.yml repeats its pattern in an assert, before any module).
+    The one rule for run ids: every module, the orchestrator and the data plane check them here.
     """
     if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
         raise ProgressError(
@@ -67,14 +67,40 @@ def validate_run_id(run_id: Any, option: str = "run_id") -> str:
     return run_id
 
 
+# A run's objects in the home bucket, in one place:
+#   runs/<run id>/script.js                        the k6 script (run_test uploads it, every task reads it)
+#   runs/<run id>/run.json                         the manifest, the run as planned (visualize reads it)
+#   runs/<run id>/records/<region>/<task>/*.jsonl  the S3 results store's records, and each task's
+#                                                  progress.json beside them
+
+
+def run_prefix(run_id: str) -> str:
+    return f"runs/{validate_run_id(run_id)}/"
+
+
 def script_key(run_id: str) -> str:
     """Where a run's k6 script is in the home bucket (run_test uploads it, every task reads it)."""
-    return f"runs/{validate_run_id(run_id)}/script.js"
+    return run_prefix(run_id) + "script.js"
+
+
+def manifest_key(run_id: str) -> str:
+    """Where run_test keeps the run as it was planned (visualize shows it)."""
+    return run_prefix(run_id) + "run.json"
 
 
 def records_prefix(run_id: str) -> str:
     """Where the S3 store keeps the run's records and progress objects."""
-    return f"runs/{validate_run_id(run_id)}/records/"
+    return run_prefix(run_id) + "records/"
+
+
+def task_records_prefix(run_id: str, region: str, task: Any) -> str:
+    """Where one task's aggregator writes its records and its progress object."""
+    return f"{records_prefix(run_id)}{region}/{task}/"
+
+
+def run_objects(run_id: str) -> dict[str, str]:
+    """The keys of a run's objects, for the playbooks (the upload, the task role's policy)."""
+    return {"script": script_key(run_id), "manifest": manifest_key(run_id), "records": records_prefix(run_id)}
 
 
 def is_record_key(key: str) -> bool:

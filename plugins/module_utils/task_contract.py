@@ -39,6 +39,7 @@ from .config import plan
 from .config import script_load_segments
 from .progress import ProgressError
 from .progress import script_key
+from .progress import run_objects
 from .progress import validate_run_id
 
 # Names a script's environment may use: the others are the tasks' own (and AWS's, and k6's settings).
@@ -135,7 +136,7 @@ class Run:
 
     def __post_init__(self) -> None:
         try:
-            validate_run_id(self.run_id)
+            validate_run_id(self.run_id, "constellation_run_id")
         except ProgressError as error:
             raise ContractError(str(error)) from None
         if self.load_model not in LOAD_MODELS:
@@ -313,12 +314,19 @@ def task_environment(containers: list[dict[str, Any]], overrides: TaskOverrides,
 def contract(
     config: Config, deployment: Deployment, run: Run | None, regions: list[str] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """By region: the task definition's ``containers`` and every task's overrides (``tasks``, none without a run)."""
+    """By region: the task definition's ``containers``, every task's overrides (``tasks``) and the keys of
+    the run's objects in the home bucket (``run_objects``: script, manifest, records); no tasks and no
+    keys without a run."""
     unknown = sorted(set(regions or ()) - set(config.remote_regions))
     if unknown:
         raise ContractError(f"regions {unknown} are not remote regions of the configuration ({sorted(config.remote_regions)})")
     overrides = task_overrides(config, run) if run is not None else {}
+    objects = run_objects(run.run_id) if run is not None else {}
     return {
-        region: {"containers": container_definitions(region, deployment), "tasks": overrides.get(region, [])}
+        region: {
+            "containers": container_definitions(region, deployment),
+            "tasks": overrides.get(region, []),
+            "run_objects": objects,
+        }
         for region in sorted(regions or config.remote_regions)
     }

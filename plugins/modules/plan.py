@@ -78,6 +78,18 @@ options:
         for example 2048 to 8192 in steps of 1024 with 1024 CPU units.
       - Defaults to V(2048).
     type: raw
+  start_lead_seconds:
+    description:
+      - Seconds from the last task of the run registering to the start everywhere, 0 to 3600.
+        A string of digits is accepted.
+      - Defaults to V(30).
+    type: raw
+  start_timeout_seconds:
+    description:
+      - How long a load generator waits for the synchronized start before it gives up, 1 to 86400
+        seconds. A string of digits is accepted.
+      - Defaults to V(900).
+    type: raw
   names_of:
     description:
       - What the messages call the settings. V(options) names this module's options (V(remote_regions));
@@ -160,6 +172,14 @@ config:
       description: Memory (MiB) per task.
       type: int
       sample: 2048
+    start_lead_seconds:
+      description: Seconds from the last registration to the synchronized start.
+      type: int
+      sample: 30
+    start_timeout_seconds:
+      description: How long a load generator waits for the start.
+      type: int
+      sample: 900
 plan:
   description: What the run deploys.
   returned: success
@@ -285,6 +305,8 @@ def main():
             deployment=dict(type="str"),
             task_cpu=dict(type="raw"),
             task_memory=dict(type="raw"),
+            start_lead_seconds=dict(type="raw"),
+            start_timeout_seconds=dict(type="raw"),
             names_of=dict(type="str", choices=["options", "variables"], default="options"),
         ),
         supports_check_mode=True,

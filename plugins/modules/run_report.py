@@ -243,7 +243,7 @@ def read_run(dynamodb, state_table, run_id):
 
 def read_manifest(s3, bucket, run_id, run):
     """The manifest run_test uploaded; a stand-in from the orchestrator's plan if it is missing."""
-    body = read_object(s3, bucket, f"runs/{run_id}/run.json")
+    body = read_object(s3, bucket, progress.manifest_key(run_id))
     if body is not None:
         return json.loads(body)
     return {"run_id": run_id, "regions": {region: {"tasks": tasks} for region, tasks in run["regions"].items()}}
@@ -251,9 +251,9 @@ def read_manifest(s3, bucket, run_id, run):
 
 def read_script_thresholds(module, s3, bucket, run_id):
     """The thresholds of the run's script, read from the copy run_test uploaded with `k6 inspect`."""
-    body = read_object(s3, bucket, f"runs/{run_id}/script.js")
+    body = read_object(s3, bucket, progress.script_key(run_id))
     if body is None:
-        raise ReportError(f"the script of run {run_id} is not in s3://{bucket}/runs/{run_id}/script.js")
+        raise ReportError(f"the script of run {run_id} is not in s3://{bucket}/{progress.script_key(run_id)}")
     k6 = module.get_bin_path(module.params["k6_binary"])
     if k6 is None:
         raise ReportError(

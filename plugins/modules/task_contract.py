@@ -172,11 +172,25 @@ regions:
           aggregator:
             CONSTELLATION_RUN_ID: nightly-42
             CONSTELLATION_TASK_INDEX: "0"
+    run_objects:
+      description: The same as RV(run_objects), for the region's task role policy.
+      type: dict
+run_objects:
+  description:
+    - The keys of the run's objects in the home bucket, empty without O(run_id); the one place the
+      playbooks take them from.
+  returned: always
+  type: dict
+  sample:
+    script: runs/nightly-42/script.js
+    manifest: runs/nightly-42/run.json
+    records: runs/nightly-42/records/
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.constellation.loadtest.plugins.module_utils.config import Config
+from ansible_collections.constellation.loadtest.plugins.module_utils.progress import run_objects
 from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import ContractError
 from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Deployment
 from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Home
@@ -229,7 +243,13 @@ def main():
     except (ContractError, TypeError) as error:
         module.fail_json(msg=f"task_contract: {error}")
     script_env = dict(run.script_env) if run else {}
-    module.exit_json(changed=False, regions=regions, script_env=script_env, k6_env_arguments=k6_env_arguments(script_env))
+    module.exit_json(
+        changed=False,
+        regions=regions,
+        run_objects=run_objects(run.run_id) if run else {},
+        script_env=script_env,
+        k6_env_arguments=k6_env_arguments(script_env),
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -234,6 +235,8 @@ def test_native_settings():
             "deployment": "perf-2",
             "task_cpu": 2048,
             "task_memory": 4096,
+            "start_lead_seconds": "0",
+            "start_timeout_seconds": 60,
         }
     )
     assert config.to_dict() == {
@@ -245,6 +248,8 @@ def test_native_settings():
         "deployment": "perf-2",
         "task_cpu": 2048,
         "task_memory": 4096,
+        "start_lead_seconds": 0,
+        "start_timeout_seconds": 60,
     }
 
 
@@ -522,3 +527,15 @@ def test_messages_can_name_the_playbook_variables():
     assert cfg.named_as_variables("deployment 'task_cpu' and constellation_task_memory") == (
         "constellation_deployment 'task_cpu' and constellation_task_memory"
     )
+
+
+@pytest.mark.parametrize(("setting", "value", "message"), [
+    ("start_lead_seconds", "soon", "start_lead_seconds must be a whole number of seconds from 0 to 3600; got 'soon'"),
+    ("start_lead_seconds", -1, "start_lead_seconds must be a whole number of seconds from 0 to 3600; got -1"),
+    ("start_timeout_seconds", 0, "start_timeout_seconds must be a whole number of seconds from 1 to 86400; got 0"),
+])
+def test_the_synchronized_start_settings_are_checked_by_name(setting, value, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        cfg.load_config(None, dict(NATIVE, **{setting: value}))
+    assert cfg.load_config(None, NATIVE).start_lead_seconds == 30
+    assert cfg.load_config(None, NATIVE).start_timeout_seconds == 900

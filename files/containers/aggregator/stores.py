@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 
 from progress import PROGRESS_OBJECT
 from progress import TaskProgress
+from progress import task_records_prefix
 from records import Record
 from records import to_json
 from records import to_timestream
@@ -111,7 +112,7 @@ class S3Store:
     def __init__(self, s3: Any, bucket: str, run_id: str, region: str, task: str) -> None:
         self._client = s3
         self._bucket = bucket
-        self._prefix = f"runs/{run_id}/records/{region}/{task}/"
+        self._prefix = task_records_prefix(run_id, region, task)
         self._progress = TaskProgress()
         self._progress_saved = True  # nothing to save before the first records
         self._progress_saved_at: Optional[float] = None  # time.monotonic() of the last save
