@@ -12,6 +12,13 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 COLLECTION_NAME = "constellation.loadtest"
 COLLECTION_VERSION = "0.1.0"
 
+# The options of the modules that read a run's interval records (doc fragment results_store).
+RESULTS_STORE_OPTIONS = dict(
+    results_store=dict(type="str", required=True, choices=["s3", "timestream"]),
+    database=dict(type="str"),
+    table=dict(type="str"),
+)
+
 
 class ConstellationAWSModule(AnsibleAWSModule):
     """AnsibleAWSModule that identifies this collection in the AWS user agent."""

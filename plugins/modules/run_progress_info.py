@@ -26,23 +26,9 @@ options:
       - The run, 1 to 64 letters, digits, hyphens and underscores, starting with a letter or digit.
     required: true
     type: str
-  results_store:
-    description:
-      - Where the run's interval records are.
-    required: true
-    type: str
-    choices: [s3, timestream]
   bucket:
     description:
       - The home bucket. Required when O(results_store=s3).
-    type: str
-  database:
-    description:
-      - The Timestream database. Required when O(results_store=timestream).
-    type: str
-  table:
-    description:
-      - The Timestream table. Required when O(results_store=timestream).
     type: str
   start_at:
     description:
@@ -57,6 +43,7 @@ notes:
   - A poll costs one S3 C(ListObjectsV2) call per region plus one C(GetObject) per task, or one
     Timestream query.
 extends_documentation_fragment:
+  - constellation.loadtest.results_store
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -131,6 +118,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.constellation.loadtest.plugins.module_utils import progress
 from ansible_collections.constellation.loadtest.plugins.module_utils import timestream
+from ansible_collections.constellation.loadtest.plugins.module_utils.modules import RESULTS_STORE_OPTIONS
 from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
 from ansible_collections.constellation.loadtest.plugins.module_utils.orchestrator_state import RetryingClient
 
@@ -148,11 +136,9 @@ def read_progress(module):
 
 def main():
     argument_spec = dict(
+        RESULTS_STORE_OPTIONS,
         run_id=dict(type="str", required=True),
-        results_store=dict(type="str", required=True, choices=["s3", "timestream"]),
         bucket=dict(type="str"),
-        database=dict(type="str"),
-        table=dict(type="str"),
         start_at=dict(type="int"),
     )
     module = ConstellationAWSModule(

@@ -46,20 +46,6 @@ options:
       - The orchestrator's DynamoDB table.
     required: true
     type: str
-  results_store:
-    description:
-      - Where the run's interval records are.
-    required: true
-    type: str
-    choices: [s3, timestream]
-  database:
-    description:
-      - The Timestream database. Required when O(results_store=timestream).
-    type: str
-  table:
-    description:
-      - The Timestream table. Required when O(results_store=timestream).
-    type: str
   report_dir:
     description:
       - The directory to write C(index.html) and C(summary.json) into; created if missing.
@@ -89,6 +75,7 @@ options:
         of throughput, p95 latency and error rate.
     type: str
 extends_documentation_fragment:
+  - constellation.loadtest.results_store
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -198,6 +185,7 @@ from ansible_collections.constellation.loadtest.plugins.module_utils import prog
 from ansible_collections.constellation.loadtest.plugins.module_utils import report_data
 from ansible_collections.constellation.loadtest.plugins.module_utils import report_html
 from ansible_collections.constellation.loadtest.plugins.module_utils import thresholds as k6_thresholds
+from ansible_collections.constellation.loadtest.plugins.module_utils.modules import RESULTS_STORE_OPTIONS
 from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
 
 K6_THRESHOLD_EXIT_CODE = 99
@@ -402,12 +390,10 @@ def build_report(module):
 
 def main():
     argument_spec = dict(
+        RESULTS_STORE_OPTIONS,
         run_id=dict(type="str", required=True),
         bucket=dict(type="str", required=True),
         state_table=dict(type="str", required=True),
-        results_store=dict(type="str", required=True, choices=["s3", "timestream"]),
-        database=dict(type="str"),
-        table=dict(type="str"),
         report_dir=dict(type="path", required=True),
         thresholds=dict(type="dict", default={}),
         script_thresholds=dict(type="bool", default=True),
