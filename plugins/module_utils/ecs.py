@@ -2,7 +2,8 @@
 # Copyright: constellation.loadtest contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The load generator tasks of one test run on ECS Fargate (find, launch, stop, summarize) and their cluster.
+"""The load generator tasks of one test run on ECS Fargate: find, launch, stop, summarize (their
+cluster is ``ecs_cluster``).
 
 A run's tasks are found by ``startedBy`` (the run id) and told apart by the tag
 ``constellation:task-index``. Every planned index is started at most once per run: a task that
@@ -27,9 +28,7 @@ try:
 except ImportError:
     pass  # Handled by AnsibleAWSModule
 
-from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 from ansible_collections.amazon.aws.plugins.module_utils.cloud import CloudRetry
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 from . import progress
 from .task_contract import run_task_overrides
@@ -254,94 +253,3 @@ def task_summary(task: dict[str, Any]) -> dict[str, Any]:
             for c in task.get("containers", [])
         ],
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# The cluster
-# ---------------------------------------------------------------------------------------------
-
-
-def describe_cluster(client, name: str) -> dict[str, Any] | None:
-    """The ACTIVE cluster with its tags as a dict under ``tags``, or None (missing or INACTIVE)."""
-    clusters = client.describe_clusters(clusters=[name], include=["TAGS", "SETTINGS"], aws_retry=True)["clusters"]
-    active = [cluster for cluster in clusters if cluster["status"] == "ACTIVE"]
-    if not active:
-        return None
-    cluster = dict(active[0])
-    cluster["tags"] = {tag["key"]: tag["value"] for tag in cluster.get("tags") or []}
-    return cluster
-
-
-def create_cluster(client, name: str, tags: dict[str, str], container_insights: bool) -> None:
-    client.create_cluster(
-        clusterName=name,
-        tags=[{"key": key, "value": value} for key, value in sorted(tags.items())],
-        settings=[{"name": "containerInsights", "value": "enabled" if container_insights else "disabled"}],
-        aws_retry=True,
-    )
-
-
-def container_insights_enabled(cluster: dict[str, Any]) -> bool:
-    return any(s["name"] == "containerInsights" and s["value"] == "enabled" for s in cluster.get("settings") or [])
-
-
-def set_container_insights(client, name: str, enabled: bool) -> None:
-    client.update_cluster_settings(
-        cluster=name, settings=[{"name": "containerInsights", "value": "enabled" if enabled else "disabled"}], aws_retry=True
-    )
-
-
-def tag_resource(client, arn: str, tags: dict[str, str]) -> None:
-    client.tag_resource(resourceArn=arn, tags=[{"key": k, "value": v} for k, v in sorted(tags.items())], aws_retry=True)
-
-
-def untag_resource(client, arn: str, keys: list[str]) -> None:
-    client.untag_resource(resourceArn=arn, tagKeys=keys, aws_retry=True)
-
-
-def delete_cluster(client, name: str) -> None:
-    client.delete_cluster(cluster=name, aws_retry=True)
-
-
-def cluster_options() -> dict[str, Any]:
-    """The argument spec of a cluster (fargate_cluster's options, fargate_region's ``cluster``)."""
-    return dict(name=dict(type="str", required=True), container_insights=dict(type="bool"))
-
-
-def ensure_cluster(client, name: str, tags: dict[str, str] | None, purge_tags: bool, insights: bool | None, check_mode: bool) -> dict[str, Any]:
-    """Create the cluster, or bring its tags and Container Insights in line; ``changed``, ``cluster`` (snake_case).
-
-    Tags unset are left as they are; so is Container Insights when ``insights`` is None.
-    """
-    cluster = describe_cluster(client, name)
-    if cluster is None:
-        if not check_mode:
-            create_cluster(client, name, tags or {}, bool(insights))
-        after = describe_cluster(client, name) if not check_mode else {"clusterName": name, "tags": tags or {}}
-        diff = {"before": {}, "after": {"cluster_name": name, "tags": tags or {}}}
-        return {"changed": True, "cluster": snake_cluster(after), "diff": diff}
-    to_add, to_remove = compare_aws_tags(cluster["tags"], tags, purge_tags) if tags is not None else ({}, [])
-    insights_differ = insights is not None and insights != container_insights_enabled(cluster)
-    changed = bool(to_add or to_remove or insights_differ)
-    if changed and not check_mode:
-        if to_remove:
-            untag_resource(client, cluster["clusterArn"], to_remove)
-        if to_add:
-            tag_resource(client, cluster["clusterArn"], to_add)
-        if insights_differ:
-            set_container_insights(client, name, insights)
-        cluster = describe_cluster(client, name)
-    return {"changed": changed, "cluster": snake_cluster(cluster)}
-
-
-def remove_cluster(client, name: str, check_mode: bool) -> dict[str, Any]:
-    """Delete the cluster if it is there (its tasks stopped first); ``changed`` and a ``diff``."""
-    if describe_cluster(client, name) is None:
-        return {"changed": False}
-    if not check_mode:
-        delete_cluster(client, name)
-    return {"changed": True, "diff": {"before": {"cluster_name": name}, "after": {}}}
-
-
-def snake_cluster(cluster: dict[str, Any]) -> dict[str, Any]:
-    return camel_dict_to_snake_dict(cluster, ignore_list=["tags"])

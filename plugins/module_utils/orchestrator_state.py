@@ -4,10 +4,11 @@
 
 """Orchestrator state in DynamoDB: one table, one item per test run.
 
-This file is the single home of the orchestrator's state logic. The Ansible modules
+This file is the single home of the run state machine. The Ansible modules
 ``orchestrator_state`` and ``orchestrator_state_info`` import it as module_utils, and the
 orchestrator Lambda ships it as the top-level module ``orchestrator_state``; so it imports
-nothing from Ansible and takes a plain boto3 DynamoDB client everywhere.
+nothing from Ansible and takes a plain boto3 DynamoDB client everywhere. The table itself (create,
+tag, delete) is ``orchestrator_table``, which the function does not need.
 
 Every change to a run is one atomic DynamoDB write (PutItem, or UpdateItem with set additions
 and condition expressions), never a read-modify-write: many load generators register at the
@@ -261,62 +262,6 @@ class RetryingClient:
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
         return self._retry(attribute) if callable(attribute) else attribute
-
-
-# ---------------------------------------------------------------------------------------------
-# The state table
-# ---------------------------------------------------------------------------------------------
-
-
-def describe_table(client, table: str) -> dict | None:
-    """Return DescribeTable's ``Table`` with its tags as ``Tags`` (a dict), or None if missing."""
-    try:
-        description = client.describe_table(TableName=table)["Table"]
-    except ClientError as error:
-        if _error_code(error) == "ResourceNotFoundException":
-            return None
-        raise
-    tags: dict[str, str] = {}
-    paginator = client.get_paginator("list_tags_of_resource")
-    for page in paginator.paginate(ResourceArn=description["TableArn"]):
-        tags.update({tag["Key"]: tag["Value"] for tag in page.get("Tags", [])})
-    description["Tags"] = tags
-    return description
-
-
-def create_table(client, table: str, tags: dict[str, str]) -> None:
-    """Create the state table, on demand: a test run writes in bursts and is idle otherwise."""
-    request: dict[str, Any] = {
-        "TableName": table,
-        "AttributeDefinitions": [{"AttributeName": "run_id", "AttributeType": "S"}],
-        "KeySchema": [{"AttributeName": "run_id", "KeyType": "HASH"}],
-        "BillingMode": "PAY_PER_REQUEST",
-    }
-    if tags:
-        request["Tags"] = [{"Key": key, "Value": value} for key, value in tags.items()]
-    client.create_table(**request)
-
-
-def wait_for_table(client, table: str, exists: bool, timeout_seconds: int) -> None:
-    """Block until the table is ACTIVE (``exists``) or gone, polling every 5 seconds at most."""
-    delay = max(1, min(5, timeout_seconds))
-    waiter = client.get_waiter("table_exists" if exists else "table_not_exists")
-    waiter.wait(TableName=table, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, timeout_seconds // delay)})
-
-
-def delete_table(client, table: str) -> None:
-    """Delete the state table and with it every run."""
-    client.delete_table(TableName=table)
-
-
-def tag_table(client, table_arn: str, tags: dict[str, str]) -> None:
-    """Add or overwrite ``tags`` on the table."""
-    client.tag_resource(ResourceArn=table_arn, Tags=[{"Key": key, "Value": value} for key, value in tags.items()])
-
-
-def untag_table(client, table_arn: str, tag_keys: list[str]) -> None:
-    """Remove the tags named in ``tag_keys`` from the table."""
-    client.untag_resource(ResourceArn=table_arn, TagKeys=tag_keys)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -221,12 +221,13 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.constellation.loadtest.plugins.module_utils import ecs
+from ansible_collections.constellation.loadtest.plugins.module_utils import ecs_cluster
 from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
 
 
 def ensure_running(module, client):
     params = module.params
-    if ecs.describe_cluster(client, params["cluster"]) is not None:
+    if ecs_cluster.describe_cluster(client, params["cluster"]) is not None:
         existing = ecs.find_tasks(client, params["cluster"], params["run_id"])
     elif module.check_mode:
         existing = []  # A deployment checked before it exists: every planned task would start.
@@ -264,7 +265,7 @@ def ensure_running(module, client):
 
 def ensure_stopped(module, client):
     params = module.params
-    if ecs.describe_cluster(client, params["cluster"]) is None:
+    if ecs_cluster.describe_cluster(client, params["cluster"]) is None:
         return {"changed": False, "stopped": [], "tasks": []}
     existing = ecs.find_tasks(client, params["cluster"], params["run_id"])
     to_stop = ecs.not_yet_stopping(existing)

@@ -121,6 +121,7 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.constellation.loadtest.plugins.module_utils import ecs
+from ansible_collections.constellation.loadtest.plugins.module_utils import ecs_cluster
 from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
 
 
@@ -138,7 +139,7 @@ def main():
         module.fail_json(msg=str(e))
     client = module.client("ecs", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=["ServerException"]))
     try:
-        exists = ecs.describe_cluster(client, cluster) is not None
+        exists = ecs_cluster.describe_cluster(client, cluster) is not None
         tasks = ecs.find_tasks(client, cluster, run_id) if exists else []
     except (ClientError, BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"{module.region}: failed to read the tasks of cluster {cluster}")

@@ -89,13 +89,13 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import ecs
+from ansible_collections.constellation.loadtest.plugins.module_utils import ecs_cluster
 from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
 
 
 def main():
     argument_spec = dict(
-        ecs.cluster_options(),
+        ecs_cluster.cluster_options(),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         tags=dict(type="dict", aliases=["resource_tags"]),
         purge_tags=dict(type="bool", default=True),
@@ -106,9 +106,9 @@ def main():
     params = module.params
     try:
         if params["state"] == "present":
-            result = ecs.ensure_cluster(client, params["name"], params["tags"], params["purge_tags"], params["container_insights"], module.check_mode)
+            result = ecs_cluster.ensure_cluster(client, params["name"], params["tags"], params["purge_tags"], params["container_insights"], module.check_mode)
         else:
-            result = ecs.remove_cluster(client, params["name"], module.check_mode)
+            result = ecs_cluster.remove_cluster(client, params["name"], module.check_mode)
     except (ClientError, BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"{module.region}: failed to manage ECS cluster {params['name']}")
     module.exit_json(**result)

@@ -233,7 +233,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import ecs
+from ansible_collections.constellation.loadtest.plugins.module_utils import ecs_cluster
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import TaskDefinitionError
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import TaskDefinitionFamily
 from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import manage_family
@@ -259,7 +259,7 @@ def argument_spec():
     return dict(
         state=dict(type="str", default="present", choices=["present", "absent"]),
         network=dict(type="dict", options=network_options()),
-        cluster=dict(type="dict", options=ecs.cluster_options()),
+        cluster=dict(type="dict", options=ecs_cluster.cluster_options()),
         task_definition=dict(type="dict", options=task_definition_options()),
         tags=dict(type="dict", aliases=["resource_tags"]),
         purge_tags=dict(type="bool", default=True),
@@ -366,9 +366,9 @@ class FargateRegion:
             subject = f"the ECS cluster {cluster['name']}"
             if self.present:
                 args = (self.ecs, cluster["name"], params["tags"], params["purge_tags"], cluster["container_insights"], self.module.check_mode)
-                results["cluster_result"] = attempt(subject, (), ecs.ensure_cluster, *args)
+                results["cluster_result"] = attempt(subject, (), ecs_cluster.ensure_cluster, *args)
             else:
-                results["cluster_result"] = attempt(subject, (), ecs.remove_cluster, self.ecs, cluster["name"], self.module.check_mode)
+                results["cluster_result"] = attempt(subject, (), ecs_cluster.remove_cluster, self.ecs, cluster["name"], self.module.check_mode)
         if self.family:
             retention = params["task_definition"]["log_group"]["retention_days"] if self.log_group else None
             results["family_result"] = manage_family(self.family, self.log_group, self.request, retention, params["tags"], params["purge_tags"])

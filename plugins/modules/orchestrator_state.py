@@ -225,6 +225,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 from ansible_collections.constellation.loadtest.plugins.module_utils import orchestrator_state
+from ansible_collections.constellation.loadtest.plugins.module_utils import orchestrator_table
 from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
 
 
@@ -232,21 +233,21 @@ def ensure_table(module, client):
     """Make the table exist with the requested tags; return (changed, description or None)."""
     name = module.params["name"]
     must_be_active = module.params["wait"] or module.params["run_id"]
-    table = orchestrator_state.describe_table(client, name)
+    table = orchestrator_table.describe_table(client, name)
     if table is None:
         if module.check_mode:
             return True, None
-        orchestrator_state.create_table(client, name, module.params["tags"] or {})
+        orchestrator_table.create_table(client, name, module.params["tags"] or {})
         if must_be_active:
-            orchestrator_state.wait_for_table(client, name, exists=True, timeout_seconds=module.params["wait_timeout"])
-        return True, orchestrator_state.describe_table(client, name)
+            orchestrator_table.wait_for_table(client, name, exists=True, timeout_seconds=module.params["wait_timeout"])
+        return True, orchestrator_table.describe_table(client, name)
     if table["TableStatus"] == "CREATING" and must_be_active and not module.check_mode:
         # Created by an earlier run with wait=false: runs and tags can only be written once ACTIVE.
-        orchestrator_state.wait_for_table(client, name, exists=True, timeout_seconds=module.params["wait_timeout"])
-        table = orchestrator_state.describe_table(client, name)
+        orchestrator_table.wait_for_table(client, name, exists=True, timeout_seconds=module.params["wait_timeout"])
+        table = orchestrator_table.describe_table(client, name)
     if not ensure_tags(module, client, table):
         return False, table
-    return True, table if module.check_mode else orchestrator_state.describe_table(client, name)
+    return True, table if module.check_mode else orchestrator_table.describe_table(client, name)
 
 
 def ensure_tags(module, client, table):
@@ -258,9 +259,9 @@ def ensure_tags(module, client, table):
         return False
     if not module.check_mode:
         if to_remove:
-            orchestrator_state.untag_table(client, table["TableArn"], to_remove)
+            orchestrator_table.untag_table(client, table["TableArn"], to_remove)
         if to_add:
-            orchestrator_state.tag_table(client, table["TableArn"], to_add)
+            orchestrator_table.tag_table(client, table["TableArn"], to_add)
     return True
 
 
@@ -335,7 +336,7 @@ def ensure_present(module, client, desired):
 
 def ensure_absent(module, client):
     name, run_id = module.params["name"], module.params["run_id"]
-    table = orchestrator_state.describe_table(client, name)
+    table = orchestrator_table.describe_table(client, name)
     if table is None:
         return {"changed": False}
     if run_id:
@@ -347,9 +348,9 @@ def ensure_absent(module, client):
             orchestrator_state.delete_run(client, name, run_id)
         return {"changed": True, "diff": diff}
     if not module.check_mode:
-        orchestrator_state.delete_table(client, name)
+        orchestrator_table.delete_table(client, name)
         if module.params["wait"]:
-            orchestrator_state.wait_for_table(client, name, exists=False, timeout_seconds=module.params["wait_timeout"])
+            orchestrator_table.wait_for_table(client, name, exists=False, timeout_seconds=module.params["wait_timeout"])
     return {"changed": True}
 
 

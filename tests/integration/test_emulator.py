@@ -29,6 +29,7 @@ from orchestrator_client import OrchestratorRejected
 from task_processes import deploy_orchestrator
 
 import orchestrator_state
+import orchestrator_table
 
 REGION = "us-east-2"
 HOME = "eu-central-1"
@@ -64,8 +65,8 @@ def invoke(client, name: str, event: dict) -> tuple[dict, str | None]:
 def test_the_deployed_orchestrator_answers_the_tasks_events(moto):
     table, function = "state-table", "lt-orchestrator"
     dynamodb = moto.client("dynamodb", HOME)
-    orchestrator_state.create_table(dynamodb, table, {})
-    orchestrator_state.wait_for_table(dynamodb, table, exists=True, timeout_seconds=10)
+    orchestrator_table.create_table(dynamodb, table, {})
+    orchestrator_table.wait_for_table(dynamodb, table, exists=True, timeout_seconds=10)
     deploy_orchestrator(moto.url, HOME, function, table, lead_seconds=7)
     client = OrchestratorClient.from_spec(f"lambda:{function}", HOME, moto.url)
 

@@ -28,6 +28,7 @@ from conftest import REPO, VENV_BIN
 sys.path.insert(0, str(REPO / ".build" / "collections"))
 
 import orchestrator_state  # noqa: E402
+import orchestrator_table  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.config import load_config  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.config import plan  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.config import script_load_segments  # noqa: E402
@@ -98,8 +99,8 @@ def prepare_home(moto_url: str, script: str, run_id: str, regions: dict[str, int
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": HOME})
     s3.put_object(Bucket=BUCKET, Key=f"runs/{run_id}/script.js", Body=script.encode())
     dynamodb = _client("dynamodb", moto_url)
-    orchestrator_state.create_table(dynamodb, TABLE, {})
-    orchestrator_state.wait_for_table(dynamodb, TABLE, exists=True, timeout_seconds=10)
+    orchestrator_table.create_table(dynamodb, TABLE, {})
+    orchestrator_table.wait_for_table(dynamodb, TABLE, exists=True, timeout_seconds=10)
     orchestrator_state.reset_run(dynamodb, TABLE, run_id, regions, lead_seconds)
     deploy_orchestrator(moto_url, HOME, function_name(run_id), TABLE, lead_seconds)
 

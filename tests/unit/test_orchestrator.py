@@ -26,6 +26,7 @@ sys.path.append(str(REPO / ".build" / "collections"))
 
 import orchestrator  # noqa: E402
 import orchestrator_state  # noqa: E402
+import orchestrator_table  # noqa: E402
 
 TABLE = "orchestrator-test"
 REGION = "eu-central-1"
@@ -37,8 +38,8 @@ FIVE_REGIONS = ["us-east-2", "ap-northeast-1", "ca-central-1", "eu-west-1", "sa-
 def dynamodb(moto):
     """A client of an emptied moto with the state table created and ACTIVE."""
     client = moto.client("dynamodb", REGION)
-    orchestrator_state.create_table(client, TABLE, {"constellation:deployment": "test"})
-    orchestrator_state.wait_for_table(client, TABLE, exists=True, timeout_seconds=10)
+    orchestrator_table.create_table(client, TABLE, {"constellation:deployment": "test"})
+    orchestrator_table.wait_for_table(client, TABLE, exists=True, timeout_seconds=10)
     return client
 
 
