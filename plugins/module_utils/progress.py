@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -249,7 +250,7 @@ def timestream_query(database: str, table: str, run_id: str, start_at_ms: Option
     """The query that sums the run's request records by region."""
     return (
         "SELECT region, SUM(requests) AS requests, SUM(failures) AS failures, COUNT(DISTINCT task) AS tasks"
-        f" FROM {_identifier(database)}.{_identifier(table)}"
+        f" FROM {sql_identifier(database)}.{sql_identifier(table)}"
         f" WHERE run_id = '{validate_run_id(run_id)}' AND measure_name = 'requests'"
         f" AND {time_condition(start_at_ms)}"
         " GROUP BY region"
@@ -263,22 +264,31 @@ def read_timestream_progress(
 
     ``client`` is a ``timestream-query`` client; ``start_at_ms`` the run's decided start, if any.
     """
-    request = {"QueryString": timestream_query(database, table, run_id, start_at_ms)}
     regions: dict[str, RegionProgress] = {}
-    while True:
-        response = client.query(**request)
-        columns = [column["Name"] for column in response.get("ColumnInfo", [])]
-        for row in response.get("Rows", []):
-            values = dict(zip(columns, (datum.get("ScalarValue") for datum in row["Data"])))
-            region = regions.setdefault(values["region"], RegionProgress())
-            region.add(RegionProgress(_count(values["requests"]), _count(values["failures"]), _count(values["tasks"])))
-        # A query still running answers with a token and maybe no rows yet: follow it to the end.
-        if not response.get("NextToken"):
-            return regions
-        request["NextToken"] = response["NextToken"]
+    for columns, data in timestream_rows(client, timestream_query(database, table, run_id, start_at_ms)):
+        values = dict(zip(columns, (datum.get("ScalarValue") for datum in data)))
+        region = regions.setdefault(values["region"], RegionProgress())
+        region.add(RegionProgress(_count(values["requests"]), _count(values["failures"]), _count(values["tasks"])))
+    return regions
 
 
-def _identifier(name: str) -> str:
+# Timestream queries, for the progress here and the report (report_data): one reader of their
+# answers, one quoting of identifiers.
+
+
+def timestream_rows(client, query: str) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
+    """The column names and the data of every row of a query's answer, through every page.
+
+    A query still running answers with pages of no rows and a NextToken: the paginator follows
+    them to the end. ``client`` is a ``timestream-query`` client.
+    """
+    for page in client.get_paginator("query").paginate(QueryString=query):
+        columns = [column["Name"] for column in page.get("ColumnInfo", [])]
+        for row in page.get("Rows", []):
+            yield columns, row["Data"]
+
+
+def sql_identifier(name: str) -> str:
     """``name`` as a quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
 

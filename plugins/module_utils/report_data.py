@@ -49,7 +49,9 @@ from .histogram import merge_all
 from .orchestrator_state import iso8601_utc
 from .progress import is_record_key
 from .progress import records_prefix
+from .progress import sql_identifier
 from .progress import time_condition
+from .progress import timestream_rows
 from .progress import validate_run_id
 from .records import Record
 from .records import RequestRecord
@@ -121,9 +123,9 @@ def timestream_query(database: str, table: str, run_id: str, start_at_ms: Option
             raise ValueError(f"{name!r} is not a Timestream {what} name: 3 to 256 of a-z, A-Z, 0-9, '_', '.' and '-'")
     # The run id is validated (letters, digits, '_' and '-' only), so it cannot end the SQL string.
     return (
-        f"SELECT * FROM {_identifier(database)}.{_identifier(table)}"
-        f" WHERE {_identifier('run_id')} = '{validate_run_id(run_id)}'"
-        f" AND {_identifier('measure_name')} IN ('{RequestRecord.KIND}', '{TaskRecord.KIND}')"
+        f"SELECT * FROM {sql_identifier(database)}.{sql_identifier(table)}"
+        f" WHERE {sql_identifier('run_id')} = '{validate_run_id(run_id)}'"
+        f" AND {sql_identifier('measure_name')} IN ('{RequestRecord.KIND}', '{TaskRecord.KIND}')"
         f" AND {time_condition(start_at_ms)}"
     )
 
@@ -134,20 +136,18 @@ def read_records_timestream(
     """Every record of the run in a Timestream table, read through every page of the query.
 
     Timestream answers a long query with pages of no rows and a NextToken until it has results;
-    the paginator follows them. One table holds both kinds, so each row has NULLs in the other
+    :func:`progress.timestream_rows` follows them. One table holds both kinds, so each row has NULLs in the other
     kind's columns, which :func:`records.from_timestream_row` does not read.
     """
     query = timestream_query(database, table, run_id, start_at_ms)
     records: list[Record] = []
     try:
-        for page in client.get_paginator("query").paginate(QueryString=query):
-            names = [column["Name"] for column in page.get("ColumnInfo", [])]
-            for row in page.get("Rows", []):
-                where = f"row {len(records) + 1} of the Timestream query on {database}.{table}"
-                values = [_scalar(datum, where) for datum in row["Data"]]
-                if len(values) != len(names):
-                    raise RecordsError(f"{where} has {len(values)} values for {len(names)} columns")
-                records.append(_record(where, from_timestream_row, dict(zip(names, values, strict=True)), run_id))
+        for names, data in timestream_rows(client, query):
+            where = f"row {len(records) + 1} of the Timestream query on {database}.{table}"
+            values = [_scalar(datum, where) for datum in data]
+            if len(values) != len(names):
+                raise RecordsError(f"{where} has {len(values)} values for {len(names)} columns")
+            records.append(_record(where, from_timestream_row, dict(zip(names, values, strict=True)), run_id))
     except ClientError as error:
         # A table no record was ever written to has no columns yet: the run has no records.
         details = error.response.get("Error", {})
@@ -498,8 +498,3 @@ def _scalar(datum: Mapping[str, Any], where: str) -> Optional[str]:
     if datum.get("NullValue"):
         return None
     raise RecordsError(f"{where} has a value that is neither a scalar nor NULL: {datum!r}")
-
-
-def _identifier(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
