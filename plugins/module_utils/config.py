@@ -597,6 +597,7 @@ def plan(config: Config) -> dict[str, Any]:
         "home_region": config.home_region,
         "regions": sorted({config.home_region, *config.remote_regions}),
         "remote_regions": remote_regions,
+        "tasks_by_region": {region: planned["tasks"] for region, planned in remote_regions.items()},
         "totals": {
             "vus": sum(region["vus"] for region in remote_regions.values()),
             "tasks": tasks,

@@ -311,6 +311,22 @@ def task_environment(containers: list[dict[str, Any]], overrides: TaskOverrides,
     return {item["name"]: item["value"] for item in definition.get("environment", [])} | dict(overrides.get(container, {}))
 
 
+def manifest(config: Config, run: Run, script_name: str) -> dict[str, Any]:
+    """The run as it was planned, which run_test keeps beside the script and visualize shows."""
+    planned = plan(config)["remote_regions"]
+    return {
+        "run_id": run.run_id,
+        "deployment": config.deployment,
+        "executor": "fargate",
+        "home_region": config.home_region,
+        "results_store": config.results_store,
+        "duration_ms": config.duration_ms,
+        "load_model": run.load_model,
+        "script": script_name,
+        "regions": {region: {"vus": p["vus"], "tasks": p["tasks"]} for region, p in planned.items()},
+    }
+
+
 def contract(
     config: Config, deployment: Deployment, run: Run | None, regions: list[str] | None = None
 ) -> dict[str, dict[str, Any]]:

@@ -232,6 +232,10 @@ plan:
         memory_gib:
           description: Memory (GiB) of all the region's tasks together.
           type: float
+    tasks_by_region:
+      description: The number of tasks of each remote region, as the orchestrator plans a run.
+      type: dict
+      sample: {"ap-northeast-1": 1, "us-east-2": 2}
     totals:
       description: Sums over all remote regions.
       type: dict

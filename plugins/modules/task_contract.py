@@ -103,6 +103,11 @@ options:
       - The length of the results' intervals.
     type: int
     default: 5
+  script_name:
+    description:
+      - The file name of the run's script, for RV(manifest).
+    type: str
+    default: script.js
   endpoint_url:
     description:
       - One endpoint for every AWS service the tasks call (an emulator); omit for AWS.
@@ -175,6 +180,13 @@ regions:
     run_objects:
       description: The same as RV(run_objects), for the region's task role policy.
       type: dict
+manifest:
+  description:
+    - The run as it is planned (run id, deployment, executor, home region, results store, duration,
+      load model, script name, VUs and tasks per region); run_test keeps it beside the script as
+      RV(run_objects.manifest) and visualize shows it. Empty without O(run_id).
+  returned: always
+  type: dict
 run_objects:
   description:
     - The keys of the run's objects in the home bucket, empty without O(run_id); the one place the
@@ -197,6 +209,7 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.task_contra
 from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Run
 from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import contract
 from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import k6_env_arguments
+from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import manifest
 
 
 def main():
@@ -217,6 +230,7 @@ def main():
             aggregator_port=dict(type="int", default=9464),
             interval_seconds=dict(type="int", default=5),
             endpoint_url=dict(type="str"),
+            script_name=dict(type="str", default="script.js"),
         ),
         supports_check_mode=True,
     )
@@ -247,6 +261,7 @@ def main():
         changed=False,
         regions=regions,
         run_objects=run_objects(run.run_id) if run else {},
+        manifest=manifest(config, run, params["script_name"]) if run else {},
         script_env=script_env,
         k6_env_arguments=k6_env_arguments(script_env),
     )
