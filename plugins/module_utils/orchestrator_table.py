@@ -19,8 +19,6 @@ except ImportError:
     pass  # The Ansible modules report a missing botocore.
 
 
-
-
 def describe_table(client, table: str) -> dict | None:
     """Return DescribeTable's ``Table`` with its tags as ``Tags`` (a dict), or None if missing."""
     try:

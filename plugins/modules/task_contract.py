@@ -183,8 +183,8 @@ regions:
 manifest:
   description:
     - The run as it is planned (run id, deployment, executor, home region, results store, duration,
-      load model, script name, VUs and tasks per region); run_test keeps it beside the script as
-      RV(run_objects.manifest) and visualize shows it. Empty without O(run_id).
+      load model, script name, VUs and tasks per region); run_test keeps it beside the script, at
+      the key C(manifest) of RV(run_objects), and visualize shows it. Empty without O(run_id).
   returned: always
   type: dict
 run_objects:
