@@ -18,6 +18,7 @@ description:
     C(ansible-playbook) was started in, as every command-line tool takes it (in AWX, the project
     directory), not to the playbook's directory, where Ansible runs modules.
   - Filters run on the controller, so this is the controller's working directory.
+  - Null stays null (no path given).
 positional: _input
 options:
   _input:
@@ -36,13 +37,13 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: The absolute path, not resolved through symbolic links.
+  description: The absolute path, not resolved through symbolic links; null for null.
   type: path
 """
 
 
-def absolute_path(path: str) -> str:
-    return os.path.abspath(os.path.expanduser(str(path)))
+def absolute_path(path: str | None) -> str | None:
+    return None if path is None else os.path.abspath(os.path.expanduser(str(path)))
 
 
 class FilterModule:

@@ -130,11 +130,6 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-config_file:
-  description: The absolute path of the config file read, or null without one.
-  returned: success
-  type: str
-  sample: /home/me/loadtest/config.json
 config:
   description: The validated configuration, defaults filled in.
   returned: success
@@ -327,7 +322,7 @@ def main():
             field = VARIABLE_PREFIX + error.field if error.field in NATIVE_SETTINGS else error.field
             module.fail_json(msg=named_as_variables(str(error)), field=field)
         module.fail_json(msg=str(error), field=error.field)
-    module.exit_json(changed=False, config=config.to_dict(), plan=plan(config), config_file=config_file)
+    module.exit_json(changed=False, config=config.to_dict(), plan=plan(config))
 
 
 if __name__ == "__main__":
