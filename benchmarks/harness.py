@@ -22,7 +22,7 @@ for path in (REPO / "tools", REPO / "plugins" / "module_utils", REPO / ".build" 
 
 import boto3  # noqa: E402
 from emulator import FAKE_CREDENTIALS, free_port, wait_until_up  # noqa: E402
-from records import RequestRecord, from_json  # noqa: E402
+from results.records import RequestRecord, from_json  # noqa: E402
 
 from task_processes import Entrypoints  # noqa: E402
 

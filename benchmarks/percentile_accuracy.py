@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from harness import aggregator, create_bucket, k6_output_env, measured_on, request_records, run_k6, stored_records
-from histogram import merge_all
+from results.histogram import merge_all
 from scripts import mixed_requests
 from targets import api_like_target
 

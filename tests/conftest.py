@@ -24,13 +24,16 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tools"))
+# The collection by its FQCN (the repository root is the collection, linked under .build/collections)
+# and its shared packages as the data plane imports them (``results``, ``run``: see the Dockerfiles).
+sys.path.insert(0, str(REPO / ".build" / "collections"))
 sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 
 import podman  # noqa: E402
 import yaml  # noqa: E402
 from ecs_runner import SESSION_LABEL, read_container_log  # noqa: E402
 from emulator import FAKE_CREDENTIALS, aws_emulator, reset  # noqa: E402
-from regions import TIMESTREAM_LIVEANALYTICS_REGIONS  # noqa: E402
+from run.regions import TIMESTREAM_LIVEANALYTICS_REGIONS  # noqa: E402
 
 
 @dataclass

@@ -32,10 +32,10 @@ from typing import Mapping
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".build" / "collections"))
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import task_contract  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.config import Config  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import AGGREGATOR  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import LOAD_GENERATOR  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.run import task_contract  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import Config  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import AGGREGATOR  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import LOAD_GENERATOR  # noqa: E402
 
 from ecs_runner import TASK_PORT_VARIABLES, free_ports  # noqa: E402
 
@@ -135,7 +135,12 @@ def deploy_orchestrator(endpoint_url: str, region: str, function: str, table: st
     from ansible_collections.constellation.loadtest.plugins.modules.lambda_package import build_package
 
     # The files roles/home/tasks/present.yml packages.
-    sources = [REPO / "files" / "lambda" / "orchestrator.py", REPO / "plugins" / "module_utils" / "orchestrator_state.py"]
+    state = REPO / "plugins" / "module_utils" / "run"
+    sources = {
+        "orchestrator.py": REPO / "files" / "lambda" / "orchestrator.py",
+        "run/__init__.py": state / "__init__.py",
+        "run/orchestrator_state.py": state / "orchestrator_state.py",
+    }
     iam = boto3.client("iam", region_name=region, endpoint_url=endpoint_url)
     trust = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
     role = iam.create_role(RoleName=f"{function}-role", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
@@ -144,7 +149,7 @@ def deploy_orchestrator(endpoint_url: str, region: str, function: str, table: st
         Runtime="python3.12",
         Handler="orchestrator.handler",
         Role=role,
-        Code={"ZipFile": build_package([(source.name, source.read_bytes()) for source in sources])},
+        Code={"ZipFile": build_package([(name, source.read_bytes()) for name, source in sources.items()])},
         Timeout=30,
         Environment={"Variables": {"STATE_TABLE": table, "START_LEAD_SECONDS": str(lead_seconds)}},
     )

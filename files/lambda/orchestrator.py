@@ -42,7 +42,7 @@ import boto3
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError
 
-import orchestrator_state
+from run import orchestrator_state
 
 DEFAULT_START_LEAD_SECONDS = 30
 

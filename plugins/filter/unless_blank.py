@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.constellation.loadtest.plugins.module_utils.config import not_blank
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import not_blank
 
 DOCUMENTATION = r"""
 name: unless_blank

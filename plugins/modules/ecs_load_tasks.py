@@ -220,25 +220,25 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import ecs
-from ansible_collections.constellation.loadtest.plugins.module_utils import ecs_cluster
-from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.run import load_tasks
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws import ecs_cluster
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
 
 
 def ensure_running(module, client):
     params = module.params
     if ecs_cluster.describe_cluster(client, params["cluster"]) is not None:
-        existing = ecs.find_tasks(client, params["cluster"], params["run_id"])
+        existing = load_tasks.find_tasks(client, params["cluster"], params["run_id"])
     elif module.check_mode:
         existing = []  # A deployment checked before it exists: every planned task would start.
     else:
-        raise ecs.EcsLoadTaskError(f"ECS cluster {params['cluster']} does not exist in {module.region}")
-    missing = ecs.missing_indexes(existing, len(params["tasks"]), params["registered"])
-    result = {"changed": bool(missing), "started": missing, "tasks": [ecs.task_summary(task) for task in existing]}
+        raise load_tasks.EcsLoadTaskError(f"ECS cluster {params['cluster']} does not exist in {module.region}")
+    missing = load_tasks.missing_indexes(existing, len(params["tasks"]), params["registered"])
+    result = {"changed": bool(missing), "started": missing, "tasks": [load_tasks.task_summary(task) for task in existing]}
     if not missing or module.check_mode:
         return result
     requests = [
-        ecs.run_task_request(
+        load_tasks.run_task_request(
             cluster=params["cluster"],
             task_definition=params["task_definition"],
             run_id=params["run_id"],
@@ -251,10 +251,10 @@ def ensure_running(module, client):
         )
         for index in missing
     ]
-    launched, failed = ecs.launch_tasks(lambda request: ecs.launch_task(client, request), requests, params["launch_concurrency"])
-    result["tasks"] = [ecs.task_summary(task) for task in ecs.by_index(existing + launched)]
+    launched, failed = load_tasks.launch_tasks(lambda request: load_tasks.launch_task(client, request), requests, params["launch_concurrency"])
+    result["tasks"] = [load_tasks.task_summary(task) for task in load_tasks.by_index(existing + launched)]
     if failed:
-        reasons = "; ".join(f"task {ecs.request_index(request)}: {error}" for request, error in failed)
+        reasons = "; ".join(f"task {load_tasks.request_index(request)}: {error}" for request, error in failed)
         module.fail_json(
             msg=f"{module.region}: could not start {len(failed)} of {len(requests)} tasks of run {params['run_id']} "
             f"in cluster {params['cluster']}: {reasons}",
@@ -267,17 +267,17 @@ def ensure_stopped(module, client):
     params = module.params
     if ecs_cluster.describe_cluster(client, params["cluster"]) is None:
         return {"changed": False, "stopped": [], "tasks": []}
-    existing = ecs.find_tasks(client, params["cluster"], params["run_id"])
-    to_stop = ecs.not_yet_stopping(existing)
+    existing = load_tasks.find_tasks(client, params["cluster"], params["run_id"])
+    to_stop = load_tasks.not_yet_stopping(existing)
     result = {"changed": bool(to_stop), "stopped": [task["taskArn"] for task in to_stop]}
     if module.check_mode:
-        return dict(result, tasks=[ecs.task_summary(task) for task in existing])
-    ecs.stop_tasks(client, params["cluster"], to_stop, params["reason"])
+        return dict(result, tasks=[load_tasks.task_summary(task) for task in existing])
+    load_tasks.stop_tasks(client, params["cluster"], to_stop, params["reason"])
     if params["wait"] and existing:
-        ecs.wait_until_stopped(client, params["cluster"], [task["taskArn"] for task in existing], params["wait_timeout"])
+        load_tasks.wait_until_stopped(client, params["cluster"], [task["taskArn"] for task in existing], params["wait_timeout"])
     if to_stop or params["wait"]:
-        existing = ecs.find_tasks(client, params["cluster"], params["run_id"])
-    return dict(result, tasks=[ecs.task_summary(task) for task in existing])
+        existing = load_tasks.find_tasks(client, params["cluster"], params["run_id"])
+    return dict(result, tasks=[load_tasks.task_summary(task) for task in existing])
 
 
 def main():
@@ -305,18 +305,18 @@ def main():
     params = module.params
     try:
         if params["run_id"] is not None:
-            ecs.validate_run_id(params["run_id"])
+            load_tasks.validate_run_id(params["run_id"])
         # In check mode a dedicated network that does not exist yet has no subnets to name.
         if params["state"] == "running" and not params["subnets"] and not module.check_mode:
-            raise ecs.EcsLoadTaskError("subnets must name at least one subnet")
-    except ecs.EcsLoadTaskError as e:
+            raise load_tasks.EcsLoadTaskError("subnets must name at least one subnet")
+    except load_tasks.EcsLoadTaskError as e:
         module.fail_json(msg=str(e))
     client = module.client("ecs", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=["ServerException"]))
     action = ensure_running if params["state"] == "running" else ensure_stopped
     where = f"run {params['run_id']}" if params["run_id"] else "every task"
     try:
         result = action(module, client)
-    except ecs.EcsLoadTaskError as e:
+    except load_tasks.EcsLoadTaskError as e:
         module.fail_json(msg=str(e))
     except WaiterError as e:
         module.fail_json_aws(e, msg=f"{module.region}: timed out waiting for {where} in cluster {params['cluster']} to stop")

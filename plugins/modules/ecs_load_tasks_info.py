@@ -120,9 +120,9 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import ecs
-from ansible_collections.constellation.loadtest.plugins.module_utils import ecs_cluster
-from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.run import load_tasks
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws import ecs_cluster
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
 
 
 def main():
@@ -134,16 +134,16 @@ def main():
     cluster, run_id = module.params["cluster"], module.params["run_id"]
     try:
         if run_id is not None:
-            ecs.validate_run_id(run_id)
-    except ecs.EcsLoadTaskError as e:
+            load_tasks.validate_run_id(run_id)
+    except load_tasks.EcsLoadTaskError as e:
         module.fail_json(msg=str(e))
     client = module.client("ecs", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=["ServerException"]))
     try:
         exists = ecs_cluster.describe_cluster(client, cluster) is not None
-        tasks = ecs.find_tasks(client, cluster, run_id) if exists else []
+        tasks = load_tasks.find_tasks(client, cluster, run_id) if exists else []
     except (ClientError, BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"{module.region}: failed to read the tasks of cluster {cluster}")
-    module.exit_json(changed=False, cluster_exists=exists, tasks=[ecs.task_summary(task) for task in tasks], **ecs.summarize(tasks))
+    module.exit_json(changed=False, cluster_exists=exists, tasks=[load_tasks.task_summary(task) for task in tasks], **load_tasks.summarize(tasks))
 
 
 if __name__ == "__main__":

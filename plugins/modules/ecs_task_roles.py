@@ -166,12 +166,12 @@ roles:
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.constellation.loadtest.plugins.module_utils.ecs_task_roles import EcsTaskRoles
-from ansible_collections.constellation.loadtest.plugins.module_utils.ecs_task_roles import EcsTaskRolesError
-from ansible_collections.constellation.loadtest.plugins.module_utils.ecs_task_roles import parse_document
-from ansible_collections.constellation.loadtest.plugins.module_utils.ecs_task_roles import parse_roles
-from ansible_collections.constellation.loadtest.plugins.module_utils.ecs_task_roles import role_names
-from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.ecs_task_roles import EcsTaskRoles
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.ecs_task_roles import EcsTaskRolesError
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.ecs_task_roles import parse_document
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.ecs_task_roles import parse_roles
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.ecs_task_roles import role_names
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
 
 
 def main():

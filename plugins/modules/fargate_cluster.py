@@ -89,8 +89,8 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import ecs_cluster
-from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws import ecs_cluster
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
 
 
 def main():

@@ -233,23 +233,23 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import ecs_cluster
-from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import TaskDefinitionError
-from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import TaskDefinitionFamily
-from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import manage_family
-from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import requested
-from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import task_definition_options
-from ansible_collections.constellation.loadtest.plugins.module_utils.fargate_task_definition import validate_family
-from ansible_collections.constellation.loadtest.plugins.module_utils.log_group import LogGroup
-from ansible_collections.constellation.loadtest.plugins.module_utils.log_group import LogGroupError
-from ansible_collections.constellation.loadtest.plugins.module_utils.log_group import validate as validate_log_group
-from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
-from ansible_collections.constellation.loadtest.plugins.module_utils.parts import PartError
-from ansible_collections.constellation.loadtest.plugins.module_utils.parts import attempt
-from ansible_collections.constellation.loadtest.plugins.module_utils.parts import fail
-from ansible_collections.constellation.loadtest.plugins.module_utils.region_network import RegionNetwork
-from ansible_collections.constellation.loadtest.plugins.module_utils.region_network import RegionNetworkError
-from ansible_collections.constellation.loadtest.plugins.module_utils.region_network import network_options
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws import ecs_cluster
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.fargate_task_definition import TaskDefinitionError
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.fargate_task_definition import TaskDefinitionFamily
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.fargate_task_definition import manage_family
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.fargate_task_definition import requested
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.fargate_task_definition import task_definition_options
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.fargate_task_definition import validate_family
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.log_group import LogGroup
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.log_group import LogGroupError
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.log_group import validate as validate_log_group
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.parts import PartError
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.parts import attempt
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.parts import fail
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.region_network import RegionNetwork
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.region_network import RegionNetworkError
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.region_network import network_options
 
 NETWORK_REQUIRED = ("cidr_block", "subnet_cidrs", "security_group_name")
 TASK_DEFINITION_REQUIRED = ("cpu", "memory", "containers")

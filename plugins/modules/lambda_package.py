@@ -43,7 +43,10 @@ EXAMPLES = r"""
     dest: ~/.cache/constellation.loadtest/orchestrator.zip
     files:
       - src: "{{ collection_root }}/files/lambda/orchestrator.py"
-      - src: "{{ collection_root }}/plugins/module_utils/orchestrator_state.py"
+      - src: "{{ collection_root }}/plugins/module_utils/run/__init__.py"
+        name: run/__init__.py
+      - src: "{{ collection_root }}/plugins/module_utils/run/orchestrator_state.py"
+        name: run/orchestrator_state.py
 """
 
 RETURN = r"""

@@ -224,9 +224,9 @@ from ansible.module_utils.common.dict_transformations import camel_dict_to_snake
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import orchestrator_state
-from ansible_collections.constellation.loadtest.plugins.module_utils import orchestrator_table
-from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.run import orchestrator_state
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws import orchestrator_table
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
 
 
 def ensure_table(module, client):

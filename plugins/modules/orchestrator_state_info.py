@@ -151,8 +151,8 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import orchestrator_state
-from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.run import orchestrator_state
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
 
 
 def read_state(client, table, run_id):

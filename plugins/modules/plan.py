@@ -282,14 +282,14 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.constellation.loadtest.plugins.module_utils.config import ConfigError
-from ansible_collections.constellation.loadtest.plugins.module_utils.config import NATIVE_SETTINGS
-from ansible_collections.constellation.loadtest.plugins.module_utils.config import VARIABLE_PREFIX
-from ansible_collections.constellation.loadtest.plugins.module_utils.config import load_config
-from ansible_collections.constellation.loadtest.plugins.module_utils.config import named_as_variables
-from ansible_collections.constellation.loadtest.plugins.module_utils.config import not_blank
-from ansible_collections.constellation.loadtest.plugins.module_utils.config import plan
-from ansible_collections.constellation.loadtest.plugins.module_utils.regions import HAS_BOTOCORE
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import ConfigError
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import NATIVE_SETTINGS
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import VARIABLE_PREFIX
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import load_config
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import named_as_variables
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import not_blank
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import plan
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.regions import HAS_BOTOCORE
 
 
 def main():

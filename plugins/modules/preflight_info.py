@@ -155,7 +155,7 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
 
 FARGATE_VCPU_QUOTA = {"ServiceCode": "fargate", "QuotaCode": "L-3032A538"}
 USABLE_OPT_IN_STATUSES = ("opt-in-not-required", "opted-in")

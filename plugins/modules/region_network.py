@@ -237,10 +237,10 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
-from ansible_collections.constellation.loadtest.plugins.module_utils.region_network import RegionNetwork
-from ansible_collections.constellation.loadtest.plugins.module_utils.region_network import RegionNetworkError
-from ansible_collections.constellation.loadtest.plugins.module_utils.region_network import network_options
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.region_network import RegionNetwork
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.region_network import RegionNetworkError
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.region_network import network_options
 
 
 def main():

@@ -116,11 +116,11 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import progress
-from ansible_collections.constellation.loadtest.plugins.module_utils import timestream
-from ansible_collections.constellation.loadtest.plugins.module_utils.modules import RESULTS_STORE_OPTIONS
-from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
-from ansible_collections.constellation.loadtest.plugins.module_utils.orchestrator_state import RetryingClient
+from ansible_collections.constellation.loadtest.plugins.module_utils.results import progress
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws import timestream
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import RESULTS_STORE_OPTIONS
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.orchestrator_state import RetryingClient
 
 
 def read_progress(module):

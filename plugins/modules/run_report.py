@@ -180,13 +180,13 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import orchestrator_state
-from ansible_collections.constellation.loadtest.plugins.module_utils import progress
-from ansible_collections.constellation.loadtest.plugins.module_utils import report_data
-from ansible_collections.constellation.loadtest.plugins.module_utils import report_html
-from ansible_collections.constellation.loadtest.plugins.module_utils import thresholds as k6_thresholds
-from ansible_collections.constellation.loadtest.plugins.module_utils.modules import RESULTS_STORE_OPTIONS
-from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.run import orchestrator_state
+from ansible_collections.constellation.loadtest.plugins.module_utils.results import progress
+from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_data
+from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_html
+from ansible_collections.constellation.loadtest.plugins.module_utils.results import thresholds as k6_thresholds
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import RESULTS_STORE_OPTIONS
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
 
 K6_THRESHOLD_EXIT_CODE = 99
 REPORT_FILE_MODE = 0o644

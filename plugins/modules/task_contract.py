@@ -201,15 +201,15 @@ run_objects:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.constellation.loadtest.plugins.module_utils.config import Config
-from ansible_collections.constellation.loadtest.plugins.module_utils.progress import run_objects
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import ContractError
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Deployment
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Home
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Run
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import contract
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import k6_env_arguments
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import manifest
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import Config
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.progress import run_objects
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import ContractError
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import Deployment
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import Home
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import Run
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import contract
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import k6_env_arguments
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import manifest
 
 
 def main():

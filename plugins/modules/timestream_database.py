@@ -138,9 +138,9 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import timestream
-from ansible_collections.constellation.loadtest.plugins.module_utils.modules import ConstellationAWSModule
-from ansible_collections.constellation.loadtest.plugins.module_utils.tagging import plan_tags
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws import timestream
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.tagging import plan_tags
 
 
 def ensure_present(module, client, current):

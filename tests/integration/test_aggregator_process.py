@@ -24,10 +24,10 @@ from emulator import FAKE_CREDENTIALS
 from emulator import free_port
 from targets import api_like_target
 
-from histogram import merge_all
-from records import RequestRecord
-from records import TaskRecord
-from records import from_json
+from results.histogram import merge_all
+from results.records import RequestRecord
+from results.records import TaskRecord
+from results.records import from_json
 
 AGGREGATOR = REPO / "files" / "containers" / "aggregator"
 FIXTURE = REPO / "tests" / "unit" / "fixtures" / "k6_1.1.0_remote_write.snappy"

@@ -24,12 +24,12 @@ from threading import Thread
 import pytest
 from botocore.exceptions import ClientError
 from conftest import PRODUCTION, REPO, built_images, our_containers
-from orchestrator_client import OrchestratorClient
-from orchestrator_client import OrchestratorRejected
+from run.orchestrator_client import OrchestratorClient
+from run.orchestrator_client import OrchestratorRejected
 from task_processes import deploy_orchestrator
 
-import orchestrator_state
-import orchestrator_table
+from run import orchestrator_state
+from aws import orchestrator_table
 
 REGION = "us-east-2"
 HOME = "eu-central-1"

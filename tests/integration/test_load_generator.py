@@ -27,13 +27,13 @@ from conftest import REPO, VENV_BIN
 
 sys.path.insert(0, str(REPO / ".build" / "collections"))
 
-import orchestrator_state  # noqa: E402
-import orchestrator_table  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.config import load_config  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.config import plan  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.config import script_load_segments  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Home  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Run as TaskRun  # noqa: E402
+from run import orchestrator_state  # noqa: E402
+from aws import orchestrator_table  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import load_config  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import plan  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import script_load_segments  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import Home  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import Run as TaskRun  # noqa: E402
 from containers import load_entrypoint  # noqa: E402
 from task_processes import Entrypoints, contract_tasks, deploy_orchestrator, run_tasks  # noqa: E402
 

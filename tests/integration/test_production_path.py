@@ -14,10 +14,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import orchestrator_state
+from run import orchestrator_state
 import pytest
 from conftest import PRODUCTION, REPO, VENV_BIN, built_images, our_containers, our_pods, run_playbook
-from records import RequestRecord, TaskRecord, from_json
+from results.records import RequestRecord, TaskRecord, from_json
 from targets import api_like_target
 
 pytestmark = PRODUCTION

@@ -7,7 +7,7 @@ import json
 import urllib.request
 from pathlib import Path
 
-import orchestrator_state
+from run import orchestrator_state
 import pytest
 from conftest import REPO, run_playbook
 

@@ -20,10 +20,10 @@ from targets import api_like_target
 # The repository root is the collection; .build/collections makes its FQCN importable (see ansible.cfg).
 sys.path.insert(0, str(REPO / ".build" / "collections"))
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import orchestrator_state  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.records import RequestRecord  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.records import to_json  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.report_data import read_records_s3  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.run import orchestrator_state  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.records import RequestRecord  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.records import to_json  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.report_data import read_records_s3  # noqa: E402
 
 HOME = "eu-central-1"
 DEPLOYMENT = "viz"

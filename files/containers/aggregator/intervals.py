@@ -23,12 +23,12 @@ from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 
-from histogram import Histogram
-from histogram import HistogramError
-from records import Record
-from records import RequestRecord
-from records import TaskRecord
-from records import status_class
+from results.histogram import Histogram
+from results.histogram import HistogramError
+from results.records import Record
+from results.records import RequestRecord
+from results.records import TaskRecord
+from results.records import status_class
 from remote_write import Series
 
 DURATION = "k6_http_req_duration_seconds"

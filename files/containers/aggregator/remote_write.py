@@ -30,8 +30,8 @@ import cramjam
 from google.protobuf.message import DecodeError
 
 import remote_pb2
-from histogram import Histogram
-from histogram import HistogramError
+from results.histogram import Histogram
+from results.histogram import HistogramError
 
 
 class MalformedRequest(ValueError):

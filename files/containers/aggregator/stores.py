@@ -26,12 +26,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError
 
-from progress import PROGRESS_OBJECT
-from progress import TaskProgress
-from progress import task_records_prefix
-from records import Record
-from records import to_json
-from records import to_timestream
+from results.progress import PROGRESS_OBJECT
+from results.progress import TaskProgress
+from results.progress import task_records_prefix
+from results.records import Record
+from results.records import to_json
+from results.records import to_timestream
 
 MAX_ATTEMPTS = 8
 TIMESTREAM_BATCH = 100  # the most records one WriteRecords call takes

@@ -67,9 +67,9 @@ import boto3
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError
 
-from orchestrator_client import OrchestratorClient
-from orchestrator_client import OrchestratorError
-from orchestrator_client import OrchestratorUnavailable
+from run.orchestrator_client import OrchestratorClient
+from run.orchestrator_client import OrchestratorError
+from run.orchestrator_client import OrchestratorUnavailable
 
 MINIMUM_K6_VERSION = (1, 0, 0)
 LOAD_MODELS = ("vus", "script")

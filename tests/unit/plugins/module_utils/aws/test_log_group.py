@@ -1,17 +1,13 @@
-"""Unit tests for plugins/module_utils/log_group.py: validation, the calls made to CloudWatch Logs, the result."""
+"""Unit tests for plugins/module_utils/aws/log_group.py: validation, the calls made to CloudWatch Logs, the result."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-# The repository root is the collection; .build/collections makes its FQCN importable (see ansible.cfg).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".build" / "collections"))
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import log_group as lg  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws import log_group as lg
 
 NAME = "/ecs/x"
 PREFIX = "arn:aws:logs:eu-central-1:123456789012:log-group:"

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
-# The repository root is the collection; .build/collections makes its FQCN importable (see ansible.cfg).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".build" / "collections"))
 
-from ansible_collections.constellation.loadtest.plugins.module_utils.tagging import plan_tags  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.tagging import plan_tags
 
 CURRENT = {"keep": "1", "old": "x", "aws:cloudformation:stack-name": "s"}
 

@@ -7,7 +7,6 @@ import io
 import json
 import math
 import random
-import sys
 from datetime import datetime
 from datetime import timezone
 from pathlib import Path
@@ -18,20 +17,19 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-REPO = Path(__file__).resolve().parents[2]
-# The repository root is the collection; .build/collections makes its FQCN importable (see ansible.cfg).
-sys.path.insert(0, str(REPO / ".build" / "collections"))
+REPO = Path(__file__).resolve().parents[5]
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import report_data  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.histogram import Histogram  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.histogram import merge_all  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.records import RequestRecord  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.records import TaskRecord  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.records import to_json  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.records import to_timestream  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.report_data import RecordsError  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.report_data import build_summary  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.thresholds import parse_all  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_data
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.orchestrator_state import iso8601_utc
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.histogram import Histogram
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.histogram import merge_all
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.records import RequestRecord
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.records import TaskRecord
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.records import to_json
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.records import to_timestream
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.report_data import RecordsError
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.report_data import build_summary
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.thresholds import parse_all
 
 RUN_ID = "nightly-42"
 T0 = 1764320000000  # aligned to the 5 s intervals
@@ -104,7 +102,7 @@ def describe_run(regions=None, completed=None, exit_codes=None, start_at=T0 + 25
         "start_lead_seconds": 10,
         "registered_tasks": {region: [str(task) for task in range(count)] for region, count in regions.items()},
         "start_at": start_at,
-        "start_at_iso8601": None,
+        "start_at_iso8601": iso8601_utc(start_at),
         "completed_tasks": completed,
         "completed_regions": sorted(
             region for region, count in regions.items() if len(completed.get(region, [])) == count

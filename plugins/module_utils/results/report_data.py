@@ -46,7 +46,6 @@ except ImportError:
 
 from .histogram import Histogram
 from .histogram import merge_all
-from .orchestrator_state import iso8601_utc
 from .progress import is_record_key
 from .progress import records_prefix
 from .progress import sql_identifier
@@ -203,7 +202,7 @@ def build_summary(
         "complete": complete,
         "progress": _progress(run),
         "start_at_ms": run.get("start_at"),
-        "start_at": iso8601_utc(run.get("start_at")),
+        "start_at": run.get("start_at_iso8601"),
         "start_skew_ms": _start_skew_ms(run),
         "data_from_ms": min(record.start_ms for record in ordered) if ordered else None,
         "data_to_ms": max(record.start_ms + record.length_ms for record in ordered) if ordered else None,

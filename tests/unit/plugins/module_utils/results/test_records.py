@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from histogram import Histogram
-from records import RequestRecord
-from records import TaskRecord
-from records import from_json
-from records import from_timestream_row
-from records import status_class
-from records import to_json
-from records import to_timestream
+from results.histogram import Histogram
+from results.records import RequestRecord
+from results.records import TaskRecord
+from results.records import from_json
+from results.records import from_timestream_row
+from results.records import status_class
+from results.records import to_json
+from results.records import to_timestream
 
 
 def latency() -> Histogram:

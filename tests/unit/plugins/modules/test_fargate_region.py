@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-# The repository root is the collection; .build/collections makes its FQCN importable (see ansible.cfg).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".build" / "collections"))
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import parts  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.region_network import RegionNetworkError  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.modules import fargate_region  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws import parts
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.region_network import RegionNetworkError
+from ansible_collections.constellation.loadtest.plugins.modules import fargate_region
 
 
 class Failed(Exception):

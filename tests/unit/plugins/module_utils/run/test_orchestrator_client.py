@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import io
 import json
-import sys
-from pathlib import Path
 
 import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
-
-import orchestrator_client  # noqa: E402
-from orchestrator_client import OrchestratorClient  # noqa: E402
-from orchestrator_client import OrchestratorRejected  # noqa: E402
-from orchestrator_client import OrchestratorUnavailable  # noqa: E402
+from run import orchestrator_client
+from run.orchestrator_client import OrchestratorClient
+from run.orchestrator_client import OrchestratorRejected
+from run.orchestrator_client import OrchestratorUnavailable
 
 FUNCTION = "loadtest-orchestrator"
 HOME = "eu-central-1"

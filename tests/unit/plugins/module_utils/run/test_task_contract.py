@@ -10,20 +10,19 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / ".build" / "collections"))
+REPO = Path(__file__).resolve().parents[5]
 
-from ansible_collections.constellation.loadtest.plugins.module_utils.config import load_config  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import AGGREGATOR  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import LOAD_GENERATOR  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import ContractError  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Deployment  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Home  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import Run  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import contract  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import k6_env_arguments  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import script_environment  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.task_contract import task_environment  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import load_config
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import AGGREGATOR
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import LOAD_GENERATOR
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import ContractError
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import Deployment
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import Home
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import Run
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import contract
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import k6_env_arguments
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import script_environment
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import task_environment
 
 # ca-central-1: 1 task of 100 VUs; us-east-2: 2 tasks of 150 (a region's values are weights with `script`).
 CONFIG = load_config(

@@ -21,7 +21,7 @@ import cramjam
 import pytest
 from botocore.awsrequest import AWSResponse
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[5]
 sys.path.insert(0, str(REPO / "files" / "containers" / "aggregator"))
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -31,7 +31,7 @@ entrypoint = load_entrypoint("aggregator")
 
 import remote_pb2  # noqa: E402
 import stores  # noqa: E402
-from histogram import Histogram  # noqa: E402
+from results.histogram import Histogram  # noqa: E402
 from intervals import DURATION  # noqa: E402
 from intervals import FAILED_RATE  # noqa: E402
 from intervals import METRICS  # noqa: E402
@@ -39,12 +39,12 @@ from intervals import REQUESTS  # noqa: E402
 from intervals import VUS  # noqa: E402
 from intervals import Identity  # noqa: E402
 from intervals import IntervalAggregator  # noqa: E402
-from progress import TaskProgress  # noqa: E402
-from progress import is_record_key  # noqa: E402
-from records import RequestRecord  # noqa: E402
-from records import TaskRecord  # noqa: E402
-from records import from_json  # noqa: E402
-from records import to_timestream  # noqa: E402
+from results.progress import TaskProgress  # noqa: E402
+from results.progress import is_record_key  # noqa: E402
+from results.records import RequestRecord  # noqa: E402
+from results.records import TaskRecord  # noqa: E402
+from results.records import from_json  # noqa: E402
+from results.records import to_timestream  # noqa: E402
 from remote_write import MalformedRequest  # noqa: E402
 from remote_write import Series  # noqa: E402
 from remote_write import decode  # noqa: E402

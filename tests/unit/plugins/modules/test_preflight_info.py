@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / ".build" / "collections"))
+REPO = Path(__file__).resolve().parents[4]
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry  # noqa: E402
-from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.modules import preflight_info  # noqa: E402
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
+from ansible_collections.constellation.loadtest.plugins.modules import preflight_info
 
 QUOTA = {"ServiceCode": "fargate", "QuotaCode": "L-3032A538"}
 

@@ -30,7 +30,7 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.cloud import CloudRetry
 
-from . import progress
+from ..results import progress
 from .task_contract import run_task_overrides
 
 RUN_ID_TAG = "constellation:run-id"

@@ -33,14 +33,14 @@ from dataclasses import field
 from typing import Any
 from typing import Mapping
 
+from ..results.progress import ProgressError
+from ..results.progress import script_key
+from ..results.progress import run_objects
+from ..results.progress import validate_run_id
 from .config import KEY_VALUE_HINT
 from .config import Config
 from .config import plan
 from .config import script_load_segments
-from .progress import ProgressError
-from .progress import script_key
-from .progress import run_objects
-from .progress import validate_run_id
 
 # Names a script's environment may use: the others are the tasks' own (and AWS's, and k6's settings).
 SCRIPT_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -7,12 +7,12 @@ import random
 
 import pytest
 
-from histogram import MAX_SERIALIZED_LENGTH
-from histogram import Histogram
-from histogram import HistogramError
-from histogram import bucket_index
-from histogram import deserialize
-from histogram import merge_all
+from results.histogram import MAX_SERIALIZED_LENGTH
+from results.histogram import Histogram
+from results.histogram import HistogramError
+from results.histogram import bucket_index
+from results.histogram import deserialize
+from results.histogram import merge_all
 
 
 def histogram_of(values: list[float], schema: int = 3) -> Histogram:

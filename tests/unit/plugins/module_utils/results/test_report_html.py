@@ -18,14 +18,14 @@ import pytest
 from plotly.offline import get_plotlyjs
 from selenium.webdriver.common.by import By
 
-import report_html
+from results import report_html
 from browser import Browser
 from browser import PageReport
-from report_html import render
-from report_html import summary_table
+from results.report_html import render
+from results.report_html import summary_table
 
-OUTPUT = Path(__file__).resolve().parents[1] / "output"
-MODULE_UTILS = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"
+OUTPUT = Path(__file__).resolve().parents[4] / "output"
+MODULE_UTILS = Path(__file__).resolve().parents[5] / "plugins" / "module_utils"
 HOSTILE = "</script><img src=x onerror=alert(1)>"
 START_MS = 1764320000000
 INTERVAL_MS = 5000
@@ -280,7 +280,7 @@ def test_same_bytes_whatever_the_hash_seed(full_page):
         "import hashlib, sys; sys.path[:0] = sys.argv[1:]; import test_report_html as t; "
         "print(hashlib.sha256(t.render(t.full_summary()).encode()).hexdigest())"
     )
-    paths = [str(Path(__file__).parent), str(Path(__file__).parents[1]), str(MODULE_UTILS)]
+    paths = [str(Path(__file__).parent), str(Path(__file__).resolve().parents[4]), str(MODULE_UTILS)]
     other = subprocess.run(
         [sys.executable, "-c", code, *paths],
         env={**os.environ, "PYTHONHASHSEED": "1" if os.environ.get("PYTHONHASHSEED") != "1" else "2"},

@@ -1,18 +1,14 @@
-"""Unit tests for plugins/module_utils/fargate_task_definition.py: validation, comparison, the calls made."""
+"""Unit tests for plugins/module_utils/aws/fargate_task_definition.py: validation, comparison, the calls made."""
 
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-# The repository root is the collection; .build/collections makes its FQCN importable (see ansible.cfg).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".build" / "collections"))
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import fargate_task_definition as ftd  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws import fargate_task_definition as ftd
 
 ARN = "arn:aws:ecs:eu-central-1:123456789012:task-definition/load"
 EXECUTION_ROLE = "arn:aws:iam::123456789012:role/load-execution"

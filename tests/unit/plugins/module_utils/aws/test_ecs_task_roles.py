@@ -1,26 +1,22 @@
-"""plugins/module_utils/ecs_task_roles.py: input checks, and the roles against moto's IAM."""
+"""plugins/module_utils/aws/ecs_task_roles.py: input checks, and the roles against moto's IAM."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
-import sys
-from pathlib import Path
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-# The repository root is the collection; .build/collections makes its FQCN importable (see ansible.cfg).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".build" / "collections"))
 
-from ansible_collections.amazon.aws.plugins.module_utils.iam import AnsibleIAMError  # noqa: E402
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry  # noqa: E402
-from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils import ecs_task_roles  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.ecs_task_roles import EcsTaskRoles  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.ecs_task_roles import RoleSpec  # noqa: E402
+from ansible_collections.amazon.aws.plugins.module_utils.iam import AnsibleIAMError
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws import ecs_task_roles
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.ecs_task_roles import EcsTaskRoles
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.ecs_task_roles import RoleSpec
 
 TRUST = {
     "Version": "2012-10-17",

@@ -1,8 +1,8 @@
 """The orchestrator: its DynamoDB state (module_utils) and its Lambda handler, against moto.
 
-The Lambda ships ``plugins/module_utils/orchestrator_state.py`` beside ``files/lambda/orchestrator.py``
-as top-level modules; the same two files are put on sys.path here, so the tests exercise
-exactly what is deployed.
+The Lambda ships ``files/lambda/orchestrator.py`` and, beside it, ``plugins/module_utils/run`` as the
+package ``run`` (its ``orchestrator_state``); the same files are imported the same way here, so the
+tests exercise exactly what is deployed.
 """
 
 from __future__ import annotations
@@ -19,14 +19,12 @@ from types import SimpleNamespace
 import boto3
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.append(str(REPO / "plugins" / "module_utils"))
+REPO = Path(__file__).resolve().parents[5]
 sys.path.append(str(REPO / "files" / "lambda"))
-sys.path.append(str(REPO / ".build" / "collections"))
 
 import orchestrator  # noqa: E402
-import orchestrator_state  # noqa: E402
-import orchestrator_table  # noqa: E402
+from run import orchestrator_state  # noqa: E402
+from aws import orchestrator_table  # noqa: E402
 
 TABLE = "orchestrator-test"
 REGION = "eu-central-1"

@@ -1,20 +1,17 @@
-"""plugins/module_utils/progress.py: the progress object, the S3 reader (moto) and the Timestream query (Stubber)."""
+"""plugins/module_utils/results/progress.py: the progress object, the S3 reader (moto) and the Timestream query (Stubber)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".build" / "collections"))
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import progress  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.progress import ProgressError  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.progress import RegionProgress  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.progress import TaskProgress  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.results import progress
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.progress import ProgressError
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.progress import RegionProgress
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.progress import TaskProgress
 
 BUCKET = "home"
 RUN_ID = "run-1"

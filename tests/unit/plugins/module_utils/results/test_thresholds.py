@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-# The repository root is the collection; .build/collections makes its FQCN importable (see ansible.cfg).
-sys.path.insert(0, str(REPO / ".build" / "collections"))
+REPO = Path(__file__).resolve().parents[5]
 
-from ansible_collections.constellation.loadtest.plugins.module_utils.histogram import Histogram  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.records import RequestRecord  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.records import TaskRecord  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.thresholds import evaluate  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.thresholds import from_k6_inspect  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.thresholds import parse_all  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.thresholds import parse_selector  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.histogram import Histogram
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.records import RequestRecord
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.records import TaskRecord
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.thresholds import evaluate
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.thresholds import from_k6_inspect
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.thresholds import parse_all
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.thresholds import parse_selector
 
 T0 = 1764320000000
 # Schema 3 buckets are 2**(1/8) wide: a histogram's estimate is within this factor of the truth.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 SEED = {"DURATION": 20000, "HOME_REGION": "eu-central-1", "REMOTE_REGIONS": {"ap-northeast-1": 5, "us-east-2": 777}}
 
 

@@ -1,21 +1,17 @@
-"""Unit tests for plugins/module_utils/timestream.py: the comparisons the modules decide on."""
+"""Unit tests for plugins/module_utils/aws/timestream.py: the comparisons the modules decide on."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-# The repository root is the collection; .build/collections makes its FQCN importable (see ansible.cfg).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".build" / "collections"))
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry  # noqa: E402
-from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils import timestream  # noqa: E402
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws import timestream
 
 KEY_ARN = "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 LOCATION = {"bucket_name": "rejected", "object_key_prefix": "late/", "encryption_option": "SSE_S3", "kms_key_id": None}

@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / ".build" / "collections"))
+REPO = Path(__file__).resolve().parents[5]
 
-from ansible_collections.constellation.loadtest.plugins.module_utils import config as cfg  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.config import ConfigError  # noqa: E402
-from ansible_collections.constellation.loadtest.plugins.module_utils.regions import TIMESTREAM_LIVEANALYTICS_REGIONS  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.run import config as cfg
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import ConfigError
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.regions import TIMESTREAM_LIVEANALYTICS_REGIONS
 
 SEED = {"DURATION": 20000, "HOME_REGION": "eu-central-1", "REMOTE_REGIONS": {"ap-northeast-1": 5, "us-east-2": 202}}
 NATIVE = {"home_region": "eu-central-1", "remote_regions": {"us-east-2": 202}, "duration_seconds": 20}
