@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+# Copyright: constellation.loadtest contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Watching a run: one poll of every region, the lines a person reads, and when the run has ended.
+
+A poll joins three readings: the run's tasks in each region (ECS), which tasks registered and
+completed (the orchestrator) and the requests so far (the results store). The action
+``constellation.loadtest.wait_for_run`` polls until every region has ended or the wait runs out;
+this module decides what a poll means, so that it can be tested without waiting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class RegionPoll:
+    """One region at one poll."""
+
+    region: str
+    planned: int
+    tasks: Mapping[str, Any]  # ecs_load_tasks_info's result: counts and tasks
+    run: Mapping[str, Any]  # orchestrator_state_info's run (empty before the run is planned)
+    requests: Mapping[str, Any] | None  # run_progress_info's figures of the region, None if unknown
+    requests_unknown: str = ""  # why the requests are unknown
+
+    @property
+    def ended(self) -> bool:
+        """Every planned task of the region has stopped (completed or not: the judge tells which)."""
+        return self.tasks["counts"]["stopped"] >= self.planned
+
+    def line(self) -> str:
+        counts = self.tasks["counts"]
+        registered = len(self.run.get("registered_tasks", {}).get(self.region, []))
+        completed = len(self.run.get("completed_tasks", {}).get(self.region, []))
+        if self.requests is None:
+            requests = f"requests: unknown ({self.requests_unknown or 'no answer'})"
+        else:
+            requests = f"{self.requests['requests']:,} requests, {self.requests['error_rate'] * 100:.1f} % errors"
+        start = f"; start at {self.run['start_at_iso8601']}" if self.run.get("start_at_iso8601") else ""
+        return (
+            f"{self.region}: {registered} of {self.planned} tasks registered, {counts['pending']} pending, "
+            f"{counts['running']} running, {counts['stopped']} stopped, {completed} completed; {requests}{start}"
+        )
+
+
+def poll(
+    planned: Mapping[str, int],
+    tasks: Mapping[str, Mapping[str, Any]],
+    run: Mapping[str, Any],
+    progress: Mapping[str, Any],
+) -> list[RegionPoll]:
+    """The regions of one poll, in the plan's order; ``progress`` is run_progress_info's result, failed or not."""
+    known = not progress.get("failed") and "regions" in progress
+    return [
+        RegionPoll(
+            region=region,
+            planned=int(count),
+            tasks=tasks[region],
+            run=run,
+            requests=progress["regions"].get(region, {"requests": 0, "error_rate": 0.0}) if known else None,
+            requests_unknown="" if known else str(progress.get("msg") or ""),
+        )
+        for region, count in planned.items()
+    ]

@@ -1,0 +1,50 @@
+"""What one poll of a run means: the line per region, and when the run has ended."""
+
+from __future__ import annotations
+
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.watch import poll
+
+
+def tasks(pending=0, running=0, stopped=0):
+    return {"counts": {"pending": pending, "running": running, "stopped": stopped}, "tasks": []}
+
+
+RUN = {
+    "registered_tasks": {"us-east-2": ["0", "1"], "ap-south-1": ["0"]},
+    "completed_tasks": {"us-east-2": ["1"], "ap-south-1": []},
+    "start_at_iso8601": "2026-12-05T12:00:30.000Z",
+}
+
+
+def test_a_line_per_region_in_the_plans_order_with_requests_and_the_start():
+    regions = poll(
+        {"us-east-2": 2, "ap-south-1": 1},
+        {"us-east-2": tasks(running=1, stopped=1), "ap-south-1": tasks(running=1)},
+        RUN,
+        {"regions": {"us-east-2": {"requests": 12345, "error_rate": 0.0125}}},
+    )
+    assert [region.line() for region in regions] == [
+        "us-east-2: 2 of 2 tasks registered, 0 pending, 1 running, 1 stopped, 1 completed; "
+        "12,345 requests, 1.2 % errors; start at 2026-12-05T12:00:30.000Z",
+        # A region with no records yet has made no requests so far.
+        "ap-south-1: 1 of 1 tasks registered, 0 pending, 1 running, 0 stopped, 0 completed; "
+        "0 requests, 0.0 % errors; start at 2026-12-05T12:00:30.000Z",
+    ]
+    assert [region.ended for region in regions] == [False, False]
+
+
+def test_a_region_has_ended_when_every_planned_task_has_stopped_completed_or_not():
+    regions = poll({"us-east-2": 2}, {"us-east-2": tasks(stopped=2)}, RUN, {"regions": {}})
+    assert regions[0].ended
+    assert "2 stopped, 1 completed" in regions[0].line()
+    # Fewer stopped than planned (a task not launched yet) is not the end.
+    assert not poll({"us-east-2": 3}, {"us-east-2": tasks(stopped=2)}, RUN, {"regions": {}})[0].ended
+
+
+def test_unknown_requests_say_why_and_a_run_not_planned_yet_shows_nothing_registered():
+    failed = {"failed": True, "msg": "AccessDenied on s3:ListBucket"}
+    (region,) = poll({"us-east-2": 1}, {"us-east-2": tasks(pending=1)}, {"exists": False}, failed)
+    assert region.line() == (
+        "us-east-2: 0 of 1 tasks registered, 1 pending, 0 running, 0 stopped, 0 completed; "
+        "requests: unknown (AccessDenied on s3:ListBucket)"
+    )
