@@ -43,7 +43,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
         if args["poll_seconds"] < 1 or args["timeout_seconds"] < 0:
             raise AnsibleActionFail(
                 f"poll_seconds must be 1 or more and timeout_seconds 0 or more, got {args['poll_seconds']} and "

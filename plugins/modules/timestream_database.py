@@ -140,79 +140,6 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws import timestream
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
-from ansible_collections.constellation.loadtest.plugins.module_utils.aws.tagging import plan_tags
-
-
-def ensure_present(module, client, current):
-    params = module.params
-    name = params["database_name"]
-    if current is None:
-        planned = {"DatabaseName": name, "Tags": params["tags"] or {}}
-        if params["kms_key_id"]:
-            planned["KmsKeyId"] = params["kms_key_id"]
-        if not module.check_mode:
-            try:
-                planned = timestream.create_database(client, name, params["kms_key_id"], planned["Tags"])
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-                module.fail_json_aws(e, msg=f"Failed to create Timestream database {name}")
-        after = timestream.snake_case(planned)
-        module.exit_json(changed=True, database=after, diff={"before": {}, "after": after})
-
-    new_kms_key = params["kms_key_id"]
-    if new_kms_key is None or timestream.kms_key_matches(current.get("KmsKeyId"), new_kms_key):
-        new_kms_key = None
-    tags, tags_to_set, tags_to_remove = plan_tags(current["Tags"], params["tags"], params["purge_tags"])
-    changed = bool(new_kms_key or tags_to_set or tags_to_remove)
-
-    planned = dict(current, Tags=tags)
-    if new_kms_key:
-        planned["KmsKeyId"] = new_kms_key
-    if changed and not module.check_mode:
-        try:
-            if new_kms_key:
-                timestream.update_database_kms_key(client, name, new_kms_key)
-            timestream.update_tags(client, current["Arn"], tags_to_set, tags_to_remove)
-            planned = timestream.get_database(client, name)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            module.fail_json_aws(e, msg=f"Failed to update Timestream database {name}")
-    module.exit_json(
-        changed=changed,
-        database=timestream.snake_case(planned),
-        diff={"before": timestream.snake_case(current), "after": timestream.snake_case(planned)},
-    )
-
-
-def ensure_absent(module, client, current):
-    name = module.params["database_name"]
-    if current is None:
-        module.exit_json(changed=False, database={}, deleted_tables=[])
-
-    try:
-        tables = timestream.list_table_names(client, name)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to list the tables of Timestream database {name}")
-    if tables and not module.params["delete_tables"]:
-        module.fail_json(
-            msg=(
-                f"Timestream database {name} still has tables: {', '.join(tables)}. Delete them first, or set"
-                " delete_tables=true to delete them, and their data, with the database."
-            ),
-            tables=tables,
-        )
-
-    if not module.check_mode:
-        try:
-            for table in tables:
-                timestream.delete_table(client, name, table)
-            timestream.delete_database(client, name)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            module.fail_json_aws(e, msg=f"Failed to delete Timestream database {name}")
-    module.exit_json(
-        changed=True,
-        database={},
-        deleted_tables=tables,
-        diff={"before": timestream.snake_case(current), "after": {}},
-    )
 
 
 def main():
@@ -230,16 +157,18 @@ def main():
         module.fail_json(msg=" ".join(errors))
 
     client = module.client("timestream-write", retry_decorator=AWSRetry.jittered_backoff(retries=10))
-    name = module.params["database_name"]
+    params = module.params
+    database = timestream.TimestreamDatabase(client, params["database_name"], module.check_mode)
     try:
-        current = timestream.get_database(client, name)
+        if params["state"] == "present":
+            result = database.ensure_present(params["kms_key_id"], params["tags"], params["purge_tags"])
+        else:
+            result = database.ensure_absent(params["delete_tables"])
+    except timestream.TimestreamError as e:
+        module.fail_json(msg=str(e), **e.details)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to describe Timestream database {name}")
-
-    if module.params["state"] == "present":
-        ensure_present(module, client, current)
-    else:
-        ensure_absent(module, client, current)
+        module.fail_json_aws(e, msg=f"Failed to manage Timestream database {params['database_name']} ({params['state']})")
+    module.exit_json(changed=database.changed, **result)
 
 
 if __name__ == "__main__":

@@ -205,70 +205,6 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws import timestream
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
-from ansible_collections.constellation.loadtest.plugins.module_utils.aws.tagging import plan_tags
-
-
-def require_database(module, client, database_name):
-    """Fail when the table's database does not exist; in check mode, warn instead."""
-    try:
-        database = timestream.get_database(client, database_name)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to describe Timestream database {database_name}")
-    if database is not None:
-        return
-    message = (
-        f"Timestream database {database_name} does not exist;"
-        " create it first with constellation.loadtest.timestream_database."
-    )
-    if not module.check_mode:
-        module.fail_json(msg=message)
-    module.warn(f"{message} A real run fails unless an earlier task creates it.")
-
-
-def ensure_present(module, client, current):
-    params = module.params
-    database_name, table_name = params["database_name"], params["table_name"]
-    retention = timestream.retention_changes(
-        current, params["memory_store_retention_hours"], params["magnetic_store_retention_days"]
-    )
-    writes = timestream.magnetic_store_writes_changes(
-        current, params["enable_magnetic_store_writes"], params["magnetic_store_rejected_data_location"]
-    )
-    current_tags = current["Tags"] if current else {}
-    tags, tags_to_set, tags_to_remove = plan_tags(current_tags, params["tags"], params["purge_tags"])
-    planned = timestream.planned_table(current, database_name, table_name, retention, writes, tags)
-    changed = current is None or bool(retention or writes or tags_to_set or tags_to_remove)
-
-    if changed and not module.check_mode:
-        try:
-            if current is None:
-                planned = timestream.create_table(client, database_name, table_name, retention, writes, planned["Tags"])
-            else:
-                if retention or writes:
-                    timestream.update_table(client, current, retention, writes)
-                timestream.update_tags(client, current["Arn"], tags_to_set, tags_to_remove)
-                planned = timestream.get_table(client, database_name, table_name)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            action = "create" if current is None else "update"
-            module.fail_json_aws(e, msg=f"Failed to {action} Timestream table {database_name}.{table_name}")
-    module.exit_json(
-        changed=changed,
-        table=timestream.snake_case(planned),
-        diff={"before": timestream.snake_case(current), "after": timestream.snake_case(planned)},
-    )
-
-
-def ensure_absent(module, client, current):
-    # A table AWS is already deleting counts as gone, so a second run reports no change.
-    if current is None or current.get("TableStatus") == "DELETING":
-        module.exit_json(changed=False, table={})
-    database_name, table_name = current["DatabaseName"], current["TableName"]
-    if not module.check_mode:
-        try:
-            timestream.delete_table(client, database_name, table_name)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            module.fail_json_aws(e, msg=f"Failed to delete Timestream table {database_name}.{table_name}")
-    module.exit_json(changed=True, table={}, diff={"before": timestream.snake_case(current), "after": {}})
 
 
 def main():
@@ -298,18 +234,19 @@ def main():
         module.fail_json(msg=" ".join(errors))
 
     client = module.client("timestream-write", retry_decorator=AWSRetry.jittered_backoff(retries=10))
-    database_name, table_name = module.params["database_name"], module.params["table_name"]
+    params = module.params
+    table = timestream.TimestreamTable(client, params["database_name"], params["table_name"], module.check_mode)
     try:
-        current = timestream.get_table(client, database_name, table_name)
+        result = table.ensure_present(params) if params["state"] == "present" else table.ensure_absent()
+    except timestream.TimestreamError as e:
+        module.fail_json(msg=str(e), **e.details)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to describe Timestream table {database_name}.{table_name}")
-
-    if module.params["state"] == "absent":
-        ensure_absent(module, client, current)
-    else:
-        if current is None:
-            require_database(module, client, database_name)
-        ensure_present(module, client, current)
+        module.fail_json_aws(
+            e, msg=f"Failed to manage Timestream table {params['database_name']}.{params['table_name']} ({params['state']})"
+        )
+    for warning in table.warnings:
+        module.warn(warning)
+    module.exit_json(changed=table.changed, **result)
 
 
 if __name__ == "__main__":

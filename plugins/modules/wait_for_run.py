@@ -17,9 +17,9 @@ description:
     M(constellation.loadtest.orchestrator_state_info) and M(constellation.loadtest.run_progress_info)
     on the controller. When the requests cannot be read, the line says why and the wait goes on;
     when the tasks or the orchestrator cannot be read, the wait fails, naming which.
-  - It does not judge the run: a region has ended when its tasks have stopped, whether or not
+  - It does not judge the run. A region has ended when its tasks have stopped, whether or not
     they completed. Compare RV(run.completed_tasks) with the plan for that.
-  - This is an action: it runs on the controller, whatever the host.
+  - This is an action, run on the controller whatever the host.
 author:
   - Constellation maintainers (@constellation-loadtest)
 options:

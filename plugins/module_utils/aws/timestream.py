@@ -13,7 +13,8 @@ builds or overrides endpoints.
 Resources are kept in their API shape (CamelCase), with their tags added as a plain dict under
 ``Tags``; ``snake_case()`` turns one into what the modules return. The ``*_changes`` functions are
 pure: they compare a current resource with what the user asked for and return only what differs,
-or nothing.
+or nothing. ``TimestreamDatabase`` and ``TimestreamTable`` are the modules' managers, on the
+``Changes`` base as every resource manager of the collection.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from ansible.module_utils.common.dict_transformations import snake_dict_to_camel
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
+
+from .changes import Changes
+from .tagging import plan_tags
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_.-]{3,256}$")
 MEMORY_STORE_RETENTION_HOURS = (1, 8766)
@@ -266,3 +270,122 @@ def delete_table(client, database_name: str, table_name: str) -> None:
         client.delete_table(aws_retry=True, DatabaseName=database_name, TableName=table_name)
     except is_boto3_error_code("ResourceNotFoundException"):
         pass
+
+
+# ---- Managers: what the timestream_database and timestream_table modules do, on the Changes base.
+
+
+class TimestreamError(Exception):
+    """A request the user can act on (a database that still has tables, a missing database).
+
+    ``details`` go into the module's failure result beside the message.
+    """
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class TimestreamDatabase(Changes):
+    """Brings the database ``name`` to the requested state; ``changed`` tells whether it had to."""
+
+    def __init__(self, client, name: str, check_mode: bool) -> None:
+        self.client = client
+        self.name = name
+        super().__init__(check_mode)
+
+    def ensure_present(self, kms_key_id: Optional[str], tags: Optional[dict[str, str]], purge_tags: bool) -> dict[str, Any]:
+        current = get_database(self.client, self.name)
+        if current is None:
+            planned: dict[str, Any] = {"DatabaseName": self.name, "Tags": tags or {}}
+            if kms_key_id:
+                planned["KmsKeyId"] = kms_key_id
+            if self.act():
+                planned = create_database(self.client, self.name, kms_key_id, planned["Tags"])
+            after = snake_case(planned)
+            return {"database": after, "diff": {"before": {}, "after": after}}
+
+        new_kms_key = None if kms_key_id is None or kms_key_matches(current.get("KmsKeyId"), kms_key_id) else kms_key_id
+        after_tags, to_set, to_remove = plan_tags(current["Tags"], tags, purge_tags)
+        planned = dict(current, Tags=after_tags)
+        if new_kms_key:
+            planned["KmsKeyId"] = new_kms_key
+        if (new_kms_key or to_set or to_remove) and self.act():
+            if new_kms_key:
+                update_database_kms_key(self.client, self.name, new_kms_key)
+            update_tags(self.client, current["Arn"], to_set, to_remove)
+            planned = get_database(self.client, self.name)
+        return {"database": snake_case(planned), "diff": {"before": snake_case(current), "after": snake_case(planned)}}
+
+    def ensure_absent(self, delete_tables: bool) -> dict[str, Any]:
+        """Delete the database, and its tables (with their data) only when ``delete_tables``."""
+        current = get_database(self.client, self.name)
+        if current is None:
+            return {"database": {}, "deleted_tables": []}
+        tables = list_table_names(self.client, self.name)
+        if tables and not delete_tables:
+            raise TimestreamError(
+                f"Timestream database {self.name} still has tables: {', '.join(tables)}. Delete them first, or set"
+                " delete_tables=true to delete them, and their data, with the database.",
+                tables=tables,
+            )
+        if self.act():
+            for table in tables:
+                delete_table(self.client, self.name, table)
+            delete_database(self.client, self.name)
+        return {"database": {}, "deleted_tables": tables, "diff": {"before": snake_case(current), "after": {}}}
+
+
+class TimestreamTable(Changes):
+    """Brings the table ``database_name.table_name`` to the requested state."""
+
+    def __init__(self, client, database_name: str, table_name: str, check_mode: bool) -> None:
+        self.client = client
+        self.database_name = database_name
+        self.table_name = table_name
+        self.warnings: list[str] = []
+        super().__init__(check_mode)
+
+    def ensure_present(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params``: the module's retention, magnetic store writes and tag options."""
+        current = get_table(self.client, self.database_name, self.table_name)
+        if current is None:
+            self._require_database()
+        retention = retention_changes(
+            current, params["memory_store_retention_hours"], params["magnetic_store_retention_days"]
+        )
+        writes = magnetic_store_writes_changes(
+            current, params["enable_magnetic_store_writes"], params["magnetic_store_rejected_data_location"]
+        )
+        after_tags, to_set, to_remove = plan_tags(current["Tags"] if current else {}, params["tags"], params["purge_tags"])
+        planned = planned_table(current, self.database_name, self.table_name, retention, writes, after_tags)
+        if (current is None or retention or writes or to_set or to_remove) and self.act():
+            if current is None:
+                planned = create_table(self.client, self.database_name, self.table_name, retention, writes, planned["Tags"])
+            else:
+                if retention or writes:
+                    update_table(self.client, current, retention, writes)
+                update_tags(self.client, current["Arn"], to_set, to_remove)
+                planned = get_table(self.client, self.database_name, self.table_name)
+        return {"table": snake_case(planned), "diff": {"before": snake_case(current), "after": snake_case(planned)}}
+
+    def ensure_absent(self) -> dict[str, Any]:
+        current = get_table(self.client, self.database_name, self.table_name)
+        # A table AWS is already deleting counts as gone, so a second run reports no change.
+        if current is None or current.get("TableStatus") == "DELETING":
+            return {"table": {}}
+        if self.act():
+            delete_table(self.client, self.database_name, self.table_name)
+        return {"table": {}, "diff": {"before": snake_case(current), "after": {}}}
+
+    def _require_database(self) -> None:
+        """Refuse a table whose database does not exist; in check mode, warn instead."""
+        if get_database(self.client, self.database_name) is not None:
+            return
+        message = (
+            f"Timestream database {self.database_name} does not exist;"
+            " create it first with constellation.loadtest.timestream_database."
+        )
+        if not self.check_mode:
+            raise TimestreamError(message)
+        self.warnings.append(f"{message} A real run fails unless an earlier task creates it.")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.tagging import plan_tags
 
 CURRENT = {"keep": "1", "old": "x", "aws:cloudformation:stack-name": "s"}
