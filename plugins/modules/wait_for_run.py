@@ -18,7 +18,7 @@ description:
     on the controller. When the requests cannot be read, the line says why and the wait goes on;
     when the tasks or the orchestrator cannot be read, the wait fails, naming which.
   - It does not judge the run. A region has ended when its tasks have stopped, whether or not
-    they completed. Compare RV(run.completed_tasks) with the plan for that.
+    they completed. Compare the completed tasks in RV(run) with the plan for that.
   - This is an action, run on the controller whatever the host.
 author:
   - Constellation maintainers (@constellation-loadtest)
