@@ -21,7 +21,7 @@ description:
   - When many regions deploy in parallel on one controller, each module run costs about a second of
     CPU before its first AWS call; one run per region instead of three is what lets five regions
     deploy in little more time than one.
-  - The roles of the task definition are not created here; see M(constellation.loadtest.ecs_task_roles).
+  - The roles of the task definition are not created here; see M(constellation.loadtest.iam_roles).
 author:
   - Constellation maintainers (@constellation-loadtest)
 options:

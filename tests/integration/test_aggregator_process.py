@@ -30,7 +30,7 @@ from results.records import TaskRecord
 from results.records import from_json
 
 AGGREGATOR = REPO / "files" / "containers" / "aggregator"
-FIXTURE = REPO / "tests" / "unit" / "fixtures" / "k6_1.1.0_remote_write.snappy"
+FIXTURE = REPO / "tests" / "unit" / "files" / "containers" / "aggregator" / "fixtures" / "k6_1.1.0_remote_write.snappy"
 HOME = "eu-central-1"
 BUCKET = "constellation-home"
 RUN_ID = "itest-run"

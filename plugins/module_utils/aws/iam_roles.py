@@ -2,13 +2,13 @@
 # Copyright: constellation.loadtest contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The IAM roles of an ECS task, read once, compared, then changed where they differ.
+"""IAM roles, read once, compared, then changed where they differ: the one way the collection manages roles.
 
-A task has a task execution role (ECS pulls the images and writes the logs with it) and a task
-role (the containers' credentials). Both trust the same principal, and each has a description,
-tags and its inline policies, nothing else: a managed policy attached to one, by hand or by
-another tool, is detached, so the inline policies given are all a role may do. One IAM client does
-it all, in one module run instead of one per role and per policy.
+The orchestrator function has a role; an ECS task has a task execution role (ECS pulls the images
+and writes the logs with it) and a task role (the containers' credentials). Each role trusts its
+principal and has a description, tags and its inline policies, nothing else: a managed policy
+attached to one, by hand or by another tool, is detached, so the inline policies given are all a
+role may do. One IAM client does it all, in one module run instead of one per role and per policy.
 
 The client passed in is an amazon.aws client wrapped with ``AWSRetry.jittered_backoff`` (calls
 carry ``aws_retry=True``). Every AWS failure is raised as an ``AnsibleIAMError`` whose message
@@ -55,7 +55,7 @@ _new_role_retry = AWSRetry.jittered_backoff(catch_extra_error_codes=["NoSuchEnti
 ROLE_CONCURRENCY = 4
 
 
-class EcsTaskRolesError(Exception):
+class IamRolesError(Exception):
     """Input the module refuses before calling AWS; the message names the field and the value."""
 
 
@@ -109,9 +109,9 @@ def parse_document(value: Any, field_name: str) -> dict[str, Any]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as e:
-            raise EcsTaskRolesError(f"{field_name} is not valid JSON: {e}") from None
+            raise IamRolesError(f"{field_name} is not valid JSON: {e}") from None
     if not isinstance(value, dict):
-        raise EcsTaskRolesError(f"{field_name} is not a policy document (a JSON object) but {json.dumps(value)[:80]}")
+        raise IamRolesError(f"{field_name} is not a policy document (a JSON object) but {json.dumps(value)[:80]}")
     return value
 
 
@@ -122,9 +122,9 @@ def role_names(roles: list[dict[str, Any]]) -> list[str]:
         name = role["name"]
         problem = validate_iam_identifiers("role", name=name)
         if problem:
-            raise EcsTaskRolesError(f"roles[{index}].name {name!r} is not a valid role name: {problem}")
+            raise IamRolesError(f"roles[{index}].name {name!r} is not a valid role name: {problem}")
         if name in names:
-            raise EcsTaskRolesError(f"roles[{index}].name {name!r} is also roles[{names[name]}].name: list a role once")
+            raise IamRolesError(f"roles[{index}].name {name!r} is also roles[{names[name]}].name: list a role once")
         names[name] = index
     return list(names)
 
@@ -140,7 +140,7 @@ def parse_roles(roles: list[dict[str, Any]], shared_trust_policy: dict[str, Any]
         for policy_name, document in (role.get("policies") or {}).items():
             problem = validate_iam_identifiers("policy", name=policy_name)
             if problem:
-                raise EcsTaskRolesError(f"roles[{index}].policies: {policy_name!r} is not a policy name: {problem}")
+                raise IamRolesError(f"roles[{index}].policies: {policy_name!r} is not a policy name: {problem}")
             policies[policy_name] = parse_document(document, f"roles[{index}].policies.{policy_name}")
         trust_policy = None
         if role.get("assume_role_policy_document") is not None:
@@ -148,7 +148,7 @@ def parse_roles(roles: list[dict[str, Any]], shared_trust_policy: dict[str, Any]
                 role["assume_role_policy_document"], f"roles[{index}].assume_role_policy_document"
             )
         elif shared_trust_policy is None:
-            raise EcsTaskRolesError(
+            raise IamRolesError(
                 f"roles[{index}] ({name}) has no trust policy: set assume_role_policy_document, "
                 f"for every role or in roles[{index}]"
             )
@@ -173,7 +173,7 @@ def _about_role(name: str) -> Iterator[None]:
         raise AnsibleIAMError(message=f"role {name}: {e.message}", exception=e.exception) from e
 
 
-class EcsTaskRoles(Changes):
+class IamRoles(Changes):
     """Brings task roles to the requested state; ``changed`` tells whether it had to."""
 
     def __init__(self, client, tags: dict[str, str] | None, purge_tags: bool, check_mode: bool) -> None:

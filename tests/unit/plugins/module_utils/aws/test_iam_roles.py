@@ -1,4 +1,4 @@
-"""plugins/module_utils/aws/ecs_task_roles.py: input checks, and the roles against moto's IAM."""
+"""plugins/module_utils/aws/iam_roles.py: input checks, and the roles against moto's IAM."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from moto import mock_aws
 from ansible_collections.amazon.aws.plugins.module_utils.iam import AnsibleIAMError
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
-from ansible_collections.constellation.loadtest.plugins.module_utils.aws import ecs_task_roles
-from ansible_collections.constellation.loadtest.plugins.module_utils.aws.ecs_task_roles import EcsTaskRoles
-from ansible_collections.constellation.loadtest.plugins.module_utils.aws.ecs_task_roles import RoleSpec
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws import iam_roles
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.iam_roles import IamRoles
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.iam_roles import RoleSpec
 
 TRUST = {
     "Version": "2012-10-17",
@@ -53,7 +53,7 @@ def wrapped(client):
 
 
 def run(client, state: str = "present", purge_tags: bool = True, check_mode: bool = False, **kw):
-    roles = EcsTaskRoles(wrapped(client), kw.get("tags", TAGS), purge_tags, check_mode)
+    roles = IamRoles(wrapped(client), kw.get("tags", TAGS), purge_tags, check_mode)
     if state == "present":
         result = roles.ensure_present(kw.get("trust", TRUST), kw.get("roles", specs()))
     else:
@@ -71,30 +71,30 @@ def role_names(client) -> list[str]:
 def test_a_policy_that_is_not_json_is_refused_naming_its_place():
     roles = [{"name": "a", "policies": {"x": "{}"}}, {"name": "b", "policies": {"task": '{"Version": '}}]
     message = r"^roles\[1\]\.policies\.task is not valid JSON: Expecting value"
-    with pytest.raises(ecs_task_roles.EcsTaskRolesError, match=message):
-        ecs_task_roles.parse_roles(roles, TRUST)
+    with pytest.raises(iam_roles.IamRolesError, match=message):
+        iam_roles.parse_roles(roles, TRUST)
 
 
 @pytest.mark.parametrize("document", ["[]", '"text"', "null", ["Statement"]])
 def test_a_document_that_is_no_json_object_is_refused(document):
-    with pytest.raises(ecs_task_roles.EcsTaskRolesError, match="^assume_role_policy_document is not a policy document"):
-        ecs_task_roles.parse_document(document, "assume_role_policy_document")
+    with pytest.raises(iam_roles.IamRolesError, match="^assume_role_policy_document is not a policy document"):
+        iam_roles.parse_document(document, "assume_role_policy_document")
 
 
 def test_documents_as_text_and_as_dicts_parse_to_the_same_roles():
-    as_text = ecs_task_roles.parse_roles([{"name": "a", "description": "x", "policies": {"p": json.dumps(TRUST)}}], TRUST)
-    as_dict = ecs_task_roles.parse_roles([{"name": "a", "description": "x", "policies": {"p": TRUST}}], TRUST)
+    as_text = iam_roles.parse_roles([{"name": "a", "description": "x", "policies": {"p": json.dumps(TRUST)}}], TRUST)
+    as_dict = iam_roles.parse_roles([{"name": "a", "description": "x", "policies": {"p": TRUST}}], TRUST)
     assert as_text == as_dict == [RoleSpec("a", "x", {"p": TRUST})]
-    assert ecs_task_roles.parse_roles([{"name": "a", "policies": None}], TRUST) == [RoleSpec("a", None, {})]
+    assert iam_roles.parse_roles([{"name": "a", "policies": None}], TRUST) == [RoleSpec("a", None, {})]
 
 
 def test_a_role_may_have_its_own_trust_policy_and_needs_one():
     own = dict(TRUST, Statement=[dict(TRUST["Statement"][0], Sid="Own")])
     roles = [{"name": "a"}, {"name": "b", "assume_role_policy_document": json.dumps(own)}]
-    assert ecs_task_roles.parse_roles(roles, TRUST) == [RoleSpec("a"), RoleSpec("b", trust_policy=own)]
-    assert ecs_task_roles.parse_roles(roles[1:]) == [RoleSpec("b", trust_policy=own)]
-    with pytest.raises(ecs_task_roles.EcsTaskRolesError, match=r"^roles\[0\] \(a\) has no trust policy"):
-        ecs_task_roles.parse_roles(roles)
+    assert iam_roles.parse_roles(roles, TRUST) == [RoleSpec("a"), RoleSpec("b", trust_policy=own)]
+    assert iam_roles.parse_roles(roles[1:]) == [RoleSpec("b", trust_policy=own)]
+    with pytest.raises(iam_roles.IamRolesError, match=r"^roles\[0\] \(a\) has no trust policy"):
+        iam_roles.parse_roles(roles)
 
 
 @pytest.mark.parametrize(
@@ -106,13 +106,13 @@ def test_a_role_may_have_its_own_trust_policy_and_needs_one():
     ],
 )
 def test_bad_or_repeated_role_names_are_refused(roles, message):
-    with pytest.raises(ecs_task_roles.EcsTaskRolesError, match=message):
-        ecs_task_roles.role_names(roles)
+    with pytest.raises(iam_roles.IamRolesError, match=message):
+        iam_roles.role_names(roles)
 
 
 def test_a_bad_policy_name_is_refused():
-    with pytest.raises(ecs_task_roles.EcsTaskRolesError, match=r"^roles\[0\]\.policies: 'a/b' is not a policy name"):
-        ecs_task_roles.parse_roles([{"name": "a", "policies": {"a/b": {}}}])
+    with pytest.raises(iam_roles.IamRolesError, match=r"^roles\[0\]\.policies: 'a/b' is not a policy name"):
+        iam_roles.parse_roles([{"name": "a", "policies": {"a/b": {}}}])
 
 
 # ---- present

@@ -6,13 +6,14 @@
 
 DOCUMENTATION = r"""
 ---
-module: ecs_task_roles
+module: iam_roles
 version_added: 0.1.0
-short_description: The IAM roles of an ECS task with their inline policies, in one module run
+short_description: IAM roles with their trust policy, tags and inline policies only, several in one module run
 description:
-  - Creates, updates or deletes the IAM roles of an ECS task, typically its task execution role and its
-    task role, each with a trust policy (O(assume_role_policy_document), or the role's own), a description,
-    tags and inline policies.
+  - Creates, updates or deletes IAM roles, each with a trust policy (O(assume_role_policy_document), or the
+    role's own), a description, tags and inline policies. The collection manages every role of its own with
+    it, the orchestrator function's role as the ECS tasks' task execution roles and task roles.
+  - Called C(ecs_task_roles) before; that name still works.
   - The roles are handled four at a time, so the roles of many regions take about as long in one module
     run as those of one region.
   - What two M(amazon.aws.iam_role) and two M(amazon.aws.iam_policy) runs would do, this module does in
@@ -83,8 +84,19 @@ notes:
 """
 
 EXAMPLES = r"""
+- name: A Lambda function's role, allowed to write to its own log group only
+  constellation.loadtest.iam_roles:
+    roles:
+      - name: orchestrator
+        description: Role of the orchestrator function
+        assume_role_policy_document: "{{ lookup('ansible.builtin.file', 'lambda-trust.json') }}"
+        policies:
+          logs: "{{ lookup('ansible.builtin.template', 'orchestrator-logs.json.j2') }}"
+    tags:
+      "constellation:deployment": constellation
+
 - name: The task execution role and the task role of the load generator tasks in us-east-2
-  constellation.loadtest.ecs_task_roles:
+  constellation.loadtest.iam_roles:
     assume_role_policy_document: "{{ lookup('ansible.builtin.template', 'task-trust.json.j2') }}"
     roles:
       - name: constellation-task-execution-us-east-2
@@ -113,7 +125,7 @@ EXAMPLES = r"""
     state: present
 
 - name: Delete both roles with their policies
-  constellation.loadtest.ecs_task_roles:
+  constellation.loadtest.iam_roles:
     roles:
       - name: constellation-task-execution-us-east-2
       - name: constellation-task-us-east-2
@@ -166,11 +178,11 @@ roles:
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.constellation.loadtest.plugins.module_utils.aws.ecs_task_roles import EcsTaskRoles
-from ansible_collections.constellation.loadtest.plugins.module_utils.aws.ecs_task_roles import EcsTaskRolesError
-from ansible_collections.constellation.loadtest.plugins.module_utils.aws.ecs_task_roles import parse_document
-from ansible_collections.constellation.loadtest.plugins.module_utils.aws.ecs_task_roles import parse_roles
-from ansible_collections.constellation.loadtest.plugins.module_utils.aws.ecs_task_roles import role_names
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.iam_roles import IamRoles
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.iam_roles import IamRolesError
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.iam_roles import parse_document
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.iam_roles import parse_roles
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.iam_roles import role_names
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
 
 
@@ -198,21 +210,21 @@ def main():
     )
     params = module.params
     client = module.client("iam", retry_decorator=AWSRetry.jittered_backoff())
-    task_roles = EcsTaskRoles(client, params["tags"], params["purge_tags"], module.check_mode)
+    roles = IamRoles(client, params["tags"], params["purge_tags"], module.check_mode)
     try:
         # The input is parsed and checked before the first AWS call.
         if params["state"] == "present":
             trust_policy = None
             if params["assume_role_policy_document"] is not None:
                 trust_policy = parse_document(params["assume_role_policy_document"], "assume_role_policy_document")
-            result = task_roles.ensure_present(trust_policy, parse_roles(params["roles"], trust_policy))
+            result = roles.ensure_present(trust_policy, parse_roles(params["roles"], trust_policy))
         else:
-            result = task_roles.ensure_absent(role_names(params["roles"]))
-    except EcsTaskRolesError as e:
+            result = roles.ensure_absent(role_names(params["roles"]))
+    except IamRolesError as e:
         module.fail_json(msg=str(e))
     except AnsibleAWSError as e:
         module.fail_json_aws_error(e)
-    module.exit_json(changed=task_roles.changed, **result)
+    module.exit_json(changed=roles.changed, **result)
 
 
 if __name__ == "__main__":
