@@ -83,6 +83,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
     median_seconds = 0.008
     sigma = 0.5
     routes: ClassVar[dict[str, tuple[float, float]]] = {}  # path prefix -> (median ms, share of 503 answers)
+    seen: ClassVar[list | None] = None  # when a list, every request's (path, headers) is appended to it
 
     def do_GET(self) -> None:
         self._answer()
@@ -92,6 +93,8 @@ class _ApiHandler(BaseHTTPRequestHandler):
         self._answer()
 
     def _answer(self) -> None:
+        if self.seen is not None:
+            self.seen.append((self.path, dict(self.headers)))
         median_seconds, error_rate = self.median_seconds, 0.0
         for prefix, (route_median_ms, route_error_rate) in self.routes.items():
             if self.path.startswith(prefix):
@@ -121,15 +124,21 @@ class _QuietServer(ThreadingHTTPServer):
 
 @contextlib.contextmanager
 def api_like_target(
-    median_ms: float = 8.0, sigma: float = 0.5, routes: dict[str, tuple[float, float]] | None = None
+    median_ms: float = 8.0,
+    sigma: float = 0.5,
+    routes: dict[str, tuple[float, float]] | None = None,
+    seen: list | None = None,
 ) -> Iterator[str]:
     """A threaded Python server on 127.0.0.1 with lognormal latencies; yields its base URL.
 
     ``routes`` gives paths starting with a prefix their own median latency (ms) and a share of
-    ``503`` answers; other paths wait ``median_ms``.
+    ``503`` answers; other paths wait ``median_ms``. ``seen``, a list, receives every request's
+    path and headers.
     """
     handler = type(
-        "ApiHandler", (_ApiHandler,), {"median_seconds": median_ms / 1000, "sigma": sigma, "routes": dict(routes or {})}
+        "ApiHandler",
+        (_ApiHandler,),
+        {"median_seconds": median_ms / 1000, "sigma": sigma, "routes": dict(routes or {}), "seen": seen},
     )
     server = _QuietServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True

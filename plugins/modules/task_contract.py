@@ -68,6 +68,12 @@ options:
       - k6 gets them as C(--env) arguments, so they reach the script only, never k6's own environment.
     type: raw
     default: {}
+  script_sha256:
+    description:
+      - The SHA-256 (hex) of the run's test, as M(constellation.loadtest.k6_archive) returns it. Every task
+        checks the archive it downloads against it before k6 runs, and fails with exit code 89 on a mismatch.
+      - Required with O(run_id).
+    type: str
   load_generator_image:
     description:
       - The load generator image, as written by C(playbooks/build_images.yml).
@@ -222,6 +228,7 @@ def main():
             load_model=dict(type="str", choices=["vus", "script"], default="vus"),
             start_timeout_seconds=dict(type="int", default=900),
             script_env=dict(type="raw", default={}),
+            script_sha256=dict(type="str"),
             load_generator_image=dict(type="str", required=True),
             aggregator_image=dict(type="str", required=True),
             log_group=dict(type="str", required=True),
@@ -232,6 +239,7 @@ def main():
             endpoint_url=dict(type="str"),
             script_name=dict(type="str", default="script.js"),
         ),
+        required_by=dict(run_id=["script_sha256"]),
         supports_check_mode=True,
     )
     params = module.params
@@ -252,7 +260,9 @@ def main():
         )
         run = None
         if params["run_id"]:
-            run = Run(params["run_id"], params["load_model"], params["start_timeout_seconds"], params["script_env"])
+            run = Run(
+                params["run_id"], params["load_model"], params["start_timeout_seconds"], params["script_env"], params["script_sha256"]
+            )
         regions = contract(config, deployment, run, params["regions"])
     except (ContractError, TypeError) as error:
         module.fail_json(msg=f"task_contract: {error}")

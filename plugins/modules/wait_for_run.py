@@ -101,10 +101,19 @@ lines:
   elements: str
   sample: ["us-east-2: 2 of 2 tasks registered, 0 pending, 0 running, 2 stopped, 2 completed; 1,204 requests, 0.0 % errors"]
 regions:
-  description: Per region at the last poll, whether it has ended, its task counts and tasks.
+  description:
+    - Per region at the last poll, whether it has ended, its task counts and tasks, the planned tasks
+      that have not reported the end of the test (C(unfinished), task indexes) and the tasks whose load
+      did not run to the end (C(failed), each with its exit code named; 0 and 99 ran it).
   returned: always
   type: dict
-  sample: {"us-east-2": {"ended": true, "counts": {"pending": 0, "running": 0, "stopped": 2, "total": 2}, "tasks": []}}
+  sample:
+    us-east-2:
+      ended: true
+      counts: {"pending": 0, "running": 0, "stopped": 2, "total": 2}
+      tasks: []
+      unfinished: []
+      failed: ["task 1: exit 107 (k6 ScriptException)"]
 still_running:
   description: The regions that had not ended at the last poll.
   returned: always

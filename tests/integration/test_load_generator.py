@@ -11,6 +11,7 @@ containers on the emulated ECS are in test_production_path.py.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -23,6 +24,8 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import BotoCoreError
+from botocore.exceptions import ClientError
 from conftest import REPO, VENV_BIN
 
 sys.path.insert(0, str(REPO / ".build" / "collections"))
@@ -32,6 +35,7 @@ from aws import orchestrator_table  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import load_config  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import plan  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import script_load_segments  # noqa: E402
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.progress import script_key  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import Home  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import Run as TaskRun  # noqa: E402
 from containers import load_entrypoint  # noqa: E402
@@ -97,7 +101,8 @@ def prepare_home(moto_url: str, script: str, run_id: str, regions: dict[str, int
     """The home region as init.yml and run_test.yml leave it: bucket, script, state table, function, reset run."""
     s3 = _client("s3", moto_url)
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": HOME})
-    s3.put_object(Bucket=BUCKET, Key=f"runs/{run_id}/script.js", Body=script.encode())
+    # A plain script under the test's key: k6 runs it as a script (it tells an archive by its content).
+    s3.put_object(Bucket=BUCKET, Key=script_key(run_id), Body=script.encode())
     dynamodb = _client("dynamodb", moto_url)
     orchestrator_table.create_table(dynamodb, TABLE, {})
     orchestrator_table.wait_for_table(dynamodb, TABLE, exists=True, timeout_seconds=10)
@@ -111,9 +116,20 @@ def _client(service: str, moto_url: str):
     return boto3.client(service, region_name=HOME, endpoint_url=moto_url)
 
 
+def kept_sha256(moto_url: str, run_id: str) -> str:
+    """The hash run_test would give the tasks: that of the test prepare_home kept (of nothing, if none)."""
+    try:
+        kept = _client("s3", moto_url).get_object(Bucket=BUCKET, Key=script_key(run_id))["Body"].read()
+    except (BotoCoreError, ClientError):
+        kept = b""  # a test whose tasks never fetch the script
+    return hashlib.sha256(kept).hexdigest()
+
+
 def tasks_of(config, moto_url: str, run_id: str, summary_dir: Path, k6: str = K6, **run: object) -> list:
     """Every planned task of the run, with the contract's environment (and where k6 and the summaries are)."""
     home = Home(region=HOME, results_store="s3", bucket=BUCKET, function=function_name(run_id))
+    if "script_sha256" not in run:
+        run["script_sha256"] = kept_sha256(moto_url, run_id)
     return contract_tasks(
         config,
         home,
@@ -307,6 +323,26 @@ def test_script_exception_is_surfaced(moto_server, tmp_path):
     assert run.state["exit_codes"] == {"us-east-2": {"0": 107}}
 
 
+def test_k6_runs_without_the_tasks_aws_identity_which_the_load_generator_keeps(moto_server, tmp_path):
+    config = load_config(settings={"home_region": HOME, "remote_regions": {"us-east-2": 1}, "duration_seconds": 1})
+    script = (
+        "export function setup() {\n"
+        "  const leaked = Object.keys(__ENV).filter((name) => name.startsWith('AWS_'));\n"
+        "  if (leaked.length > 0) { throw new Error('k6 sees ' + leaked.join(',')); }\n"
+        "}\nexport default function () {}\n"
+    )
+    summary_dir = home_with(moto_server, tmp_path, script, config, "noaws", lead_seconds=1)
+    tasks = tasks_of(config, moto_server.url, "noaws", summary_dir)
+    assert any(name.startswith("AWS_") for name in {**os.environ, **tasks[0].load_generator_env}), "nothing to hide"
+
+    run = execute(moto_server, tmp_path, tasks, "noaws")
+
+    # 107 would be the script's exception: k6 saw an AWS_ variable.
+    assert run.results[0].load_generator_exit_code == 0, run.results[0].load_generator_log.read_text()[-2000:]
+    # The load generator itself still used its credentials: registered, and reported the end.
+    assert run.state["exit_codes"] == {"us-east-2": {"0": 0}}
+
+
 THRESHOLDS_SCRIPT = (
     """
 import { sleep } from 'k6';
@@ -396,7 +432,7 @@ def aws_recorder():
 
 
 def run_generator_alone(k6: str, endpoint_url: str) -> subprocess.CompletedProcess:
-    task = tasks_of(ONE_REGION, endpoint_url, "no-k6", Path("/nonexistent"), k6=k6)[0]
+    task = tasks_of(ONE_REGION, endpoint_url, "no-k6", Path("/nonexistent"), k6=k6, script_sha256="0" * 64)[0]
     env = {
         **os.environ,
         **task.load_generator_env,

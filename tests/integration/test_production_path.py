@@ -164,6 +164,55 @@ def test_vus_model_three_regions_as_containers_from_our_images_then_nothing_left
     assert our_containers() == [] and our_pods() == []
 
 
+
+def test_a_test_in_several_files_runs_as_one_archive_in_two_regions_and_a_tampered_one_is_not_run(production, tmp_path):
+    """examples/suite: modules, a CSV through SharedArray, an environment value; then the archive is tampered with."""
+    deployment, run_id, remote = "prodsuite", "prod-suite-1", {"us-east-2": 2, "eu-west-1": 2}
+    seen: list = []
+    with api_like_target(median_ms=1.0, seen=seen) as target:
+        variables = settings(
+            production, tmp_path, deployment, run_id, remote, 4,
+            script=str(REPO / "examples" / "suite" / "test.js"),
+            constellation_script_env={"TARGET": target},
+        )
+        assert playbook("init", variables).rc == 0
+        result = playbook("run_test", variables)
+        assert result.rc == 0, result.output[-6000:]
+
+    users = [line.split(",")[0] for line in (REPO / "examples" / "suite" / "data" / "users.csv").read_text().split()[1:]]
+    assert {path for path, _ in seen} == {f"/api/users/{user}" for user in users}
+    report = playbook("visualize", variables | {"constellation_report_dir": str(tmp_path / "report")})
+    assert report.rc == 0, report.output[-4000:]
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["verdict"] == "pass" and summary["overall"]["requests"] == len(seen)
+    assert {threshold["expression"] for threshold in summary["thresholds"]} >= {"rate<0.01", "p(95)<500"}, summary["thresholds"]
+
+    # Someone replaces the run's archive in the bucket, keeping its metadata: a task given the run's
+    # overrides fetches it, finds another hash, and ends with 89 before k6 runs.
+    s3, bucket, key = production.client("s3", HOME), f"{deployment}-123456789012-{HOME}", f"runs/{run_id}/test.tar"
+    kept = s3.get_object(Bucket=bucket, Key=key)
+    s3.put_object(Bucket=bucket, Key=key, Body=kept["Body"].read() + b"\0" * 512, Metadata=kept["Metadata"])
+    ecs = production.client("ecs", "us-east-2")
+    ran = ecs.describe_tasks(cluster=deployment, tasks=ecs.list_tasks(cluster=deployment, desiredStatus="STOPPED")["taskArns"][:1])["tasks"][0]
+    subnets = [s["SubnetId"] for s in production.client("ec2", "us-east-2").describe_subnets(
+        Filters=[{"Name": "tag:constellation:deployment", "Values": [deployment]}])["Subnets"]]
+    again = ecs.run_task(
+        cluster=deployment, taskDefinition=ran["taskDefinitionArn"], launchType="FARGATE", overrides=ran["overrides"],
+        networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "assignPublicIp": "ENABLED"}},
+    )["tasks"][0]["taskArn"]
+    deadline = time.monotonic() + 120
+    while (task := ecs.describe_tasks(cluster=deployment, tasks=[again])["tasks"][0])["lastStatus"] != "STOPPED":
+        assert time.monotonic() < deadline, task
+        time.sleep(1)
+    generator = next(c for c in task["containers"] if c["name"] == "load-generator")
+    assert generator["exitCode"] == 89, task
+    log = "\n".join(production.task_logs("us-east-2", again, "load-generator"))
+    assert "is not the one run_test checked" in log and "nothing was run" in log and "k6-started" not in log
+
+    assert playbook("teardown_all", variables).rc == 0
+    production.assert_empty([HOME, *remote])
+
+
 def playbook_state(production, deployment: str, run_id: str) -> dict:
     return orchestrator_state.read_run(production.client("dynamodb", HOME), f"{deployment}-orchestrator", run_id)
 

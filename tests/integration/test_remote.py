@@ -3,7 +3,10 @@ exactly as planned, idempotency, an aborted run, teardown of everything, least-p
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import tarfile
 import urllib.request
 from pathlib import Path
 
@@ -28,7 +31,7 @@ IMAGES = {
     "constellation_aggregator_image": "ghcr.io/example/aggregator:1",
 }
 GENERATOR_RUN_ENV = {
-    "CONSTELLATION_RUN_ID", "CONSTELLATION_TASK_INDEX", "CONSTELLATION_SCRIPT_KEY", "CONSTELLATION_LOAD_MODEL",
+    "CONSTELLATION_RUN_ID", "CONSTELLATION_TASK_INDEX", "CONSTELLATION_SCRIPT_KEY", "CONSTELLATION_SCRIPT_SHA256", "CONSTELLATION_LOAD_MODEL",
     "CONSTELLATION_VUS", "CONSTELLATION_DURATION_MS", "CONSTELLATION_EXECUTION_SEGMENT",
     "CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE", "CONSTELLATION_START_TIMEOUT_SECONDS",
 }
@@ -118,7 +121,7 @@ def assert_region_deployed_as_planned(moto, region: str) -> None:
         assert generator["CONSTELLATION_TASK_INDEX"] == task_tags["constellation:task-index"]
         assert overrides["aggregator"]["CONSTELLATION_TASK_INDEX"] == generator["CONSTELLATION_TASK_INDEX"]
         assert generator["CONSTELLATION_VUS"] == str(REMOTE[region])
-        assert generator["CONSTELLATION_SCRIPT_KEY"] == "runs/run-1/script.js"
+        assert generator["CONSTELLATION_SCRIPT_KEY"] == "runs/run-1/test.tar"
         by_index[int(generator["CONSTELLATION_TASK_INDEX"])] = generator["CONSTELLATION_EXECUTION_SEGMENT"]
     assert sorted(by_index) == list(range(PLANNED_TASKS[region]))
     if region in SEGMENTS:
@@ -183,7 +186,7 @@ def assert_least_privilege(moto) -> None:
             assert_no_broad_grant(f"{role}/{name}", iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
     task_policy = statements(iam.get_role_policy(RoleName=f"{DEPLOYMENT}-task-us-east-2", PolicyName="task")["PolicyDocument"])
     resources = {action: statement["Resource"] for statement in task_policy for action in as_list(statement["Action"])}
-    assert resources["s3:GetObject"] == f"arn:aws:s3:::{DEPLOYMENT}-{ACCOUNT}-{HOME}/runs/run-1/script.js"
+    assert resources["s3:GetObject"] == f"arn:aws:s3:::{DEPLOYMENT}-{ACCOUNT}-{HOME}/runs/run-1/test.tar"
     assert resources["lambda:InvokeFunction"] == f"arn:aws:lambda:{HOME}:{ACCOUNT}:function:{DEPLOYMENT}-orchestrator"
     assert resources["timestream:WriteRecords"] == f"arn:aws:timestream:{HOME}:{ACCOUNT}:database/{DEPLOYMENT}/table/results"
     execution = statements(iam.get_role_policy(RoleName=f"{DEPLOYMENT}-task-execution-us-east-2", PolicyName="task-execution")["PolicyDocument"])
@@ -270,6 +273,31 @@ def test_wait_reports_tasks_that_stopped_without_ending_then_a_completed_run(mot
     assert len(run_tasks(moto, "us-east-2")) == 1, "watching a run must not start its tasks again"
 
 
+
+def test_run_test_fails_when_the_load_did_not_run_naming_task_and_k6_exit_code_but_not_for_crossed_thresholds(moto, tmp_path):
+    variables = settings(
+        moto, tmp_path, {"us-east-2": 5, "eu-west-1": 5},
+        constellation_wait=True, constellation_wait_poll_seconds=1, constellation_wait_timeout_seconds=120,
+    )
+    assert playbook("init", variables).rc == 0
+    launched = playbook("run_test", dict(variables, constellation_wait=False))
+    assert launched.rc == 0, launched.output
+
+    # moto stops every task at once; the tasks report as k6 would have ended: a script exception
+    # in us-east-2, thresholds crossed (the load ran) in eu-west-1.
+    table, dynamodb = f"{DEPLOYMENT}-orchestrator", moto.client("dynamodb", HOME)
+    for region, code in (("us-east-2", 107), ("eu-west-1", 99)):
+        orchestrator_state.register_task(dynamodb, table, "run-1", region, 0)
+        orchestrator_state.record_test_end(dynamodb, table, "run-1", region, 0, code)
+    watched = playbook("run_test", variables)
+
+    assert watched.rc != 0
+    output = " ".join(watched.stdout.split())
+    assert "us-east-2: the load did not run to the end in task 0: exit 107 (k6 ScriptException)." in output, watched.output
+    assert "eu-west-1: every task completed" in output
+    assert "eu-west-1: the load did not run" not in output
+
+
 def test_check_mode_on_a_fresh_deployment_creates_nothing_registered_tasks_never_start_again_a_stale_run_is_refused(moto, tmp_path):
     variables = settings(moto, tmp_path, {"us-east-2": 450})
     assert playbook("init", variables).rc == 0
@@ -302,6 +330,75 @@ def test_check_mode_on_a_fresh_deployment_creates_nothing_registered_tasks_never
     assert "Run run-stale was planned at " in refused.stdout and "never started: only 1 of 3 tasks registered" in " ".join(refused.stdout.split())
     assert run_tasks(moto, "us-east-2", "run-stale") == []
 
+
+
+BAD_SCRIPTS = {
+    # what the tasks' k6 would say at run time (exit 104 or 107), said by run_test before anything
+    "no default function": ("export const options = {};\nexport function setup() {}\n", "function 'default' not found"),
+    "unknown executor": (
+        "export const options = { scenarios: { a: { executor: 'bogus', vus: 1, duration: '1s' } } };\n"
+        "export default function () {}\n",
+        "unknown executor type 'bogus'",
+    ),
+    "unresolved import": ("import { x } from './nope.js';\nexport default function () {}\n", "nope.js"),
+    "file it cannot open": ("const d = open('./missing.csv');\nexport default function () {}\n", "missing.csv"),
+}
+
+
+def test_a_script_k6_would_reject_at_run_time_is_refused_with_k6s_message_before_anything_is_created(moto, tmp_path):
+    variables = settings(moto, tmp_path, {"us-east-2": 2})
+    assert playbook("init", variables).rc == 0
+    bucket = f"{DEPLOYMENT}-{ACCOUNT}-{HOME}"
+    before = (moto.inventory([HOME, "us-east-2"]), moto.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount"))
+
+    for kind, (text, said) in BAD_SCRIPTS.items():
+        script = tmp_path / f"{kind.replace(' ', '-')}.js"
+        script.write_text(text)
+        refused = playbook("run_test", dict(variables, script=str(script)))
+        shown = " ".join(refused.stdout.split())
+        assert refused.rc != 0 and f"cannot use the script {script}" in shown and said in shown, (kind, refused.output[-3000:])
+
+    assert (moto.inventory([HOME, "us-east-2"]), moto.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount")) == before
+
+
+def test_the_test_is_one_archive_with_its_modules_and_files_kept_once_per_run_and_never_replaced(moto, tmp_path):
+    suite = tmp_path / "suite"
+    (suite / "lib").mkdir(parents=True)
+    (suite / "data").mkdir()
+    (suite / "lib" / "paths.js").write_text("export function path(user) { return `/api/users/${user}`; }\n")
+    (suite / "data" / "users.csv").write_text("name\nann\nbob\n")
+    (suite / "test.js").write_text(
+        "import http from 'k6/http';\nimport { path } from './lib/paths.js';\n"
+        "const users = open('./data/users.csv').split('\\n').slice(1).filter(Boolean);\n"
+        "export default function () { for (const user of users) { http.get(`${__ENV.TARGET}${path(user)}`); } }\n"
+    )
+    variables = settings(moto, tmp_path, {"us-east-2": 2}, script=str(suite / "test.js"), constellation_script_env={"TARGET": "http://127.0.0.1:9"})
+    assert playbook("init", variables).rc == 0
+    first = playbook("run_test", variables)
+    assert first.rc == 0, first.output
+
+    s3, key = moto.client("s3"), "runs/run-1/test.tar"
+    bucket = f"{DEPLOYMENT}-{ACCOUNT}-{HOME}"
+    kept = s3.get_object(Bucket=bucket, Key=key)
+    body = kept["Body"].read()
+    sha = hashlib.sha256(body).hexdigest()
+    assert kept["Metadata"] == {"sha256": sha}
+    with tarfile.open(fileobj=io.BytesIO(body)) as archive:
+        names = archive.getnames()
+    assert any(name.endswith("suite/lib/paths.js") for name in names) and any(name.endswith("suite/data/users.csv") for name in names), names
+    generator = env(next(o for o in run_tasks(moto, "us-east-2")[0]["overrides"]["containerOverrides"] if o["name"] == "load-generator"))
+    assert generator["CONSTELLATION_SCRIPT_SHA256"] == sha
+
+    # The same test again (watching the run): packed to the same bytes, nothing replaced.
+    again = playbook("run_test", variables)
+    assert again.rc == 0, again.output
+    # Another test under the same run id: refused, naming both hashes; the run keeps its own.
+    (suite / "lib" / "paths.js").write_text("export function path(user) { return `/api/people/${user}`; }\n")
+    changed = playbook("run_test", variables)
+    shown = " ".join(changed.stdout.split())
+    assert changed.rc != 0 and f"s3://{bucket}/{key} has sha256 {sha}" in shown and "this script gives " in shown, changed.output[-3000:]
+    assert hashlib.sha256(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).hexdigest() == sha
+    assert len(run_tasks(moto, "us-east-2")) == 1
 
 @pytest.mark.parametrize("kind", ["missing", "not executable"])
 def test_run_test_says_k6_is_missing_and_how_to_install_it(moto, tmp_path, kind):

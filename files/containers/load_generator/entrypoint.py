@@ -25,7 +25,8 @@ Environment (required unless a default is given):
 ``CONSTELLATION_AWS_ENDPOINT_URL``       one endpoint for every AWS service (e.g. moto); optional
 ``CONSTELLATION_ORCHESTRATOR``           ``lambda:<function name>``
 ``CONSTELLATION_BUCKET``                 the home bucket holding the script
-``CONSTELLATION_SCRIPT_KEY``             the script's object key
+``CONSTELLATION_SCRIPT_KEY``             the object key of the run's test, a k6 archive
+``CONSTELLATION_SCRIPT_SHA256``          its SHA-256 as run_test checked it: another is not run
 ``CONSTELLATION_LOAD_MODEL``             ``vus`` (default: --vus/--duration per region) or
                                          ``script`` (the script's scenarios are the whole test)
 ``CONSTELLATION_VUS``                    the region's VUs (``vus`` model)
@@ -40,13 +41,13 @@ Environment (required unless a default is given):
 ``CONSTELLATION_K6_API_PORT``            k6's REST API port on 127.0.0.1 (6565)
 
 Exit status: 0 on success; k6's own exit code when k6 ran and failed (99 thresholds crossed,
-107 script exception, ... see ``K6_EXIT_CODES``); 128 + signal number when stopped by a
+107 script exception, ... see ``run/exit_codes.py``); 128 + signal number when stopped by a
 signal before k6 ran; otherwise one of ``Failure`` (80-89). Every line written is JSON.
 """
 
 from __future__ import annotations
 
-import enum
+import hashlib
 import json
 import os
 import random
@@ -67,6 +68,8 @@ import boto3
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError
 
+from run.exit_codes import Failure
+from run.exit_codes import describe_exit_code
 from run.orchestrator_client import OrchestratorClient
 from run.orchestrator_client import OrchestratorError
 from run.orchestrator_client import OrchestratorUnavailable
@@ -87,40 +90,6 @@ K6_STOP_GRACE_SECONDS = 60
 # The aggregator writes everything it holds to the results store before answering /finish.
 AGGREGATOR_FINISH_TIMEOUT_SECONDS = 300
 HTTP_TIMEOUT_SECONDS = 5
-
-# k6's exit codes (go.k6.io/k6/errext/exitcodes; 110 is what k6 1.1 returns after
-# exec.test.fail()). They are passed on as this process's exit status and to test-end.
-K6_EXIT_CODES = {
-    97: "CloudTestRunFailed",
-    98: "CloudFailedToGetProgress",
-    99: "ThresholdsHaveFailed",
-    100: "SetupTimeout",
-    101: "TeardownTimeout",
-    102: "GenericTimeout",
-    103: "ScriptStoppedFromRESTAPI",
-    104: "InvalidConfig",
-    105: "ExternalAbort",
-    106: "CannotStartRESTAPI",
-    107: "ScriptException",
-    108: "ScriptAborted",
-    109: "GoPanic",
-    110: "MarkedAsFailed",
-}
-
-
-class Failure(enum.IntEnum):
-    """Why the load generator failed on its own account; k6's exit codes are never reused."""
-
-    CONFIG = 80  # an environment variable is missing or invalid
-    K6_UNUSABLE = 81  # the k6 binary is missing, does not run, or is older than 1.0
-    SCRIPT_FETCH = 82  # the script could not be read from the home bucket
-    AGGREGATOR_NOT_READY = 83  # the aggregator did not answer /ready before the start timeout
-    ORCHESTRATOR = 84  # the orchestrator rejected this task or could not be reached
-    START_TIMEOUT = 85  # the start was not decided before the start timeout
-    K6_NOT_READY = 86  # k6 did not bring up its REST API (paused) in time
-    AGGREGATOR_FINISH = 87  # the aggregator did not confirm its flush: results may be missing
-    TEST_END = 88  # test-end could not be reported to the orchestrator
-
 
 class LoadGeneratorError(Exception):
     """A failure this process expected and can explain; ``failure`` becomes the exit status."""
@@ -148,19 +117,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def describe_exit_code(code: int) -> str:
-    """The name of a k6 or load generator exit code, for logs."""
-    if code == 0:
-        return "success"
-    if code in K6_EXIT_CODES:
-        return f"k6 {K6_EXIT_CODES[code]}"
-    if code in {failure.value for failure in Failure}:
-        return f"load generator {Failure(code).name}"
-    if code > 128:
-        return f"stopped by signal {code - 128}"
-    return "unknown"
-
-
 # ---------------------------------------------------------------------------------------------
 # Settings
 # ---------------------------------------------------------------------------------------------
@@ -178,6 +134,7 @@ class Settings:
     orchestrator: str
     bucket: str
     script_key: str
+    script_sha256: str
     load_model: str
     vus: int | None
     duration_ms: int | None
@@ -204,6 +161,7 @@ class Settings:
             orchestrator=_orchestrator_spec(env),
             bucket=_required(env, "CONSTELLATION_BUCKET"),
             script_key=_required(env, "CONSTELLATION_SCRIPT_KEY"),
+            script_sha256=_sha256(env, "CONSTELLATION_SCRIPT_SHA256"),
             load_model=load_model,
             vus=_integer(env, "CONSTELLATION_VUS", minimum=1) if by_vus else None,
             duration_ms=_integer(env, "CONSTELLATION_DURATION_MS", minimum=1) if by_vus else None,
@@ -252,6 +210,13 @@ def _script_env(env: Mapping[str, str]) -> dict[str, str]:
     if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
         _bad_setting("CONSTELLATION_SCRIPT_ENV", raw[:200], "a JSON object of NAME: text")
     return variables
+
+
+def _sha256(env: Mapping[str, str], name: str) -> str:
+    value = _required(env, name)
+    if not re.fullmatch(r"[0-9a-f]{64}", value):
+        _bad_setting(name, value, "a SHA-256 in hex (64 digits 0-9a-f)")
+    return value
 
 
 def _orchestrator_spec(env: Mapping[str, str]) -> str:
@@ -406,12 +371,18 @@ def read_thresholds(summary_export: Path) -> dict[str, dict[str, bool]] | None:
 
 
 K6_PUSH_INTERVAL = "1s"
+AWS_PREFIX = "AWS_"  # the task's AWS identity and settings, never k6's
 
 
 def k6_environment(settings: Settings) -> dict[str, str]:
-    """k6's environment: ours (the script sees CONSTELLATION_* in __ENV) and its output's; the script's own comes as --env."""
+    """k6's environment: ours (the script sees CONSTELLATION_* in __ENV) and its output's; the script's own comes as --env.
+
+    Without AWS_*: the task role's credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI on Fargate,
+    AWS_ACCESS_KEY_ID and its siblings elsewhere) stay with this process and the aggregator, so a
+    script cannot call the orchestrator or write results with them.
+    """
     return {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if not name.startswith(AWS_PREFIX)},
         "K6_PROMETHEUS_RW_SERVER_URL": f"{settings.aggregator_url}/api/v1/write",
         "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true",
         # Pushes are cumulative snapshots; the aggregator files each push's increase under the
@@ -545,9 +516,16 @@ class LoadGenerator:
             raise LoadGeneratorError(
                 Failure.SCRIPT_FETCH, f"cannot read the script s3://{s.bucket}/{s.script_key}: {error}"
             ) from None
-        script = workdir / (Path(s.script_key).name or "script.js")
+        fetched = hashlib.sha256(body).hexdigest()
+        if fetched != s.script_sha256:
+            raise LoadGeneratorError(
+                Failure.SCRIPT_MISMATCH,
+                f"the test s3://{s.bucket}/{s.script_key} is not the one run_test checked: its sha256 is {fetched},"
+                f" run_test's {s.script_sha256}; nothing was run",
+            )
+        script = workdir / (Path(s.script_key).name or "test.tar")
         script.write_bytes(body)
-        log("info", "script-fetched", bucket=s.bucket, key=s.script_key, bytes=len(body))
+        log("info", "script-fetched", bucket=s.bucket, key=s.script_key, bytes=len(body), sha256=fetched)
         return script
 
     def wait_for_aggregator(self) -> None:

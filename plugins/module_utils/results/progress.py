@@ -69,7 +69,7 @@ def validate_run_id(run_id: Any, option: str = "run_id") -> str:
 
 
 # A run's objects in the home bucket, in one place:
-#   runs/<run id>/script.js                        the k6 script (run_test uploads it, every task reads it)
+#   runs/<run id>/test.tar                         the test, a k6 archive (run_test keeps it, every task runs it)
 #   runs/<run id>/run.json                         the manifest, the run as planned (visualize reads it)
 #   runs/<run id>/records/<region>/<task>/*.jsonl  the S3 results store's records, and each task's
 #                                                  progress.json beside them
@@ -80,8 +80,8 @@ def run_prefix(run_id: str) -> str:
 
 
 def script_key(run_id: str) -> str:
-    """Where a run's k6 script is in the home bucket (run_test uploads it, every task reads it)."""
-    return run_prefix(run_id) + "script.js"
+    """Where a run's test is in the home bucket: the k6 archive run_test keeps and every task runs."""
+    return run_prefix(run_id) + "test.tar"
 
 
 def manifest_key(run_id: str) -> str:

@@ -45,6 +45,7 @@ from .config import script_load_segments
 # Names a script's environment may use: the others are the tasks' own (and AWS's, and k6's settings).
 SCRIPT_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_ENV_PREFIXES = ("CONSTELLATION_", "AWS_", "K6_")
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 
 LOAD_GENERATOR = "load-generator"
 AGGREGATOR = "aggregator"
@@ -133,6 +134,7 @@ class Run:
     load_model: str = "vus"
     start_timeout_seconds: int = 900
     script_env: Mapping[str, str] = field(default_factory=dict)  # the script's __ENV (script_environment checks it)
+    script_sha256: str | None = None  # the SHA-256 of the run's test (k6_archive), which every task checks
 
     def __post_init__(self) -> None:
         try:
@@ -144,6 +146,8 @@ class Run:
         if self.start_timeout_seconds < 1:
             raise ContractError(f"start_timeout_seconds must be at least 1, got {self.start_timeout_seconds}")
         object.__setattr__(self, "script_env", script_environment(self.script_env))
+        if self.script_sha256 is not None and not SHA256_PATTERN.fullmatch(self.script_sha256):
+            raise ContractError(f"script_sha256 must be a SHA-256 in hex (64 digits 0-9a-f), got {self.script_sha256!r}")
 
 
 def script_environment(variables: Any) -> dict[str, str]:
@@ -251,6 +255,8 @@ def task_overrides(config: Config, run: Run) -> dict[str, list[TaskOverrides]]:
         "CONSTELLATION_DURATION_MS": str(config.duration_ms),
         "CONSTELLATION_START_TIMEOUT_SECONDS": str(run.start_timeout_seconds),
     }
+    if run.script_sha256:
+        shared["CONSTELLATION_SCRIPT_SHA256"] = run.script_sha256
     if run.script_env:
         shared["CONSTELLATION_SCRIPT_ENV"] = json.dumps(run.script_env, separators=(",", ":"))
     overrides: dict[str, list[TaskOverrides]] = {}
@@ -323,6 +329,7 @@ def manifest(config: Config, run: Run, script_name: str) -> dict[str, Any]:
         "duration_ms": config.duration_ms,
         "load_model": run.load_model,
         "script": script_name,
+        "script_sha256": run.script_sha256,
         "regions": {region: {"vus": p["vus"], "tasks": p["tasks"]} for region, p in planned.items()},
     }
 

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 from typing import Mapping
 
+from .exit_codes import describe_exit_code
+from .exit_codes import load_ran
+
 
 @dataclass(frozen=True)
 class RegionPoll:
@@ -32,6 +35,33 @@ class RegionPoll:
     def ended(self) -> bool:
         """Every planned task of the region has stopped (completed or not: the judge tells which)."""
         return self.tasks["counts"]["stopped"] >= self.planned
+
+    def unfinished(self) -> list[int]:
+        """The planned tasks that have not reported the end of the test to the orchestrator."""
+        completed = {int(task) for task in self.run.get("completed_tasks", {}).get(self.region, [])}
+        return [task for task in range(self.planned) if task not in completed]
+
+    def failed(self) -> list[str]:
+        """The tasks that reported an end whose load did not run to the end, with their exit code named.
+
+        0 and 99 (thresholds crossed) ran the load; the merged verdict judges thresholds, not this.
+        """
+        codes = self.run.get("exit_codes", {}).get(self.region, {})
+        return [
+            f"task {task}: exit {code} ({describe_exit_code(int(code))})"
+            for task, code in sorted(codes.items(), key=lambda item: int(item[0]))
+            if not load_ran(int(code))
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        """What the wait returns of the region."""
+        return {
+            "ended": self.ended,
+            "counts": self.tasks["counts"],
+            "tasks": self.tasks["tasks"],
+            "unfinished": self.unfinished(),
+            "failed": self.failed(),
+        }
 
     def line(self) -> str:
         counts = self.tasks["counts"]

@@ -21,7 +21,7 @@ PACKAGES = ("aws", "run", "results")
 # What each package may import of ours, besides itself.
 MAY_IMPORT = {"results": set(), "run": {"results"}, "aws": set()}
 # Shipped alone (in the Lambda, in the load generator's image): they import nothing of ours.
-STANDALONE = ("run/orchestrator_state.py", "run/orchestrator_client.py")
+STANDALONE = ("run/orchestrator_state.py", "run/orchestrator_client.py", "run/exit_codes.py")
 
 
 def imported_files(path: Path) -> set[str]:

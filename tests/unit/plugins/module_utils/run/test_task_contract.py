@@ -21,6 +21,7 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_co
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import Run
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import contract
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import k6_env_arguments
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import manifest
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import script_environment
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import task_environment
 
@@ -81,7 +82,7 @@ def test_every_task_gets_its_run_index_script_and_share_and_the_aggregator_its_i
         LOAD_GENERATOR: {
             "CONSTELLATION_RUN_ID": "nightly-42",
             "CONSTELLATION_TASK_INDEX": "1",
-            "CONSTELLATION_SCRIPT_KEY": "runs/nightly-42/script.js",
+            "CONSTELLATION_SCRIPT_KEY": "runs/nightly-42/test.tar",
             "CONSTELLATION_LOAD_MODEL": "vus",
             "CONSTELLATION_VUS": "300",
             "CONSTELLATION_DURATION_MS": "20000",
@@ -91,6 +92,18 @@ def test_every_task_gets_its_run_index_script_and_share_and_the_aggregator_its_i
         },
         AGGREGATOR: {"CONSTELLATION_RUN_ID": "nightly-42", "CONSTELLATION_TASK_INDEX": "1"},
     }
+
+
+def test_every_task_gets_the_hash_of_the_runs_test_and_the_manifest_keeps_it():
+    sha = "ab" * 32
+    run = Run("nightly-42", script_sha256=sha)
+    tasks = contract(CONFIG, DEPLOYMENT, run)
+    hashes = {task[LOAD_GENERATOR]["CONSTELLATION_SCRIPT_SHA256"] for region in tasks.values() for task in region["tasks"]}
+    assert hashes == {sha}
+    assert manifest(CONFIG, run, "checkout.js")["script_sha256"] == sha
+    for wrong in ("AB" * 32, "ab" * 31, "zz" * 32):
+        with pytest.raises(ContractError, match=f"script_sha256 must be a SHA-256 in hex .*got '{wrong}'"):
+            Run("r", script_sha256=wrong)
 
 
 def test_the_task_definition_holds_what_every_run_shares():
@@ -229,7 +242,7 @@ def test_the_module_returns_the_contract_and_a_clear_error(tmp_path):
 
     args = {"config": CONFIG.to_dict(), "home": {"region": "eu-central-1", "results_store": "s3", "bucket": "b", "function": "f",
             "state_table": "ignored"}, "run_id": "r1", "load_model": "script", "load_generator_image": "g",
-            "aggregator_image": "a", "log_group": "/ecs/lt", "script_env": '{"BASE_URL": "http://x"}'}
+            "aggregator_image": "a", "log_group": "/ecs/lt", "script_env": '{"BASE_URL": "http://x"}', "script_sha256": "ab" * 32}
     result = module(args)
     assert result["changed"] is False
     assert [t[LOAD_GENERATOR]["CONSTELLATION_EXECUTION_SEGMENT"] for t in result["regions"]["us-east-2"]["tasks"]] == ["1/4:5/8", "5/8:1"]

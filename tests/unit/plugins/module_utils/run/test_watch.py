@@ -48,3 +48,22 @@ def test_unknown_requests_say_why_and_a_run_not_planned_yet_shows_nothing_regist
         "us-east-2: 0 of 1 tasks registered, 1 pending, 0 running, 0 stopped, 0 completed; "
         "requests: unknown (AccessDenied on s3:ListBucket)"
     )
+
+
+def test_the_judge_names_unfinished_tasks_and_loads_that_did_not_run_but_not_crossed_thresholds():
+    run = {
+        "completed_tasks": {"us-east-2": ["0", "1", "3"]},
+        "exit_codes": {"us-east-2": {"0": 0, "1": 99, "3": 107, "10": 85}},
+    }
+    (region,) = poll({"us-east-2": 4}, {"us-east-2": tasks(stopped=4)}, run, {"regions": {}})
+    assert region.unfinished() == [2]
+    # 0 ran, 99 ran (thresholds are the merged verdict's); the others did not, in task order.
+    assert region.failed() == ["task 3: exit 107 (k6 ScriptException)", "task 10: exit 85 (load generator START_TIMEOUT)"]
+    assert region.summary()["failed"] == region.failed() and region.summary()["unfinished"] == [2]
+
+
+def test_a_task_stopped_by_a_signal_is_named_so():
+    run = {"completed_tasks": {"eu-west-1": ["0"]}, "exit_codes": {"eu-west-1": {"0": 143}}}
+    (region,) = poll({"eu-west-1": 1}, {"eu-west-1": tasks(stopped=1)}, run, {"regions": {}})
+    assert region.failed() == ["task 0: exit 143 (stopped by signal 15)"]
+    assert region.unfinished() == []
