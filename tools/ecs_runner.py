@@ -2,7 +2,7 @@
 
 moto records a RunTask and runs nothing. Here each Fargate task of the emulator becomes a pod with
 one container per container definition of its registered task definition (image, entry point,
-command, environment, essential, stopTimeout, linuxParameters.initProcessEnabled), with the task's
+command, environment, secrets, essential, stopTimeout, linuxParameters.initProcessEnabled), with the task's
 container overrides applied as ECS applies them, started in the task definition's order. The task's state in the emulator follows
 its containers, as on Fargate:
 
@@ -98,6 +98,7 @@ class ContainerRun:
     init_process: bool  # linuxParameters.initProcessEnabled: an init as PID 1 passes signals on
     log_group: str | None
     log_stream: str | None
+    secrets: list[dict[str, str]] = field(default_factory=list)  # the definition's: name and valueFrom
     podman_name: str = ""
     exited: bool = False
 
@@ -292,6 +293,7 @@ class TaskRunner:
                     init_process=bool((container.get("linuxParameters") or {}).get("initProcessEnabled")),
                     log_group=log_options.get("awslogs-group"),
                     log_stream=f"{prefix}/{container['name']}/{task.task_arn.rsplit('/', 1)[-1]}" if prefix else None,
+                    secrets=list(container.get("secrets") or []),
                 )
             )
         return runs
@@ -305,6 +307,16 @@ class TaskRunner:
                 if pulled.returncode != 0:
                     self._fail_to_start(run, f"CannotPullContainerError: pull image {image}: {pulled.stderr.strip()[-300:]}")
                     return
+            # As ECS does before it starts the containers: each secret's value into its container's environment.
+            for container in run.containers:
+                for secret in container.secrets:
+                    try:
+                        container.environment[secret["name"]] = self._secret_value(secret["valueFrom"])
+                    except Exception as error:  # noqa: BLE001 - any failure is the task's, as on ECS
+                        self._fail_to_start(
+                            run, f"ResourceInitializationError: unable to pull secrets: {secret['name']} ({secret['valueFrom']}): {error}"
+                        )
+                        return
             with self.lock:
                 stopped_while_pulling = run.stopping
             if stopped_while_pulling:  # StopTask, reset or shutdown: nothing to start
@@ -326,6 +338,25 @@ class TaskRunner:
         except Exception as error:  # any failure to start is the task's, as ECS reports it
             LOG.exception("task %s failed to start", run.task_id)
             self._fail_to_start(run, f"TaskFailedToStart: {error}")
+
+    def _secret_value(self, value_from: str) -> str:
+        """A secret's value as ECS reads it: an SSM parameter (decrypted), or a Secrets Manager secret or one key of it."""
+        import boto3  # the emulator's own process has it; the images do not need it for this
+
+        parts = value_from.split(":")
+        service, region = parts[2], parts[3]
+        client = boto3.client(
+            service, region_name=region, endpoint_url=self.endpoint_url,
+            aws_access_key_id="emulator", aws_secret_access_key="emulator",
+        )
+        if service == "ssm":
+            path = value_from.split(":parameter/", 1)[1]
+            name = "/" + path if "/" in path else path
+            return client.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+        secret_id, (json_key, stage, version) = ":".join(parts[:7]), (parts[7:] + ["", "", ""])[:3]
+        request = {"SecretId": secret_id, **({"VersionStage": stage} if stage else {}), **({"VersionId": version} if version else {})}
+        value = client.get_secret_value(**request)["SecretString"]
+        return str(json.loads(value)[json_key]) if json_key else value
 
     def _create(self, run: TaskRun) -> None:
         # Ports stay the task's until it stopped: another task starting meanwhile never gets them,

@@ -3,7 +3,8 @@
 // and every task runs exactly that archive.
 //
 //   ansible-playbook constellation.loadtest.run_test -e config=config.json -e script=examples/suite/test.js \
-//     -e '{"constellation_script_env": {"TARGET": "https://your.service"}}'
+//     -e '{"constellation_script_env": {"TARGET": "https://your.service"},
+//          "constellation_script_secrets": {"API_TOKEN": "arn:aws:ssm:eu-central-1:123456789012:parameter/shop/api-token"}}'
 import http from 'k6/http';
 import { check, sleep } from 'k6';
 import exec from 'k6/execution';
@@ -11,6 +12,7 @@ import { SharedArray } from 'k6/data';
 
 import { parseUsers } from './lib/users.js';
 import { userPath } from './lib/paths.js';
+import { apiHeaders } from './lib/auth.js';
 
 // Read once per task, in the init context, and shared by the task's VUs.
 const users = new SharedArray('users', () => parseUsers(open('./data/users.csv')));
@@ -29,7 +31,7 @@ export default function () {
   // Each task counts its own iterations: every task walks the whole list of users. To give each
   // user to one VU of the whole run instead, see "Writing the test" in the README.
   const user = users[exec.vu.iterationInInstance % users.length];
-  const response = http.get(`${TARGET}${userPath(user)}`, { tags: { name: 'user' } });
+  const response = http.get(`${TARGET}${userPath(user)}`, { tags: { name: 'user' }, headers: apiHeaders() });
   check(response, { 'status is 200': (r) => r.status === 200 });
   sleep(0.1);
 }

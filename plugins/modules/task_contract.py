@@ -74,6 +74,20 @@ options:
         checks the archive it downloads against it before k6 runs, and fails with exit code 89 on a mismatch.
       - Required with O(run_id).
     type: str
+  script_secrets:
+    description:
+      - "Secrets for the script, C(NAME: ARN): every task's k6 sees each as C(__ENV.NAME)."
+      - The ARN of an SSM parameter (a SecureString) or of a Secrets Manager secret, which may end with
+        C(:json-key::) to take one key of a JSON secret, as ECS takes them.
+      - They are the load generator container's C(secrets) in the task definition. ECS reads the values when
+        a task starts, and the values never pass through Ansible. The task execution role may read exactly these,
+        see RV(regions) C(secret_statements).
+      - Names follow O(script_env)'s rules, and a name may not be in both.
+    type: raw
+    default: {}
+  secrets_kms_key:
+    description: The ARN of the KMS key that encrypts the secrets, when it is not AWS's own; the task execution role may decrypt with it.
+    type: str
   load_generator_image:
     description:
       - The load generator image, as written by C(playbooks/build_images.yml).
@@ -164,7 +178,8 @@ regions:
     containers:
       description:
         - The task definition's container definitions, in the shape of ECS's C(containerDefinitions)
-          (C(name), C(image), C(essential), C(cpu), C(memoryReservation), C(environment), C(logConfiguration)).
+          (C(name), C(image), C(essential), C(cpu), C(memoryReservation), C(environment), C(logConfiguration),
+          and the load generator's C(secrets) when O(script_secrets) names any).
       type: list
       elements: dict
     tasks:
@@ -183,6 +198,14 @@ regions:
           aggregator:
             CONSTELLATION_RUN_ID: nightly-42
             CONSTELLATION_TASK_INDEX: "0"
+    secret_statements:
+      description:
+        - The IAM policy statements the region's task execution role needs to read O(script_secrets) (and
+          decrypt them with O(secrets_kms_key)), naming exactly those; empty without secrets.
+      type: list
+      elements: dict
+      sample: [{"Sid": "ReadTheScriptsParameters", "Effect": "Allow", "Action": "ssm:GetParameters",
+                "Resource": ["arn:aws:ssm:eu-central-1:123456789012:parameter/api-token"]}]
     run_objects:
       description: The same as RV(run_objects), for the region's task role policy.
       type: dict
@@ -229,6 +252,8 @@ def main():
             start_timeout_seconds=dict(type="int", default=900),
             script_env=dict(type="raw", default={}),
             script_sha256=dict(type="str"),
+            script_secrets=dict(type="raw", default={}),
+            secrets_kms_key=dict(type="str"),
             load_generator_image=dict(type="str", required=True),
             aggregator_image=dict(type="str", required=True),
             log_group=dict(type="str", required=True),
@@ -257,6 +282,8 @@ def main():
             aggregator_port=params["aggregator_port"],
             interval_seconds=params["interval_seconds"],
             endpoint_url=params["endpoint_url"] or None,
+            script_secrets=params["script_secrets"],
+            secrets_kms_key=params["secrets_kms_key"] or None,
         )
         run = None
         if params["run_id"]:

@@ -10,6 +10,7 @@ stops the containers the other regions already run. Nothing of ours is left afte
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -166,30 +167,46 @@ def test_vus_model_three_regions_as_containers_from_our_images_then_nothing_left
 
 
 def test_a_test_in_several_files_runs_as_one_archive_in_two_regions_and_a_tampered_one_is_not_run(production, tmp_path):
-    """examples/suite: modules, a CSV through SharedArray, an environment value; then the archive is tampered with."""
+    """examples/suite: modules, a CSV through SharedArray, an environment value, a secret from the emulated SSM; then
+    the archive is tampered with."""
     deployment, run_id, remote = "prodsuite", "prod-suite-1", {"us-east-2": 2, "eu-west-1": 2}
+    token = "tok-" + secrets.token_hex(12)  # only the emulated SSM and the target should ever see it
+    production.client("ssm", HOME).put_parameter(Name="/shop/api-token", Value=token, Type="SecureString")
     seen: list = []
     with api_like_target(median_ms=1.0, seen=seen) as target:
         variables = settings(
             production, tmp_path, deployment, run_id, remote, 4,
             script=str(REPO / "examples" / "suite" / "test.js"),
             constellation_script_env={"TARGET": target},
+            constellation_script_secrets={"API_TOKEN": f"arn:aws:ssm:{HOME}:123456789012:parameter/shop/api-token"},
         )
         assert playbook("init", variables).rc == 0
-        result = playbook("run_test", variables)
+        result = playbook("run_test", variables, "-vvv")
         assert result.rc == 0, result.output[-6000:]
 
     users = [line.split(",")[0] for line in (REPO / "examples" / "suite" / "data" / "users.csv").read_text().split()[1:]]
     assert {path for path, _ in seen} == {f"/api/users/{user}" for user in users}
-    report = playbook("visualize", variables | {"constellation_report_dir": str(tmp_path / "report")})
+    assert {headers.get("Authorization") for _, headers in seen} == {f"Bearer {token}"}
+    report = playbook("visualize", variables | {"constellation_report_dir": str(tmp_path / "report")}, "-vvv")
     assert report.rc == 0, report.output[-4000:]
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert summary["verdict"] == "pass" and summary["overall"]["requests"] == len(seen)
     assert {threshold["expression"] for threshold in summary["thresholds"]} >= {"rate<0.01", "p(95)<500"}, summary["thresholds"]
 
+    # The secret's value is nowhere but where it was sent: not in any play's output (-vvv), the run's
+    # objects in the bucket, the report, the containers' and the orchestrator's logs.
+    s3 = production.client("s3", HOME)
+    bucket = f"{deployment}-123456789012-{HOME}"
+    objects = [s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+               for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket) for o in page.get("Contents", [])]
+    files = [path.read_bytes() for root in (tmp_path / "report", production.log_dir) for path in root.rglob("*") if path.is_file()]
+    assert len(objects) > 5 and len(files) > 5
+    for where, text in [("run_test", result.output.encode()), ("visualize", report.output.encode()), *[("object", o) for o in objects], *[("file", f) for f in files]]:
+        assert token.encode() not in text, f"the secret is in a {where}"
+
     # Someone replaces the run's archive in the bucket, keeping its metadata: a task given the run's
     # overrides fetches it, finds another hash, and ends with 89 before k6 runs.
-    s3, bucket, key = production.client("s3", HOME), f"{deployment}-123456789012-{HOME}", f"runs/{run_id}/test.tar"
+    key = f"runs/{run_id}/test.tar"
     kept = s3.get_object(Bucket=bucket, Key=key)
     s3.put_object(Bucket=bucket, Key=key, Body=kept["Body"].read() + b"\0" * 512, Metadata=kept["Metadata"])
     ecs = production.client("ecs", "us-east-2")

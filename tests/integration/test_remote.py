@@ -400,6 +400,47 @@ def test_the_test_is_one_archive_with_its_modules_and_files_kept_once_per_run_an
     assert hashlib.sha256(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).hexdigest() == sha
     assert len(run_tasks(moto, "us-east-2")) == 1
 
+
+def test_secrets_reach_the_task_definition_as_arns_and_the_execution_role_may_read_exactly_them(moto, tmp_path):
+    ssm, secretsmanager = moto.client("ssm", HOME), moto.client("secretsmanager", "us-east-2")
+    ssm.put_parameter(Name="/shop/api-token", Value="never-shown-1", Type="SecureString")
+    database = secretsmanager.create_secret(Name="shop-db", SecretString='{"password": "never-shown-2"}')["ARN"]
+    secrets = {
+        "API_TOKEN": f"arn:aws:ssm:{HOME}:{ACCOUNT}:parameter/shop/api-token",
+        "DB_PASSWORD": f"{database}:password::",
+    }
+    kms_key = f"arn:aws:kms:{HOME}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    variables = settings(moto, tmp_path, {"us-east-2": 5}, constellation_script_secrets=secrets, constellation_script_secrets_kms_key=kms_key)
+    assert playbook("init", variables).rc == 0
+    before = moto.inventory([HOME, "us-east-2"])
+
+    # A missing one is refused before anything is deployed, named with its ARN (there is no value to show).
+    missing = dict(secrets, OTHER=f"arn:aws:ssm:{HOME}:{ACCOUNT}:parameter/shop/nothing-here")
+    refused = playbook("run_test", dict(variables, constellation_script_secrets=missing))
+    shown = " ".join(refused.stdout.split())
+    assert refused.rc != 0 and "constellation_script_secrets: not found: OTHER (no SSM parameter /shop/nothing-here in eu-central-1)" in shown, refused.output[-3000:]
+    assert moto.inventory([HOME, "us-east-2"]) == before
+
+    result = playbook("run_test", variables, "-vvv")
+    assert result.rc == 0, result.output[-3000:]
+    assert "never-shown" not in result.output
+    ecs = moto.client("ecs", "us-east-2")
+    family = ecs.list_task_definitions(familyPrefix=f"{DEPLOYMENT}-load", status="ACTIVE")["taskDefinitionArns"][0]
+    containers = {c["name"]: c for c in ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]["containerDefinitions"]}
+    assert containers["load-generator"]["secrets"] == [{"name": name, "valueFrom": arn} for name, arn in sorted(secrets.items())]
+    assert "secrets" not in containers["aggregator"]
+    task = run_tasks(moto, "us-east-2")[0]
+    assert "never-shown" not in json.dumps(task["overrides"])
+
+    iam = moto.client("iam")
+    execution = statements(iam.get_role_policy(RoleName=f"{DEPLOYMENT}-task-execution-us-east-2", PolicyName="task-execution")["PolicyDocument"])
+    granted = {action: sorted(as_list(s["Resource"])) for s in execution for action in as_list(s["Action"])}
+    assert granted["ssm:GetParameters"] == [secrets["API_TOKEN"]]
+    assert granted["secretsmanager:GetSecretValue"] == sorted([database, database + "-??????"])
+    assert granted["kms:Decrypt"] == [kms_key]
+    task_policy = json.dumps(iam.get_role_policy(RoleName=f"{DEPLOYMENT}-task-us-east-2", PolicyName="task")["PolicyDocument"])
+    assert "ssm:" not in task_policy and "secretsmanager:" not in task_policy  # the containers' role: none of it
+
 @pytest.mark.parametrize("kind", ["missing", "not executable"])
 def test_run_test_says_k6_is_missing_and_how_to_install_it(moto, tmp_path, kind):
     k6 = tmp_path / "bin" / "k6"

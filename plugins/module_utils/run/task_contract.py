@@ -109,8 +109,17 @@ class Deployment:
     aggregator_port: int = 9464
     interval_seconds: int = 5
     endpoint_url: str | None = None
+    # The script's secrets (constellation_script_secrets, checked into ScriptSecret by script_secrets)
+    # and the KMS key that encrypts them, when it is not AWS's own.
+    script_secrets: Any = ()
+    secrets_kms_key: str | None = None
 
     def __post_init__(self) -> None:
+        given = self.script_secrets
+        if not (isinstance(given, tuple) and all(isinstance(secret, ScriptSecret) for secret in given)):
+            object.__setattr__(self, "script_secrets", tuple(script_secrets(given or None)))
+        if self.secrets_kms_key and not re.fullmatch(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+", self.secrets_kms_key):
+            raise ContractError(f"constellation_script_secrets_kms_key must be the ARN of a KMS key, got {self.secrets_kms_key!r}")
         for name in ("load_generator_image", "aggregator_image"):
             if not getattr(self, name):
                 raise ContractError(
@@ -157,31 +166,82 @@ def script_environment(variables: Any) -> dict[str, str]:
     nothing (a blank survey answer) is no variable. Numbers are taken as their text; anything else
     (a list, a mapping, a boolean, null) is refused, naming the variable.
     """
+    checked = {}
+    for name, value in _named_mapping(variables, "constellation_script_env").items():
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ContractError(f"constellation_script_env: the value of {name} must be text or a number, got {value!r}")
+        checked[name] = str(value)
+    return dict(sorted(checked.items()))
+
+
+@dataclass(frozen=True)
+class ScriptSecret:
+    """A secret the script gets as ``__ENV.<name>``: ECS reads it from ``value_from`` when the task starts."""
+
+    name: str
+    value_from: str  # as ECS takes it: the parameter's ARN, or the secret's ARN with an optional json-key:stage:id
+    service: str  # ssm or secretsmanager
+    region: str
+    resource_arns: tuple[str, ...]  # what IAM grants: the parameter, or the secret (any version)
+    secret_id: str  # what DescribeParameters (the parameter's name) or DescribeSecret (the secret's ARN) takes
+
+
+SECRET_ARN = re.compile(
+    r"arn:(?P<partition>aws[a-z-]*):(?P<service>ssm|secretsmanager):(?P<region>[a-z]{2}(-[a-z]+)+-\d):(?P<account>\d{12}):"
+    r"(?:parameter(?P<parameter>/[A-Za-z0-9_.\-/]+)|secret:(?P<secret>[A-Za-z0-9/_+=.@\-]+)(?P<key>(:[^:]*){0,3}))"
+)
+
+
+def script_secrets(secrets: Any) -> list[ScriptSecret]:
+    """``constellation_script_secrets`` checked: NAME: ARN of an SSM parameter or a Secrets Manager secret.
+
+    Only names and ARNs pass here, never a value: ECS fetches the values when a task starts.
+    """
+    checked = []
+    for name, arn in _named_mapping(secrets, "constellation_script_secrets").items():
+        match = SECRET_ARN.fullmatch(arn) if isinstance(arn, str) else None
+        if match is None:
+            raise ContractError(
+                f"constellation_script_secrets: {name} must be the ARN of an SSM parameter"
+                " (arn:aws:ssm:REGION:ACCOUNT:parameter/NAME) or of a Secrets Manager secret"
+                f" (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME, optionally :json-key::), got {arn!r}"
+            )
+        if match["parameter"]:
+            path = match["parameter"][1:]
+            # A name with a / is a path, which starts with one; ARNs leave that / out.
+            resources, secret_id = (arn,), "/" + path if "/" in path else path
+        else:
+            secret_id = arn[: len(arn) - len(match["key"])]
+            # Without the 6 characters AWS adds to a secret's ARN, it matches any of them; a name that
+            # ends like them (my-secret) could be either: both.
+            resources = (secret_id, secret_id + "-??????")
+        checked.append(ScriptSecret(name, arn, match["service"], match["region"], resources, secret_id))
+    return sorted(checked, key=lambda secret: secret.name)
+
+
+def _named_mapping(variables: Any, variable: str) -> dict[str, Any]:
+    """``variables`` as a mapping whose names a script may use; JSON text is read, nothing is empty."""
     if isinstance(variables, str):
         try:
             variables = json.loads(variables) if variables.strip() else None
         except ValueError:
             raise ContractError(
-                f"constellation_script_env must be a mapping of NAME: value (or a JSON object), got {variables!r} ({KEY_VALUE_HINT})"
+                f"{variable} must be a mapping of NAME: value (or a JSON object), got {variables!r} ({KEY_VALUE_HINT})"
             ) from None
     if variables is None:
         return {}
     if not isinstance(variables, Mapping):
-        raise ContractError(f"constellation_script_env must be a mapping of NAME: value, got {variables!r}")
-    checked = {}
-    for name, value in variables.items():
+        raise ContractError(f"{variable} must be a mapping of NAME: value, got {variables!r}")
+    for name in variables:
         if not isinstance(name, str) or not SCRIPT_ENV_NAME.fullmatch(name):
             raise ContractError(
-                f"constellation_script_env: {name!r} is not an environment variable name (letters, digits and _, not starting with a digit)"
+                f"{variable}: {name!r} is not an environment variable name (letters, digits and _, not starting with a digit)"
             )
         if name.upper().startswith(RESERVED_ENV_PREFIXES):
             raise ContractError(
-                f"constellation_script_env: {name!r} is reserved: names starting with {', '.join(RESERVED_ENV_PREFIXES)} are the tasks' own"
+                f"{variable}: {name!r} is reserved: names starting with {', '.join(RESERVED_ENV_PREFIXES)} are the tasks' own"
             )
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ContractError(f"constellation_script_env: the value of {name} must be text or a number, got {value!r}")
-        checked[name] = str(value)
-    return dict(sorted(checked.items()))
+    return dict(variables)
 
 
 def container_definitions(region: str, deployment: Deployment) -> list[dict[str, Any]]:
@@ -210,7 +270,8 @@ def container_definitions(region: str, deployment: Deployment) -> list[dict[str,
             environment=common | generator,
             region=region,
             log_group=deployment.log_group,
-        ),
+        )
+        | _secrets(deployment.script_secrets),
         _container(
             AGGREGATOR,
             deployment.aggregator_image,
@@ -222,6 +283,11 @@ def container_definitions(region: str, deployment: Deployment) -> list[dict[str,
             log_group=deployment.log_group,
         ),
     ]
+
+
+def _secrets(secrets: tuple[ScriptSecret, ...]) -> dict[str, Any]:
+    """The load generator's secrets, which ECS reads when the task starts: their ARNs only."""
+    return {"secrets": [{"name": secret.name, "valueFrom": secret.value_from} for secret in secrets]} if secrets else {}
 
 
 def _container(
@@ -343,6 +409,9 @@ def contract(
     unknown = sorted(set(regions or ()) - set(config.remote_regions))
     if unknown:
         raise ContractError(f"regions {unknown} are not remote regions of the configuration ({sorted(config.remote_regions)})")
+    both = sorted(set(run.script_env if run else ()) & {secret.name for secret in deployment.script_secrets})
+    if both:
+        raise ContractError(f"{', '.join(both)}: in both constellation_script_env and constellation_script_secrets; name each once")
     overrides = task_overrides(config, run) if run is not None else {}
     objects = run_objects(run.run_id) if run is not None else {}
     return {
@@ -350,6 +419,26 @@ def contract(
             "containers": container_definitions(region, deployment),
             "tasks": overrides.get(region, []),
             "run_objects": objects,
+            "secret_statements": secret_statements(deployment),
         }
         for region in sorted(regions or config.remote_regions)
     }
+
+
+def secret_statements(deployment: Deployment) -> list[dict[str, Any]]:
+    """What the task execution role needs to hand the script its secrets: exactly those, and their key."""
+    by_service: dict[str, list[str]] = {}
+    for secret in deployment.script_secrets:
+        by_service.setdefault(secret.service, []).extend(secret.resource_arns)
+    statements = []
+    if "ssm" in by_service:
+        statements.append(_allow("ReadTheScriptsParameters", "ssm:GetParameters", by_service["ssm"]))
+    if "secretsmanager" in by_service:
+        statements.append(_allow("ReadTheScriptsSecrets", "secretsmanager:GetSecretValue", by_service["secretsmanager"]))
+    if deployment.script_secrets and deployment.secrets_kms_key:
+        statements.append(_allow("DecryptTheScriptsSecrets", "kms:Decrypt", [deployment.secrets_kms_key]))
+    return statements
+
+
+def _allow(sid: str, action: str, resources: list[str]) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": action, "Resource": sorted(set(resources))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -253,3 +254,48 @@ def test_the_module_returns_the_contract_and_a_clear_error(tmp_path):
     assert refused["failed"] is True
     assert refused["msg"].startswith("task_contract: constellation_script_env: 'AWS_PROFILE' is reserved")
     assert "Traceback" not in json.dumps(refused)
+
+
+SSM_ARN = "arn:aws:ssm:eu-central-1:123456789012:parameter/shop/api-token"
+SECRET_ARN = "arn:aws:secretsmanager:us-east-2:123456789012:secret:shop-db"
+
+
+def test_secrets_are_the_load_generators_by_arn_and_the_execution_role_reads_exactly_them():
+    secrets = {"API_TOKEN": SSM_ARN, "DB_PASSWORD": f"{SECRET_ARN}:password::", "PLAIN": "arn:aws:ssm:eu-central-1:123456789012:parameter/flat"}
+    deployment = Deployment(**(DEPLOYMENT.__dict__ | {"script_secrets": json.dumps(secrets), "secrets_kms_key": None}))
+    parsed = {secret.name: secret for secret in deployment.script_secrets}
+    assert (parsed["API_TOKEN"].secret_id, parsed["PLAIN"].secret_id, parsed["DB_PASSWORD"].secret_id) == ("/shop/api-token", "flat", SECRET_ARN)
+    region = contract(CONFIG, deployment, Run("r1"), ["us-east-2"])["us-east-2"]
+    generator, aggregator = region["containers"]
+    assert generator["secrets"] == [{"name": name, "valueFrom": arn} for name, arn in sorted(secrets.items())]
+    assert "secrets" not in aggregator and "PLAIN" not in json.dumps(region["tasks"])
+    assert region["secret_statements"] == [
+        {"Sid": "ReadTheScriptsParameters", "Effect": "Allow", "Action": "ssm:GetParameters",
+         "Resource": sorted([SSM_ARN, "arn:aws:ssm:eu-central-1:123456789012:parameter/flat"])},
+        {"Sid": "ReadTheScriptsSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+         "Resource": [SECRET_ARN, SECRET_ARN + "-??????"]},
+    ]
+    assert contract(CONFIG, DEPLOYMENT, Run("r1"), ["us-east-2"])["us-east-2"]["secret_statements"] == []
+
+
+@pytest.mark.parametrize(
+    ("secrets", "message"),
+    [
+        ({"AWS_SECRET": SSM_ARN}, "constellation_script_secrets: 'AWS_SECRET' is reserved"),
+        ({"1TOKEN": SSM_ARN}, "constellation_script_secrets: '1TOKEN' is not an environment variable name"),
+        ({"TOKEN": "s3cr3t"}, "constellation_script_secrets: TOKEN must be the ARN of an SSM parameter"),
+        ({"TOKEN": "arn:aws:s3:::bucket/key"}, "constellation_script_secrets: TOKEN must be the ARN"),
+        (["TOKEN"], "constellation_script_secrets must be a mapping of NAME: value"),
+    ],
+)
+def test_bad_secrets_are_refused_naming_the_variable(secrets, message):
+    with pytest.raises(ContractError, match=re.escape(message)):
+        Deployment(**(DEPLOYMENT.__dict__ | {"script_secrets": secrets}))
+
+
+def test_a_name_in_both_the_environment_and_the_secrets_and_a_bad_key_are_refused():
+    deployment = Deployment(**(DEPLOYMENT.__dict__ | {"script_secrets": {"TOKEN": SSM_ARN}}))
+    with pytest.raises(ContractError, match="TOKEN: in both constellation_script_env and constellation_script_secrets"):
+        contract(CONFIG, deployment, Run("r1", script_env={"TOKEN": "x"}))
+    with pytest.raises(ContractError, match="constellation_script_secrets_kms_key must be the ARN of a KMS key"):
+        Deployment(**(DEPLOYMENT.__dict__ | {"script_secrets": {"TOKEN": SSM_ARN}, "secrets_kms_key": "alias/mine"}))
