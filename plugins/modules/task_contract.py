@@ -72,7 +72,8 @@ options:
     description:
       - The SHA-256 (hex) of the run's test, as M(constellation.loadtest.k6_archive) returns it. Every task
         checks the archive it downloads against it before k6 runs, and fails with exit code 89 on a mismatch.
-      - Required with O(run_id).
+      - Without it, the tasks' overrides carry no hash and a task launched with them fails at once
+        (exit 80): run_test always gives it; the remote role deploying a region for a run needs none.
     type: str
   script_secrets:
     description:
@@ -264,7 +265,6 @@ def main():
             endpoint_url=dict(type="str"),
             script_name=dict(type="str", default="script.js"),
         ),
-        required_by=dict(run_id=["script_sha256"]),
         supports_check_mode=True,
     )
     params = module.params
