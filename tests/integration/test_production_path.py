@@ -211,11 +211,13 @@ def test_a_test_in_several_files_runs_as_one_archive_in_two_regions_and_a_tamper
     s3.put_object(Bucket=bucket, Key=key, Body=kept["Body"].read() + b"\0" * 512, Metadata=kept["Metadata"])
     ecs = production.client("ecs", "us-east-2")
     ran = ecs.describe_tasks(cluster=deployment, tasks=ecs.list_tasks(cluster=deployment, desiredStatus="STOPPED")["taskArns"][:1])["tasks"][0]
-    subnets = [s["SubnetId"] for s in production.client("ec2", "us-east-2").describe_subnets(
-        Filters=[{"Name": "tag:constellation:deployment", "Values": [deployment]}])["Subnets"]]
+    ec2 = production.client("ec2", "us-east-2")
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "tag:constellation:deployment", "Values": [deployment]}])["Subnets"]]
+    groups = [g["GroupId"] for g in ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"{deployment}-tasks"]}])["SecurityGroups"]]
     again = ecs.run_task(
-        cluster=deployment, taskDefinition=ran["taskDefinitionArn"], launchType="FARGATE", overrides=ran["overrides"],
-        networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "assignPublicIp": "ENABLED"}},
+        cluster=deployment, taskDefinition=ran["taskDefinitionArn"], launchType="FARGATE",
+        overrides={"containerOverrides": [{"name": o["name"], "environment": o["environment"]} for o in ran["overrides"]["containerOverrides"]]},
+        networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": groups, "assignPublicIp": "ENABLED"}},
     )["tasks"][0]["taskArn"]
     deadline = time.monotonic() + 120
     while (task := ecs.describe_tasks(cluster=deployment, tasks=[again])["tasks"][0])["lastStatus"] != "STOPPED":
