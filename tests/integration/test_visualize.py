@@ -117,9 +117,13 @@ def test_report_numbers_equal_a_recomputation_and_k6s_own_summary(finished_run, 
     k6 = finished_run["k6_summary"]["metrics"]
     assert summary["overall"]["requests"] == k6["http_reqs"]["values"]["count"]
     k6_duration = k6["http_req_duration"]["values"]
-    for ours, theirs in (("avg", "avg"), ("med", "med"), ("p90", "p(90)"), ("p95", "p(95)")):
+    # The average is the exact sum over the count. A quantile is interpolated inside its bucket, so
+    # it may be off k6's exact one by up to half a bucket's width (4.5 % at schema 3); measured,
+    # usually under 1 % (benchmarks/percentile_accuracy.py measures it properly).
+    half_bucket = (2 ** (2.0 ** -merged.schema) - 1) / 2
+    for ours, theirs, bound in (("avg", "avg", 0.01), ("med", "med", half_bucket), ("p90", "p(90)", half_bucket), ("p95", "p(95)", half_bucket)):
         relative = abs(summary["overall"]["latency"][ours] - k6_duration[theirs]) / k6_duration[theirs]
-        assert relative <= 0.01, (ours, summary["overall"]["latency"][ours], k6_duration[theirs])
+        assert relative <= bound, (ours, summary["overall"]["latency"][ours], k6_duration[theirs], bound)
 
 
 def test_a_breached_threshold_fails_the_play_with_expression_value_and_limit(finished_run, tmp_path):
