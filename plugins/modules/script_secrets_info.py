@@ -36,7 +36,7 @@ EXAMPLES = r"""
   constellation.loadtest.script_secrets_info:
     secrets:
       API_TOKEN: arn:aws:ssm:eu-central-1:123456789012:parameter/shop/api-token
-      DB_PASSWORD: arn:aws:secretsmanager:eu-central-1:123456789012:secret:shop-db-AbCdEf:password::
+      DB_PASSWORD: "arn:aws:secretsmanager:eu-central-1:123456789012:secret:shop-db-AbCdEf:password::"
 """
 
 RETURN = r"""
@@ -77,7 +77,7 @@ def describe(module, secret):
 
 
 def main():
-    module = ConstellationAWSModule(argument_spec=dict(secrets=dict(type="raw", required=True)), supports_check_mode=True)
+    module = ConstellationAWSModule(argument_spec=dict(secrets=dict(type="raw", required=True, no_log=False)), supports_check_mode=True)
     try:
         secrets = script_secrets(module.params["secrets"])
     except ContractError as error:

@@ -73,7 +73,7 @@ options:
       - The SHA-256 (hex) of the run's test, as M(constellation.loadtest.k6_archive) returns it. Every task
         checks the archive it downloads against it before k6 runs, and fails with exit code 89 on a mismatch.
       - Without it, the tasks' overrides carry no hash and a task launched with them fails at once
-        (exit 80): run_test always gives it; the remote role deploying a region for a run needs none.
+        (exit 80). run_test always gives it, and the remote role deploying a region for a run needs none.
     type: str
   script_secrets:
     description:
@@ -253,8 +253,9 @@ def main():
             start_timeout_seconds=dict(type="int", default=900),
             script_env=dict(type="raw", default={}),
             script_sha256=dict(type="str"),
-            script_secrets=dict(type="raw", default={}),
-            secrets_kms_key=dict(type="str"),
+            # ARNs, never values: ECS reads the values when a task starts.
+            script_secrets=dict(type="raw", default={}, no_log=False),
+            secrets_kms_key=dict(type="str", no_log=False),
             load_generator_image=dict(type="str", required=True),
             aggregator_image=dict(type="str", required=True),
             log_group=dict(type="str", required=True),

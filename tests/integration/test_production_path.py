@@ -165,7 +165,6 @@ def test_vus_model_three_regions_as_containers_from_our_images_then_nothing_left
     assert our_containers() == [] and our_pods() == []
 
 
-
 def test_a_test_in_several_files_runs_as_one_archive_in_two_regions_and_a_tampered_one_is_not_run(production, tmp_path):
     """examples/suite: modules, a CSV through SharedArray, an environment value, a secret from the emulated SSM; then
     the archive is tampered with."""
@@ -185,8 +184,8 @@ def test_a_test_in_several_files_runs_as_one_archive_in_two_regions_and_a_tamper
         assert result.rc == 0, result.output[-6000:]
 
     users = [line.split(",")[0] for line in (REPO / "examples" / "suite" / "data" / "users.csv").read_text().split()[1:]]
-    assert {path for path, _ in seen} == {f"/api/users/{user}" for user in users}
-    assert {headers.get("Authorization") for _, headers in seen} == {f"Bearer {token}"}
+    assert {path for path, headers in seen} == {f"/api/users/{user}" for user in users}
+    assert {headers.get("Authorization") for path, headers in seen} == {f"Bearer {token}"}
     report = playbook("visualize", variables | {"constellation_report_dir": str(tmp_path / "report")}, "-vvv")
     assert report.rc == 0, report.output[-4000:]
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
@@ -201,7 +200,8 @@ def test_a_test_in_several_files_runs_as_one_archive_in_two_regions_and_a_tamper
                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket) for o in page.get("Contents", [])]
     files = [path.read_bytes() for root in (tmp_path / "report", production.log_dir) for path in root.rglob("*") if path.is_file()]
     assert len(objects) > 5 and len(files) > 5
-    for where, text in [("run_test", result.output.encode()), ("visualize", report.output.encode()), *[("object", o) for o in objects], *[("file", f) for f in files]]:
+    outputs = [("run_test", result.output.encode()), ("visualize", report.output.encode())]
+    for where, text in [*outputs, *[("object", o) for o in objects], *[("file", f) for f in files]]:
         assert token.encode() not in text, f"the secret is in a {where}"
 
     # Someone replaces the run's archive in the bucket, keeping its metadata: a task given the run's

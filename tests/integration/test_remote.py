@@ -273,7 +273,6 @@ def test_wait_reports_tasks_that_stopped_without_ending_then_a_completed_run(mot
     assert len(run_tasks(moto, "us-east-2")) == 1, "watching a run must not start its tasks again"
 
 
-
 def test_run_test_fails_when_the_load_did_not_run_naming_task_and_k6_exit_code_but_not_for_crossed_thresholds(moto, tmp_path):
     variables = settings(
         moto, tmp_path, {"us-east-2": 5, "eu-west-1": 5},
@@ -329,7 +328,6 @@ def test_check_mode_on_a_fresh_deployment_creates_nothing_registered_tasks_never
     assert refused.rc != 0
     assert "Run run-stale was planned at " in refused.stdout and "never started: only 1 of 3 tasks registered" in " ".join(refused.stdout.split())
     assert run_tasks(moto, "us-east-2", "run-stale") == []
-
 
 
 BAD_SCRIPTS = {
@@ -418,7 +416,8 @@ def test_secrets_reach_the_task_definition_as_arns_and_the_execution_role_may_re
     missing = dict(secrets, OTHER=f"arn:aws:ssm:{HOME}:{ACCOUNT}:parameter/shop/nothing-here")
     refused = playbook("run_test", dict(variables, constellation_script_secrets=missing))
     shown = " ".join(refused.stdout.split())
-    assert refused.rc != 0 and "constellation_script_secrets: not found: OTHER (no SSM parameter /shop/nothing-here in eu-central-1)" in shown, refused.output[-3000:]
+    message = "constellation_script_secrets: not found: OTHER (no SSM parameter /shop/nothing-here in eu-central-1)"
+    assert refused.rc != 0 and message in shown, refused.output[-3000:]
     assert moto.inventory([HOME, "us-east-2"]) == before
 
     result = playbook("run_test", variables, "-vvv")
@@ -440,6 +439,7 @@ def test_secrets_reach_the_task_definition_as_arns_and_the_execution_role_may_re
     assert granted["kms:Decrypt"] == [kms_key]
     task_policy = json.dumps(iam.get_role_policy(RoleName=f"{DEPLOYMENT}-task-us-east-2", PolicyName="task")["PolicyDocument"])
     assert "ssm:" not in task_policy and "secretsmanager:" not in task_policy  # the containers' role: none of it
+
 
 @pytest.mark.parametrize("kind", ["missing", "not executable"])
 def test_run_test_says_k6_is_missing_and_how_to_install_it(moto, tmp_path, kind):

@@ -91,6 +91,7 @@ K6_STOP_GRACE_SECONDS = 60
 AGGREGATOR_FINISH_TIMEOUT_SECONDS = 300
 HTTP_TIMEOUT_SECONDS = 5
 
+
 class LoadGeneratorError(Exception):
     """A failure this process expected and can explain; ``failure`` becomes the exit status."""
 

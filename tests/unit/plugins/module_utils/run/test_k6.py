@@ -61,7 +61,8 @@ def test_a_test_k6_refuses_is_refused_with_k6s_words(tmp_path):
 
 
 def test_k6_missing_or_not_executable_says_so_with_how_to_install_it(tmp_path):
-    with pytest.raises(k6.K6Error, match=r'k6 was not found: constellation_k6_binary is "k6", looked up on the PATH of the controller \(/nowhere\)\. Install k6'):
+    missing = r'k6 was not found: constellation_k6_binary is "k6", looked up on the PATH of the controller \(/nowhere\)\. Install k6'
+    with pytest.raises(k6.K6Error, match=missing):
         k6.find_k6("k6", search_path="/nowhere")
     plain = tmp_path / "k6"
     plain.write_text("#!/bin/sh\n")
