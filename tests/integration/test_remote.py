@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 import urllib.request
 from pathlib import Path
@@ -360,16 +361,9 @@ def test_a_script_k6_would_reject_at_run_time_is_refused_with_k6s_message_before
 
 
 def test_the_test_is_one_archive_with_its_modules_and_files_kept_once_per_run_and_never_replaced(moto, tmp_path):
+    # The README's multi-file example, copied so that it can be changed below.
     suite = tmp_path / "suite"
-    (suite / "lib").mkdir(parents=True)
-    (suite / "data").mkdir()
-    (suite / "lib" / "paths.js").write_text("export function path(user) { return `/api/users/${user}`; }\n")
-    (suite / "data" / "users.csv").write_text("name\nann\nbob\n")
-    (suite / "test.js").write_text(
-        "import http from 'k6/http';\nimport { path } from './lib/paths.js';\n"
-        "const users = open('./data/users.csv').split('\\n').slice(1).filter(Boolean);\n"
-        "export default function () { for (const user of users) { http.get(`${__ENV.TARGET}${path(user)}`); } }\n"
-    )
+    shutil.copytree(REPO / "examples" / "suite", suite)
     variables = settings(moto, tmp_path, {"us-east-2": 2}, script=str(suite / "test.js"), constellation_script_env={"TARGET": "http://127.0.0.1:9"})
     assert playbook("init", variables).rc == 0
     first = playbook("run_test", variables)
@@ -391,7 +385,7 @@ def test_the_test_is_one_archive_with_its_modules_and_files_kept_once_per_run_an
     again = playbook("run_test", variables)
     assert again.rc == 0, again.output
     # Another test under the same run id: refused, naming both hashes; the run keeps its own.
-    (suite / "lib" / "paths.js").write_text("export function path(user) { return `/api/people/${user}`; }\n")
+    (suite / "lib" / "paths.js").write_text("export function userPath(user) { return `/api/people/${user.name}`; }\n")
     changed = playbook("run_test", variables)
     shown = " ".join(changed.stdout.split())
     assert changed.rc != 0 and f"s3://{bucket}/{key} has sha256 {sha}" in shown and "this script gives " in shown, changed.output[-3000:]
