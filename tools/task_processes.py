@@ -32,6 +32,7 @@ from typing import Mapping
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".build" / "collections"))
 
+from ansible_collections.constellation.loadtest.plugins.module_utils.run import load_tasks  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.run import task_contract  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import Config  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import AGGREGATOR  # noqa: E402
@@ -65,8 +66,12 @@ def contract_tasks(
     endpoint_url: str | None,
     interval_seconds: int = 5,
     extra_env: Mapping[str, str] | None = None,
+    token_key: bytes | None = None,
 ) -> list[ProcessTask]:
-    """Every planned task of every region of ``config``, with the contract's environment (plus ``extra_env``)."""
+    """Every planned task of every region of ``config``, with the contract's environment (plus ``extra_env``).
+
+    With the run's ``token_key`` each task gets its orchestrator token, as ``ecs_load_tasks`` gives it.
+    """
     deployment = task_contract.Deployment(
         home=home,
         load_generator_image=NO_IMAGE,
@@ -81,6 +86,8 @@ def contract_tasks(
     for region, region_contract in task_contract.contract(config, deployment, run).items():
         containers = region_contract["containers"]
         for index, overrides in enumerate(region_contract["tasks"]):
+            if token_key is not None:
+                overrides = load_tasks.with_task_token(overrides, token_key, run.run_id, region, index)
             tasks.append(
                 ProcessTask(
                     region=region,
@@ -129,7 +136,7 @@ class ProcessRun:
     timed_out: bool  # the run was stopped because it outlived its timeout
 
 
-def deploy_orchestrator(endpoint_url: str, region: str, function: str, table: str, lead_seconds: int = 30) -> None:
+def deploy_orchestrator(endpoint_url: str, region: str, function: str, table: str) -> None:
     """The orchestrator function as init deploys it (its code, handler and environment), in the emulator."""
     import boto3
     from ansible_collections.constellation.loadtest.plugins.modules.lambda_package import build_package
@@ -151,7 +158,7 @@ def deploy_orchestrator(endpoint_url: str, region: str, function: str, table: st
         Role=role,
         Code={"ZipFile": build_package([(name, source.read_bytes()) for name, source in sources.items()])},
         Timeout=30,
-        Environment={"Variables": {"STATE_TABLE": table, "START_LEAD_SECONDS": str(lead_seconds)}},
+        Environment={"Variables": {"STATE_TABLE": table}},
     )
 
 

@@ -3,30 +3,36 @@
 
 """The orchestrator Lambda: synchronizes the start and records the end of a test run.
 
-Load generators and aggregators invoke it with one of four events:
+Its callers are the load generator tasks, and each speaks only for itself: every event names
+the task (``run_id``, ``region``, ``task_id``) and carries its ``token``, which ``ecs_load_tasks``
+gave that task alone (``orchestrator_state.task_token``). Three events:
 
-``{"type": "agg-record", "run_id": ..., "region": ..., "task_id": ...}``
-    a task is up and ready; the start is decided once every planned task has registered.
-``{"type": "test-init", "run_id": ...}``
+``{"type": "agg-record", "run_id": ..., "region": ..., "task_id": ..., "token": ...}``
+    the task is up and ready; the start is decided once every planned task has registered.
+``{"type": "test-init", "run_id": ..., "region": ..., "task_id": ..., "token": ...}``
     polled by waiting tasks: ``{"state": bool, "start_at": epoch ms | None, "server_time": epoch ms}``.
-``{"type": "test-end", "run_id": ..., "region": ..., "task_id": ..., "exit_code": int}``
-    a task finished; when its region has completed, :func:`on_region_complete` runs. Optional:
+    A poll that finds every task registered and no start decides it, so a registration whose
+    answer was lost cannot stall the run.
+``{"type": "test-end", "run_id": ..., "region": ..., "task_id": ..., "token": ..., "exit_code": int}``
+    the task finished; when its region has completed, :func:`on_region_complete` runs. Optional:
     ``"started_at": int``, when the task's k6 resumed, in epoch ms on this function's clock
     (the task's own clock corrected by the offset it estimated from ``server_time``); and
     ``"thresholds": {"<metric selector>": {"<expression>": bool}}``, k6's verdict on each
     threshold of the task's script, true if it passed (e.g.
     ``{"http_req_duration{region:us-east-2}": {"p(95)<500": true}}``). Each is kept as first
     reported; verdicts beyond the run item's size budget are dropped, and the task flagged.
-``{"type": "test-reset", "run_id": ..., "regions": {region: task count}, "lead_seconds": int}``
-    start the run over with this plan (``lead_seconds`` defaults to ``START_LEAD_SECONDS``).
+
+Nothing else: runs are planned, read and deleted by the playbooks in DynamoDB, which no task may
+touch. An event is at most ``MAX_EVENT_BYTES`` of JSON and every field is bounded.
 
 Every answer is a dict with ``ok``: true with the event's result, or false with an ``error``
-that names the offending field and value. The handler never raises, so a caller always gets
-an answer it can log. State lives in DynamoDB (``orchestrator_state``, shipped beside this file).
+that names the offending field and a value shortened to a few dozen characters, and
+``retryable: true`` when the same event may succeed later (DynamoDB throttled or failed). The
+handler never raises, so a caller always gets an answer it can log. Tokens are never logged.
+State lives in DynamoDB (``run/orchestrator_state.py``, shipped beside this file).
 
-Environment: ``STATE_TABLE`` (required) names the state table; ``START_LEAD_SECONDS``
-(default 30) is how far ahead of the last registration the start is set, long enough for
-every task in every region to see the decision before it arrives.
+Environment: ``STATE_TABLE`` (required) names the state table. How far ahead of the last
+registration the start is set is part of each run's plan.
 """
 
 from __future__ import annotations
@@ -44,7 +50,8 @@ from botocore.exceptions import ClientError
 
 from run import orchestrator_state
 
-DEFAULT_START_LEAD_SECONDS = 30
+# The largest event a task sends is a test-end with its verdicts: at most 50 of ~400 characters.
+MAX_EVENT_BYTES = 64 * 1024
 
 _dynamodb = None
 
@@ -73,28 +80,32 @@ def handler(event: Any, context: Any) -> dict:
     """The Lambda entry point: configuration from the environment, work in :func:`handle`."""
     try:
         table = _state_table_from_env()
-        default_lead_seconds = _lead_seconds_from_env()
         client = dynamodb_client()
     except (Misconfigured, BotoCoreError) as error:
         log("error", "misconfigured", error=str(error))
         return {"ok": False, "error": str(error)}
-    return handle(event, client, table, default_lead_seconds)
+    return handle(event, client, table)
 
 
-def handle(event: Any, client, table: str, default_lead_seconds: int = DEFAULT_START_LEAD_SECONDS) -> dict:
+def handle(event: Any, client, table: str) -> dict:
     """Answer one event against the state in ``table``; never raise."""
     event_type = event.get("type") if isinstance(event, dict) else None
+    if not isinstance(event_type, str) or len(event_type) > 32:
+        event_type = None
     try:
         if not isinstance(event, dict):
-            raise InvalidEvent(f"event must be a JSON object, got {type(event).__name__}: {event!r}")
+            raise InvalidEvent(f"event must be a JSON object, got {type(event).__name__}")
+        size = len(json.dumps(event, default=repr))
+        if size > MAX_EVENT_BYTES:
+            raise InvalidEvent(f"event is {size} bytes of JSON, over the limit of {MAX_EVENT_BYTES}")
         action = _action_for(event)
-        result = action(event, client, table, default_lead_seconds)
+        result = action(event, client, table)
     except (InvalidEvent, orchestrator_state.OrchestratorStateError) as error:
         log("warning", "rejected", event_type=event_type, error=str(error), event=_loggable(event))
         return {"ok": False, "error": str(error)}
     except (ClientError, BotoCoreError) as error:
         log("error", "aws_error", event_type=event_type, error=str(error), event=_loggable(event))
-        return {"ok": False, "error": f"DynamoDB request failed: {error}"}
+        return {"ok": False, "error": f"DynamoDB request failed: {error}", "retryable": True}
     except Exception as error:  # The caller must always get an answer; the log keeps the trace.
         log("error", "internal_error", event_type=event_type, error=repr(error), trace=traceback.format_exc())
         return {"ok": False, "error": f"internal error: {error!r}"}
@@ -122,9 +133,9 @@ def log(level: str, message: str, **fields: Any) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _agg_record(event: dict, client, table: str, default_lead_seconds: int) -> dict:
-    run_id, region, task_id = _run_id(event), _string(event, "region"), _task_id(event)
-    registration = orchestrator_state.register_task(client, table, run_id, region, task_id)
+def _agg_record(event: dict, client, table: str) -> dict:
+    run_id, region, task_id, token = _task(event)
+    registration = orchestrator_state.register_task(client, table, run_id, region, task_id, token)
     if registration["decided_start"]:
         log("info", "start_decided", run_id=run_id, start_at=registration["start_at"])
     return {
@@ -136,13 +147,16 @@ def _agg_record(event: dict, client, table: str, default_lead_seconds: int) -> d
     }
 
 
-def _test_init(event: dict, client, table: str, default_lead_seconds: int) -> dict:
-    run_id = _run_id(event)
-    return {"run_id": run_id, **orchestrator_state.start_state(client, table, run_id)}
+def _test_init(event: dict, client, table: str) -> dict:
+    run_id, region, task_id, token = _task(event)
+    state = orchestrator_state.start_state(client, table, run_id, region, task_id, token)
+    if state["decided_start"]:
+        log("info", "start_decided", run_id=run_id, start_at=state["start_at"], by="test-init")
+    return {"run_id": run_id, **state}
 
 
-def _test_end(event: dict, client, table: str, default_lead_seconds: int) -> dict:
-    run_id, region, task_id = _run_id(event), _string(event, "region"), _task_id(event)
+def _test_end(event: dict, client, table: str) -> dict:
+    run_id, region, task_id, token = _task(event)
     exit_code = _integer(event, "exit_code")
     completion = orchestrator_state.record_test_end(
         client,
@@ -150,6 +164,7 @@ def _test_end(event: dict, client, table: str, default_lead_seconds: int) -> dic
         run_id,
         region,
         task_id,
+        token,
         exit_code,
         started_at=event.get("started_at"),
         thresholds=event.get("thresholds"),
@@ -159,32 +174,20 @@ def _test_end(event: dict, client, table: str, default_lead_seconds: int) -> dic
     return {"run_id": run_id, "region": region, "task_id": task_id, **completion}
 
 
-def _test_reset(event: dict, client, table: str, default_lead_seconds: int) -> dict:
-    run_id = _run_id(event)
-    if "regions" not in event:
-        raise InvalidEvent("field 'regions' is missing (a mapping of region name to planned task count)")
-    regions = orchestrator_state.validate_plan(event["regions"])
-    lead_seconds = event.get("lead_seconds", default_lead_seconds)
-    orchestrator_state.validate_lead_seconds(lead_seconds)
-    orchestrator_state.reset_run(client, table, run_id, regions, lead_seconds)
-    return {"run_id": run_id, "regions": regions, "lead_seconds": lead_seconds}
-
-
-_ACTIONS: dict[str, Callable[[dict, Any, str, int], dict]] = {
+_ACTIONS: dict[str, Callable[[dict, Any, str], dict]] = {
     "agg-record": _agg_record,
     "test-init": _test_init,
     "test-end": _test_end,
-    "test-reset": _test_reset,
 }
 
 
-def _action_for(event: dict) -> Callable[[dict, Any, str, int], dict]:
+def _action_for(event: dict) -> Callable[[dict, Any, str], dict]:
     if "type" not in event:
         raise InvalidEvent(f"field 'type' is missing; expected one of {', '.join(sorted(_ACTIONS))}")
     event_type = event["type"]
     if not isinstance(event_type, str) or event_type not in _ACTIONS:
         raise InvalidEvent(
-            f"field 'type' has unknown value {event_type!r}; expected one of {', '.join(sorted(_ACTIONS))}"
+            f"field 'type' has unknown value {_shown(event_type)}; expected one of {', '.join(sorted(_ACTIONS))}"
         )
     return _ACTIONS[event_type]
 
@@ -194,26 +197,15 @@ def _action_for(event: dict) -> Callable[[dict, Any, str, int], dict]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _string(event: dict, field: str) -> str:
-    if field not in event:
-        raise InvalidEvent(f"field {field!r} is missing")
-    value = event[field]
-    if not isinstance(value, str) or not value:
-        raise InvalidEvent(f"field {field!r} must be a non-empty string, got {value!r}")
-    return value
+def _task(event: dict) -> tuple[str, str, str, str]:
+    """The task the event speaks for and its token, each field present; their values are checked with the token."""
+    for field in _TASK_FIELDS:
+        if field not in event:
+            raise InvalidEvent(f"field {field!r} is missing")
+    return tuple(event[field] for field in _TASK_FIELDS)
 
 
-def _run_id(event: dict) -> str:
-    return _string(event, "run_id")
-
-
-def _task_id(event: dict) -> str:
-    if "task_id" not in event:
-        raise InvalidEvent("field 'task_id' is missing")
-    try:
-        return orchestrator_state.normalize_task_id(event["task_id"])
-    except orchestrator_state.OrchestratorStateError as error:
-        raise InvalidEvent(f"field {error}") from None
+_TASK_FIELDS = ("run_id", "region", "task_id", "token")
 
 
 def _integer(event: dict, field: str) -> int:
@@ -221,8 +213,14 @@ def _integer(event: dict, field: str) -> int:
         raise InvalidEvent(f"field {field!r} is missing")
     value = event[field]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidEvent(f"field {field!r} must be an integer, got {value!r}")
+        raise InvalidEvent(f"field {field!r} must be an integer, got {_shown(value)}")
     return value
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` short enough for an answer or a log line."""
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def _state_table_from_env() -> str:
@@ -232,17 +230,9 @@ def _state_table_from_env() -> str:
     return table
 
 
-def _lead_seconds_from_env() -> int:
-    raw = os.environ.get("START_LEAD_SECONDS", str(DEFAULT_START_LEAD_SECONDS))
-    try:
-        return orchestrator_state.validate_lead_seconds(int(raw))
-    except (ValueError, orchestrator_state.OrchestratorStateError):
-        raise Misconfigured(
-            f"environment variable START_LEAD_SECONDS must be a non-negative integer, got {raw!r}"
-        ) from None
-
-
 def _loggable(event: Any) -> Any:
-    """The event as it can go into a log line (events are small; anything else is shortened)."""
+    """The event as it can go into a log line: without its token, and shortened if it is not small."""
+    if isinstance(event, dict) and "token" in event:
+        event = {**event, "token": "(not logged)"}
     text = json.dumps(event, default=repr)
     return event if len(text) <= 2000 else text[:2000] + "..."

@@ -67,6 +67,19 @@ options:
       - Required with O(state=running).
     type: list
     elements: dict
+  orchestrator_table:
+    description:
+      - The orchestrator state table holding the run's plan (in O(orchestrator_region)).
+      - Each task started gets, in its load generator's environment, the token that proves it to
+        the orchestrator, derived from the run's key in that table. The key and the tokens are
+        never returned.
+      - Required with O(state=running).
+    type: str
+  orchestrator_region:
+    description:
+      - The region of O(orchestrator_table), the home region.
+      - Required with O(state=running).
+    type: str
   registered:
     description:
       - Task indexes known to have run already, for example those registered with the
@@ -102,6 +115,8 @@ options:
     description:
       - Tags of every task started, besides C(constellation:run-id) and C(constellation:task-index).
       - Tags of tasks already started are left as they are.
+      - With O(state=stopped) and the tag C(constellation:deployment), only the tasks carrying that tag
+        with that value are stopped, never the tasks of another deployment in the same cluster.
     type: dict
     aliases: ['resource_tags']
   reason:
@@ -221,8 +236,11 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.constellation.loadtest.plugins.module_utils.run import load_tasks
+from ansible_collections.constellation.loadtest.plugins.module_utils.run import orchestrator_state
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws import ecs_cluster
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.tagging import DEPLOYMENT_TAG
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.tagging import deployment_of
 
 
 def ensure_running(module, client):
@@ -237,13 +255,14 @@ def ensure_running(module, client):
     result = {"changed": bool(missing), "started": missing, "tasks": [load_tasks.task_summary(task) for task in existing]}
     if not missing or module.check_mode:
         return result
+    token_key = read_token_key(module, params["orchestrator_table"], params["orchestrator_region"], params["run_id"])
     requests = [
         load_tasks.run_task_request(
             cluster=params["cluster"],
             task_definition=params["task_definition"],
             run_id=params["run_id"],
             index=index,
-            environment=params["tasks"][index],
+            environment=load_tasks.with_task_token(params["tasks"][index], token_key, params["run_id"], module.region, index),
             subnets=params["subnets"],
             security_groups=params["security_groups"],
             assign_public_ip=params["assign_public_ip"],
@@ -263,11 +282,28 @@ def ensure_running(module, client):
     return result
 
 
+def read_token_key(module, table, region, run_id):
+    """The run's token key from the orchestrator state table in the home region."""
+    client = orchestrator_state.RetryingClient(module.client("dynamodb", region=region), AWSRetry.jittered_backoff())
+    try:
+        return orchestrator_state.read_token_key(client, table, run_id)
+    except orchestrator_state.OrchestratorStateError as error:
+        raise load_tasks.EcsLoadTaskError(f"cannot give the tasks of run {run_id} their tokens: {error}") from None
+
+
+def of_deployment(tasks, tags):
+    """The tasks of the deployment ``tags`` name (every task if they name none): another's are never touched."""
+    deployment = deployment_of(tags)
+    if deployment is None:
+        return tasks
+    return [task for task in tasks if {t["key"]: t["value"] for t in task.get("tags", [])}.get(DEPLOYMENT_TAG) == deployment]
+
+
 def ensure_stopped(module, client):
     params = module.params
     if ecs_cluster.describe_cluster(client, params["cluster"]) is None:
         return {"changed": False, "stopped": [], "tasks": []}
-    existing = load_tasks.find_tasks(client, params["cluster"], params["run_id"])
+    existing = of_deployment(load_tasks.find_tasks(client, params["cluster"], params["run_id"]), params["tags"])
     to_stop = load_tasks.not_yet_stopping(existing)
     result = {"changed": bool(to_stop), "stopped": [task["taskArn"] for task in to_stop]}
     if module.check_mode:
@@ -276,7 +312,7 @@ def ensure_stopped(module, client):
     if params["wait"] and existing:
         load_tasks.wait_until_stopped(client, params["cluster"], [task["taskArn"] for task in existing], params["wait_timeout"])
     if to_stop or params["wait"]:
-        existing = load_tasks.find_tasks(client, params["cluster"], params["run_id"])
+        existing = of_deployment(load_tasks.find_tasks(client, params["cluster"], params["run_id"]), params["tags"])
     return dict(result, tasks=[load_tasks.task_summary(task) for task in existing])
 
 
@@ -287,6 +323,8 @@ def main():
         state=dict(type="str", default="running", choices=["running", "stopped"]),
         task_definition=dict(type="str"),
         tasks=dict(type="list", elements="dict"),
+        orchestrator_table=dict(type="str"),
+        orchestrator_region=dict(type="str"),
         registered=dict(type="list", elements="int", default=[]),
         subnets=dict(type="list", elements="str"),
         security_groups=dict(type="list", elements="str", default=[]),
@@ -300,7 +338,9 @@ def main():
     module = ConstellationAWSModule(
         argument_spec=argument_spec,
         supports_check_mode=True,
-        required_if=[("state", "running", ["run_id", "task_definition", "tasks", "subnets"])],
+        required_if=[
+            ("state", "running", ["run_id", "task_definition", "tasks", "subnets", "orchestrator_table", "orchestrator_region"])
+        ],
     )
     params = module.params
     try:

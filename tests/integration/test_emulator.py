@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 from conftest import PRODUCTION, REPO, built_images, our_containers
 from run.orchestrator_client import OrchestratorClient
 from run.orchestrator_client import OrchestratorRejected
+from run.orchestrator_client import Task
 from task_processes import deploy_orchestrator
 
 from run import orchestrator_state
@@ -62,26 +63,48 @@ def invoke(client, name: str, event: dict) -> tuple[dict, str | None]:
     return json.loads(response["Payload"].read()), response.get("FunctionError")
 
 
-def test_the_deployed_orchestrator_answers_the_tasks_events(moto):
+def test_the_deployed_orchestrator_answers_each_task_for_itself_and_refuses_hostile_events(moto):
     table, function = "state-table", "lt-orchestrator"
     dynamodb = moto.client("dynamodb", HOME)
     orchestrator_table.create_table(dynamodb, table, {})
     orchestrator_table.wait_for_table(dynamodb, table, exists=True, timeout_seconds=10)
-    deploy_orchestrator(moto.url, HOME, function, table, lead_seconds=7)
-    client = OrchestratorClient.from_spec(f"lambda:{function}", HOME, moto.url)
+    deploy_orchestrator(moto.url, HOME, function, table)
+    key = orchestrator_state.reset_run(dynamodb, table, "r", {"us-east-2": 2}, 7)  # as run_test plans it
+    orchestrator_state.reset_run(dynamodb, table, "other", {"us-east-2": 2}, 7)
 
-    client.reset("r", {"us-east-2": 2}, lead_seconds=7)
-    assert client.register("r", "us-east-2", "0")["state"] is False
-    assert client.start_state("r")["state"] is False
-    decided = client.register("r", "us-east-2", "1")
+    def task(index: int) -> OrchestratorClient:
+        token = orchestrator_state.task_token(key, "r", "us-east-2", index)
+        return OrchestratorClient.from_spec(f"lambda:{function}", HOME, Task("r", "us-east-2", str(index), token), moto.url)
+
+    assert task(0).register()["state"] is False
+    assert task(0).start_state()["state"] is False
+    decided = task(1).register()
     assert decided["decided_start"] is True
-    started = client.start_state("r")
+    started = task(0).start_state()
     assert started["start_at"] == decided["start_at"]
     assert 6000 <= started["start_at"] - started["server_time"] <= 7000
-    client.report_end("r", "us-east-2", "1", 99)
+
+    # What a task, or a script holding its credentials, might try: each refused, nothing changed.
+    lambda_client = moto.client("lambda", HOME)
+    own = task(0).task.event("test-end", exit_code=0)
+    hostile = {
+        "reset": {"type": "test-reset", "run_id": "r", "regions": {"us-east-2": 1}, "lead_seconds": 10**6},
+        "forged end": {**own, "task_id": "1"},
+        "other run": {**own, "run_id": "other"},
+        "1 MB field": {**own, "padding": "x" * 1_000_000},
+    }
+    before = {run_id: orchestrator_state.read_run(dynamodb, table, run_id) for run_id in ("r", "other")}
+    for name, event in hostile.items():
+        answer, function_error = invoke(lambda_client, function, event)
+        assert function_error is None and answer["ok"] is False, name
+        assert len(answer["error"]) < 300, (name, answer["error"][:400])
+    assert {run_id: orchestrator_state.read_run(dynamodb, table, run_id) for run_id in ("r", "other")} == before
+
+    task(1).report_end(99)
     assert orchestrator_state.read_run(dynamodb, table, "r")["exit_codes"] == {"us-east-2": {"1": 99}}
+    out_of_plan = OrchestratorClient.from_spec(f"lambda:{function}", HOME, Task("r", "us-east-2", "2", "t"), moto.url)
     with pytest.raises(OrchestratorRejected, match="task_id '2' is out of range"):
-        client.register("r", "us-east-2", "2")
+        out_of_plan.register()
 
 
 def test_a_new_deployment_is_what_the_next_invocation_runs(moto):

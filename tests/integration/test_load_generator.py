@@ -18,6 +18,8 @@ import subprocess
 import sys
 import threading
 import time
+import http.client
+import urllib.parse
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
@@ -107,7 +109,7 @@ def prepare_home(moto_url: str, script: str, run_id: str, regions: dict[str, int
     orchestrator_table.create_table(dynamodb, TABLE, {})
     orchestrator_table.wait_for_table(dynamodb, TABLE, exists=True, timeout_seconds=10)
     orchestrator_state.reset_run(dynamodb, TABLE, run_id, regions, lead_seconds)
-    deploy_orchestrator(moto_url, HOME, function_name(run_id), TABLE, lead_seconds)
+    deploy_orchestrator(moto_url, HOME, function_name(run_id), TABLE)
 
 
 def _client(service: str, moto_url: str):
@@ -125,8 +127,13 @@ def kept_sha256(moto_url: str, run_id: str) -> str:
     return hashlib.sha256(kept).hexdigest()
 
 
-def tasks_of(config, moto_url: str, run_id: str, summary_dir: Path, k6: str = K6, **run: object) -> list:
-    """Every planned task of the run, with the contract's environment (and where k6 and the summaries are)."""
+def tasks_of(
+    config, moto_url: str, run_id: str, summary_dir: Path, k6: str = K6, token_key: bytes | None = None, **run: object
+) -> list:
+    """Every planned task of the run, with the contract's environment (and where k6 and the summaries are).
+
+    Each task has its token from the run's key in the state table, unless ``token_key`` is given.
+    """
     home = Home(region=HOME, results_store="s3", bucket=BUCKET, function=function_name(run_id))
     if "script_sha256" not in run:
         run["script_sha256"] = kept_sha256(moto_url, run_id)
@@ -137,6 +144,7 @@ def tasks_of(config, moto_url: str, run_id: str, summary_dir: Path, k6: str = K6
         endpoint_url=moto_url,
         interval_seconds=1,
         extra_env={"SUMMARY_DIR": str(summary_dir), "CONSTELLATION_K6": k6},
+        token_key=token_key or orchestrator_state.read_token_key(_client("dynamodb", moto_url), TABLE, run_id),
     )
 
 
@@ -311,6 +319,99 @@ def test_start_timeout_when_another_task_never_registers(moto_server, tmp_path):
     assert run.state["exit_codes"] == {"us-east-2": {"0": int(Failure.START_TIMEOUT)}}
 
 
+class AnswerDroppingProxy:
+    """Forwards every request to the emulator, but drops the answers to registrations after the first.
+
+    The orchestrator has handled each dropped registration (the second one completed the plan),
+    but the task never hears of it, as when a Lambda answer is lost to a timeout or a network.
+    """
+
+    def __init__(self, target: str, drops: int) -> None:
+        parsed = urllib.parse.urlsplit(target)
+        self.host, self.port = parsed.hostname, parsed.port
+        self.drops_left, self.dropped, self.registrations = drops, 0, 0
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                self._forward()
+
+            def do_POST(self) -> None:
+                self._forward()
+
+            def do_PUT(self) -> None:
+                self._forward()
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {name: value for name, value in self.headers.items() if name.lower() != "connection"}
+                upstream = http.client.HTTPConnection(proxy.host, proxy.port, timeout=30)
+                try:
+                    upstream.request(self.command, self.path, body=body, headers=headers)
+                    response = upstream.getresponse()
+                    status, answer_headers, answer = response.status, response.getheaders(), response.read()
+                finally:
+                    upstream.close()
+                if proxy.should_drop(body):
+                    self.close_connection = True  # handled by the orchestrator, never answered
+                    return
+                self.send_response(status)
+                for name, value in answer_headers:
+                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def should_drop(self, body: bytes) -> bool:
+        with self.lock:
+            if b'"agg-record"' not in body:
+                return False
+            self.registrations += 1
+            if self.registrations > 1 and self.drops_left > 0:
+                self.drops_left -= 1
+                self.dropped += 1
+                return True
+            return False
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_lost_answer_to_the_completing_registration_does_not_stall_the_run(moto_server, tmp_path):
+    summary_dir = home_with(moto_server, tmp_path, VUS_SCRIPT, ONE_REGION, "lost-answer", lead_seconds=1)
+    # botocore tries 5 times: 6 drops exhaust it, so the generator's own retry is exercised too.
+    proxy = AnswerDroppingProxy(moto_server.url, drops=6)
+    try:
+        tasks = tasks_of(ONE_REGION, moto_server.url, "lost-answer", summary_dir, start_timeout_seconds=60)
+        tasks = [
+            dataclasses.replace(task, load_generator_env={**task.load_generator_env, "CONSTELLATION_AWS_ENDPOINT_URL": proxy.url})
+            for task in tasks
+        ]
+        run = execute(moto_server, tmp_path, tasks, "lost-answer", timeout=90)
+    finally:
+        proxy.close()
+
+    assert proxy.dropped == 6
+    assert [r.load_generator_exit_code for r in run.results] == [0, 0], run.failures()
+    decisions = run.events("start_decided", key="message")["orchestrator"]
+    assert len(decisions) == 1, decisions
+    starts = {event["start_at"] for lines in run.events("start-decided").values() for event in lines}
+    assert starts == {decisions[0]["start_at"]}
+    assert run.state["exit_codes"] == {"us-east-2": {"0": 0, "1": 0}}
+
+
 def test_script_exception_is_surfaced(moto_server, tmp_path):
     config = load_config(settings={"home_region": HOME, "remote_regions": {"us-east-2": 1}, "duration_seconds": 1})
     script = "export function setup() { throw new Error('no token'); }\nexport default function () {}\n"
@@ -323,21 +424,22 @@ def test_script_exception_is_surfaced(moto_server, tmp_path):
     assert run.state["exit_codes"] == {"us-east-2": {"0": 107}}
 
 
-def test_k6_runs_without_the_tasks_aws_identity_which_the_load_generator_keeps(moto_server, tmp_path):
+def test_k6_runs_without_the_tasks_aws_identity_and_token_which_the_load_generator_keeps(moto_server, tmp_path):
     config = load_config(settings={"home_region": HOME, "remote_regions": {"us-east-2": 1}, "duration_seconds": 1})
     script = (
         "export function setup() {\n"
-        "  const leaked = Object.keys(__ENV).filter((name) => name.startsWith('AWS_'));\n"
+        "  const leaked = Object.keys(__ENV).filter((name) => name.startsWith('AWS_') || name.includes('TOKEN'));\n"
         "  if (leaked.length > 0) { throw new Error('k6 sees ' + leaked.join(',')); }\n"
         "}\nexport default function () {}\n"
     )
     summary_dir = home_with(moto_server, tmp_path, script, config, "noaws", lead_seconds=1)
     tasks = tasks_of(config, moto_server.url, "noaws", summary_dir)
     assert any(name.startswith("AWS_") for name in {**os.environ, **tasks[0].load_generator_env}), "nothing to hide"
+    assert "CONSTELLATION_TASK_TOKEN" in tasks[0].load_generator_env, "no token to hide"
 
     run = execute(moto_server, tmp_path, tasks, "noaws")
 
-    # 107 would be the script's exception: k6 saw an AWS_ variable.
+    # 107 would be the script's exception: k6 saw an AWS_ variable or the token.
     assert run.results[0].load_generator_exit_code == 0, run.results[0].load_generator_log.read_text()[-2000:]
     # The load generator itself still used its credentials: registered, and reported the end.
     assert run.state["exit_codes"] == {"us-east-2": {"0": 0}}
@@ -432,7 +534,9 @@ def aws_recorder():
 
 
 def run_generator_alone(k6: str, endpoint_url: str) -> subprocess.CompletedProcess:
-    task = tasks_of(ONE_REGION, endpoint_url, "no-k6", Path("/nonexistent"), k6=k6, script_sha256="0" * 64)[0]
+    task = tasks_of(
+        ONE_REGION, endpoint_url, "no-k6", Path("/nonexistent"), k6=k6, token_key=bytes(32), script_sha256="0" * 64
+    )[0]
     env = {
         **os.environ,
         **task.load_generator_env,
@@ -477,7 +581,9 @@ def json_lines_of(output: str, event: str) -> dict:
 
 
 def test_the_script_environment_reaches_k6_as_arguments_never_as_its_own_environment(moto_server, tmp_path):
-    env = tasks_of(ONE_REGION, moto_server.url, "env", tmp_path, script_env={"PATH": "/nowhere", "GREETING": "hi"})[0].load_generator_env
+    env = tasks_of(
+        ONE_REGION, moto_server.url, "env", tmp_path, token_key=bytes(32), script_env={"PATH": "/nowhere", "GREETING": "hi"}
+    )[0].load_generator_env
     settings = LOAD_GENERATOR.Settings.from_env(env)
 
     command = LOAD_GENERATOR.k6_command(settings, tmp_path / "script.js", {}, tmp_path / "summary.json")

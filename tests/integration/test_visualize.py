@@ -185,8 +185,9 @@ def test_partial_data_is_marked_and_does_not_fail_yet(finished_run, tmp_path):
     s3.put_object(Bucket=BUCKET, Key=f"runs/viz-partial/records/{REGION}/0/{first_interval:013d}-x.jsonl", Body=body)
     s3.put_object(Bucket=BUCKET, Key="runs/viz-partial/test.tar", Body=SCRIPT.encode())
     dynamodb = boto3.client("dynamodb", region_name=HOME, endpoint_url=finished_run["endpoint"])
-    orchestrator_state.reset_run(dynamodb, STATE_TABLE, "viz-partial", {REGION: 1}, 3)
-    orchestrator_state.register_task(dynamodb, STATE_TABLE, "viz-partial", REGION, "0")
+    key = orchestrator_state.reset_run(dynamodb, STATE_TABLE, "viz-partial", {REGION: 1}, 3)
+    token = orchestrator_state.task_token(key, "viz-partial", REGION, "0")
+    orchestrator_state.register_task(dynamodb, STATE_TABLE, "viz-partial", REGION, "0", token)
 
     result = visualize(
         finished_run,

@@ -21,6 +21,7 @@ Environment (required unless a default is given):
 ``CONSTELLATION_RUN_ID``                 the test run
 ``CONSTELLATION_REGION``                 the region this task counts for (simulated locally)
 ``CONSTELLATION_TASK_INDEX``             this task's index in its region: 0, 1, ...
+``CONSTELLATION_TASK_TOKEN``             the token that proves this task to the orchestrator (k6 never sees it)
 ``CONSTELLATION_HOME_REGION``            the region of the bucket and the orchestrator
 ``CONSTELLATION_AWS_ENDPOINT_URL``       one endpoint for every AWS service (e.g. moto); optional
 ``CONSTELLATION_ORCHESTRATOR``           ``lambda:<function name>``
@@ -60,6 +61,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 from typing import Mapping
@@ -73,6 +75,8 @@ from run.exit_codes import describe_exit_code
 from run.orchestrator_client import OrchestratorClient
 from run.orchestrator_client import OrchestratorError
 from run.orchestrator_client import OrchestratorUnavailable
+from run.orchestrator_client import Task
+from run.orchestrator_state import MAX_START_LEAD_SECONDS
 
 MINIMUM_K6_VERSION = (1, 0, 0)
 LOAD_MODELS = ("vus", "script")
@@ -90,6 +94,14 @@ K6_STOP_GRACE_SECONDS = 60
 # The aggregator writes everything it holds to the results store before answering /finish.
 AGGREGATOR_FINISH_TIMEOUT_SECONDS = 300
 HTTP_TIMEOUT_SECONDS = 5
+# An orchestrator that does not answer (a timeout, throttling) is asked again, with backoff:
+# registering until the start timeout, reporting the end this many times.
+RETRY_FIRST_DELAY_SECONDS = 1.0
+RETRY_MAX_DELAY_SECONDS = 15.0
+TEST_END_ATTEMPTS = 6
+# A decided start this far ahead of the orchestrator's clock is refused (the plan allows
+# MAX_START_LEAD_SECONDS from the last registration, which is at most now).
+START_AHEAD_LIMIT_MS = (MAX_START_LEAD_SECONDS + 60) * 1000
 
 
 class LoadGeneratorError(Exception):
@@ -130,6 +142,7 @@ class Settings:
     run_id: str
     region: str
     task_index: str
+    task_token: str = field(repr=False)
     home_region: str
     endpoint_url: str | None
     orchestrator: str
@@ -157,6 +170,7 @@ class Settings:
             run_id=_required(env, "CONSTELLATION_RUN_ID"),
             region=_required(env, "CONSTELLATION_REGION"),
             task_index=str(_integer(env, "CONSTELLATION_TASK_INDEX", minimum=0)),
+            task_token=_required(env, "CONSTELLATION_TASK_TOKEN"),
             home_region=_required(env, "CONSTELLATION_HOME_REGION"),
             endpoint_url=env.get("CONSTELLATION_AWS_ENDPOINT_URL") or None,
             orchestrator=_orchestrator_spec(env),
@@ -174,6 +188,11 @@ class Settings:
             k6_api_port=_integer(env, "CONSTELLATION_K6_API_PORT", minimum=1, default=6565),
             script_env=_script_env(env),
         )
+
+    @property
+    def task(self) -> Task:
+        """Who this task is to the orchestrator."""
+        return Task(self.run_id, self.region, self.task_index, self.task_token)
 
     @property
     def aggregator_url(self) -> str:
@@ -373,6 +392,7 @@ def read_thresholds(summary_export: Path) -> dict[str, dict[str, bool]] | None:
 
 K6_PUSH_INTERVAL = "1s"
 AWS_PREFIX = "AWS_"  # the task's AWS identity and settings, never k6's
+TASK_TOKEN_VARIABLE = "CONSTELLATION_TASK_TOKEN"  # the task's proof to the orchestrator, never k6's
 
 
 def k6_environment(settings: Settings) -> dict[str, str]:
@@ -380,10 +400,14 @@ def k6_environment(settings: Settings) -> dict[str, str]:
 
     Without AWS_*: the task role's credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI on Fargate,
     AWS_ACCESS_KEY_ID and its siblings elsewhere) stay with this process and the aggregator, so a
-    script cannot call the orchestrator or write results with them.
+    script cannot call the orchestrator or write results with them; nor the task's token.
     """
     return {
-        **{name: value for name, value in os.environ.items() if not name.startswith(AWS_PREFIX)},
+        **{
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(AWS_PREFIX) and name != TASK_TOKEN_VARIABLE
+        },
         "K6_PROMETHEUS_RW_SERVER_URL": f"{settings.aggregator_url}/api/v1/write",
         "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true",
         # Pushes are cumulative snapshots; the aggregator files each push's increase under the
@@ -547,11 +571,24 @@ class LoadGenerator:
             self.pause(0.2)
 
     def register(self) -> dict:
-        s = self.settings
-        try:
-            answer = self.orchestrator.register(s.run_id, s.region, s.task_index)
-        except OrchestratorError as error:
-            raise LoadGeneratorError(Failure.ORCHESTRATOR, f"registration failed: {error}") from None
+        """Register, asking again while the orchestrator does not answer, until the start timeout.
+
+        Registering twice is harmless, and a registration retried after its answer was lost
+        decides the start if it completed the plan.
+        """
+        delay = RETRY_FIRST_DELAY_SECONDS
+        while True:
+            try:
+                answer = self.orchestrator.register()
+                break
+            except OrchestratorUnavailable as error:
+                if time.monotonic() + delay > self.deadline:
+                    raise LoadGeneratorError(Failure.ORCHESTRATOR, f"registration failed: {error}") from None
+                log("warning", "register-failed", message=str(error), retry_in_s=round(delay, 1))
+            except OrchestratorError as error:
+                raise LoadGeneratorError(Failure.ORCHESTRATOR, f"registration failed: {error}") from None
+            self.pause(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, RETRY_MAX_DELAY_SECONDS)
         log("info", "registered", registered=answer["registered"], planned=answer["planned"])
         return answer
 
@@ -565,13 +602,20 @@ class LoadGenerator:
         while True:
             sent_ms = time.time() * 1000
             try:
-                answer = self.orchestrator.start_state(self.settings.run_id)
+                answer = self.orchestrator.start_state()
             except OrchestratorUnavailable as error:
                 log("warning", "poll-failed", message=str(error))
                 answer = {"state": False}
             except OrchestratorError as error:
                 raise LoadGeneratorError(Failure.ORCHESTRATOR, f"polling the start failed: {error}") from None
             if answer["state"]:
+                ahead_ms = answer["start_at"] - answer["server_time"]
+                if ahead_ms > START_AHEAD_LIMIT_MS:
+                    raise LoadGeneratorError(
+                        Failure.ORCHESTRATOR,
+                        f"the orchestrator decided a start {ahead_ms / 1000:.0f} s ahead, more than the"
+                        f" {START_AHEAD_LIMIT_MS // 1000} s a plan allows; not waiting for it",
+                    )
                 offset_ms = answer["server_time"] - (sent_ms + time.time() * 1000) / 2
                 log("info", "start-decided", start_at=answer["start_at"], clock_offset_ms=round(offset_ms, 1))
                 return Start(at_local_ms=answer["start_at"] - offset_ms, clock_offset_ms=offset_ms)
@@ -663,21 +707,26 @@ class LoadGenerator:
         return Failure.AGGREGATOR_FINISH
 
     def report_end(self, exit_code: int, k6_fields: Mapping[str, Any]) -> Failure | None:
-        """Report ``test-end``: the exit code, and what is known of k6's run (``K6Run.test_end_fields``)."""
-        s = self.settings
-        event = {
-            "type": "test-end",
-            "run_id": s.run_id,
-            "region": s.region,
-            "task_id": s.task_index,
-            "exit_code": exit_code,
-            **k6_fields,
-        }
-        try:
-            self.orchestrator.send(event)
-        except OrchestratorError as error:
-            log("error", "test-end-failed", exit_code=exit_code, message=str(error))
-            return Failure.TEST_END
+        """Report ``test-end``: the exit code, and what is known of k6's run (``K6Run.test_end_fields``).
+
+        Asked again while the orchestrator does not answer, ``TEST_END_ATTEMPTS`` times at most:
+        the first report is kept, so a report that arrived twice changes nothing.
+        """
+        delay = RETRY_FIRST_DELAY_SECONDS
+        for attempt in range(1, TEST_END_ATTEMPTS + 1):
+            try:
+                self.orchestrator.report_end(exit_code, **k6_fields)
+                break
+            except OrchestratorUnavailable as error:
+                if attempt == TEST_END_ATTEMPTS:
+                    log("error", "test-end-failed", exit_code=exit_code, message=str(error), attempts=attempt)
+                    return Failure.TEST_END
+                log("warning", "test-end-retry", message=str(error), retry_in_s=round(delay, 1))
+            except OrchestratorError as error:
+                log("error", "test-end-failed", exit_code=exit_code, message=str(error))
+                return Failure.TEST_END
+            time.sleep(delay * random.uniform(0.5, 1.0))  # the run is over: a stop signal changes nothing now
+            delay = min(delay * 2, RETRY_MAX_DELAY_SECONDS)
         log("info", "test-end", exit_code=exit_code, meaning=describe_exit_code(exit_code), **k6_fields)
         return None
 
@@ -694,7 +743,9 @@ def main() -> int:
     try:
         k6_version = check_k6(os.environ.get("CONSTELLATION_K6") or "k6")
         settings = Settings.from_env(os.environ)
-        orchestrator = OrchestratorClient.from_spec(settings.orchestrator, settings.home_region, settings.endpoint_url)
+        orchestrator = OrchestratorClient.from_spec(
+            settings.orchestrator, settings.home_region, settings.task, settings.endpoint_url
+        )
     except LoadGeneratorError as error:
         log("error", "failed", exit_code=int(error.failure), reason=error.failure.name, message=str(error))
         return int(error.failure)

@@ -31,6 +31,9 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.cloud import CloudRetry
 
 from ..results import progress
+from . import orchestrator_state
+from .task_contract import LOAD_GENERATOR
+from .task_contract import TASK_TOKEN_VARIABLE
 from .task_contract import run_task_overrides
 
 RUN_ID_TAG = "constellation:run-id"
@@ -126,6 +129,19 @@ def missing_indexes(tasks: list[dict[str, Any]], count: int, registered: list[in
     """
     started = {task_index(task) for task in tasks} | set(registered)
     return [index for index in range(count) if index not in started]
+
+
+def with_task_token(
+    environment: dict[str, dict[str, str]], token_key: bytes, run_id: str, region: str, index: int
+) -> dict[str, dict[str, str]]:
+    """A task's container environments plus, for its load generator only, its orchestrator token.
+
+    The token (``orchestrator_state.task_token``) lets the task register, learn the start and
+    report its own end, and nothing else; it is derived here, at launch, so no playbook
+    variable or module result ever holds it.
+    """
+    token = orchestrator_state.task_token(token_key, run_id, region, index)
+    return {**environment, LOAD_GENERATOR: {**environment.get(LOAD_GENERATOR, {}), TASK_TOKEN_VARIABLE: token}}
 
 
 def run_task_request(

@@ -5,9 +5,9 @@
 """How load generators (and anything else) talk to the orchestrator of a test run.
 
 The orchestrator answers the events of ``files/lambda/orchestrator.py`` (``agg-record``,
-``test-init``, ``test-end``, ``test-reset``). It is the Lambda function deployed in the home
-region, named by a spec string ``lambda:<function name>`` and invoked synchronously (on the
-emulated AWS too, which runs the deployed function).
+``test-init``, ``test-end``), each sent by one task for itself with its token. It is the Lambda
+function deployed in the home region, named by a spec string ``lambda:<function name>`` and
+invoked synchronously (on the emulated AWS too, which runs the deployed function).
 
 Plain boto3 and no Ansible, so the load generator container imports this file top-level
 (``import orchestrator_client``) and the modules import it as module_utils.
@@ -16,6 +16,8 @@ Plain boto3 and no Ansible, so the load generator container imports this file to
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 from typing import Callable
 
@@ -48,51 +50,61 @@ class OrchestratorRejected(OrchestratorError):
     """The orchestrator answered ``ok: false``; the message is its explanation."""
 
 
-class OrchestratorClient:
-    """Sends orchestrator events and returns the answers of those it accepted."""
+@dataclass(frozen=True)
+class Task:
+    """Who sends: one task of one region in one run, and the token that proves it."""
 
-    def __init__(self, transport: Transport, description: str) -> None:
+    run_id: str
+    region: str
+    task_id: str
+    token: str = field(repr=False)
+
+    def event(self, event_type: str, **fields: Any) -> dict:
+        """One event of this task, with its identity and its token."""
+        identity = {"run_id": self.run_id, "region": self.region, "task_id": self.task_id, "token": self.token}
+        return {"type": event_type, **identity, **fields}
+
+
+class OrchestratorClient:
+    """Sends one task's orchestrator events and returns the answers of those it accepted."""
+
+    def __init__(self, transport: Transport, description: str, task: Task) -> None:
         self._transport = transport
         self.description = description
+        self.task = task
 
     @classmethod
-    def from_spec(cls, spec: str, home_region: str, endpoint_url: str | None = None) -> "OrchestratorClient":
-        """The client for ``lambda:<function>`` in ``home_region``."""
+    def from_spec(cls, spec: str, home_region: str, task: Task, endpoint_url: str | None = None) -> "OrchestratorClient":
+        """The client of ``task`` for ``lambda:<function>`` in ``home_region``."""
         kind, separator, name = spec.partition(":")
         if kind not in TRANSPORTS or not separator or not name:
             raise ValueError(f"orchestrator must be 'lambda:<function name>', got {spec!r}")
-        return cls(lambda_transport(name, home_region, endpoint_url), f"Lambda function {name!r} in {home_region}")
+        return cls(lambda_transport(name, home_region, endpoint_url), f"Lambda function {name!r} in {home_region}", task)
 
-    def register(self, run_id: str, region: str, task_id: str) -> dict:
+    def register(self) -> dict:
         """``agg-record``: this task is ready; the answer says whether the start is decided."""
-        return self.send({"type": "agg-record", "run_id": run_id, "region": region, "task_id": task_id})
+        return self.send(self.task.event("agg-record"))
 
-    def start_state(self, run_id: str) -> dict:
+    def start_state(self) -> dict:
         """``test-init``: ``state`` (bool), ``start_at`` and ``server_time`` in epoch ms."""
-        return self.send({"type": "test-init", "run_id": run_id})
+        return self.send(self.task.event("test-init"))
 
-    def report_end(self, run_id: str, region: str, task_id: str, exit_code: int) -> dict:
-        """``test-end``: this task finished with ``exit_code``."""
-        return self.send(
-            {"type": "test-end", "run_id": run_id, "region": region, "task_id": task_id, "exit_code": exit_code}
-        )
-
-    def reset(self, run_id: str, regions: dict[str, int], lead_seconds: int | None = None) -> dict:
-        """``test-reset``: start the run over with ``{region: planned task count}``."""
-        event: dict[str, Any] = {"type": "test-reset", "run_id": run_id, "regions": regions}
-        if lead_seconds is not None:
-            event["lead_seconds"] = lead_seconds
-        return self.send(event)
+    def report_end(self, exit_code: int, **fields: Any) -> dict:
+        """``test-end``: this task finished with ``exit_code`` (and optional ``started_at``, ``thresholds``)."""
+        return self.send(self.task.event("test-end", exit_code=exit_code, **fields))
 
     def send(self, event: dict) -> dict:
-        """Send one event; return the answer if ``ok``, raise OrchestratorRejected if not."""
+        """Send one event; return the answer if ``ok``.
+
+        Raise OrchestratorUnavailable if there was no answer or the orchestrator says the same
+        event may succeed later (``retryable``), OrchestratorRejected if it refused the event.
+        """
         answer = self._transport(event)
         if not isinstance(answer, dict) or "ok" not in answer:
-            raise OrchestratorUnavailable(f"{self.description} gave an answer without 'ok': {answer!r}")
+            raise OrchestratorUnavailable(f"{self.description} gave an answer without 'ok': {str(answer)[:200]}")
         if not answer["ok"]:
-            raise OrchestratorRejected(
-                f"{self.description} rejected {event.get('type')!r}: {answer.get('error', 'no reason given')}"
-            )
+            failure = OrchestratorUnavailable if answer.get("retryable") else OrchestratorRejected
+            raise failure(f"{self.description} rejected {event.get('type')!r}: {answer.get('error', 'no reason given')}")
         return answer
 
 

@@ -32,11 +32,25 @@ Run item attributes:
 ``start_at`` (N, epoch milliseconds) absent until every planned task has registered
 ``created_at`` (N, epoch milliseconds) when the run was (re)set; it identifies one incarnation
     of a run, so a start decided for a run that was reset in between is not written
+``token_key`` (B) the run's secret: task ``i`` of region ``r`` proves who it is with
+    :func:`task_token` of it, which ``ecs_load_tasks`` gives that task alone. Never returned by
+    :func:`describe_run`; tasks have no access to the table, so only the orchestrator, the
+    playbooks and the task itself know a task's token.
+
+Who may do what: the playbooks (the user's credentials) plan, read and delete runs here, in
+DynamoDB; tasks only invoke the orchestrator function, and only :func:`register_task`,
+:func:`start_state` and :func:`record_test_end` answer them, each for the one task whose token it
+is. Every field a task sends is bounded, and errors show at most ``_SHOWN_VALUE_MAX_CHARS`` of
+a value.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
+import secrets
 import time
 from datetime import datetime
 from datetime import timezone
@@ -64,6 +78,17 @@ MAX_THRESHOLDS_PER_TASK = 50
 MAX_THRESHOLD_NAME_CHARS = 200
 _SHOWN_VALUE_MAX_CHARS = 80
 
+# Bounds of what a task may send: a region name is at most 25 characters in AWS, a task index is
+# below the largest plan (run/config.py), a run id at most 64 (results/progress.validate_run_id).
+MAX_REGION_CHARS = 32
+MAX_TASK_ID_DIGITS = 5
+MAX_RUN_ID_CHARS = 64
+# The start lead time run_test may plan (run/config.py's START_LEAD_SECONDS_RANGE is the same).
+MAX_START_LEAD_SECONDS = 3_600
+# A task's k6 resumed within this long of the orchestrator's clock, or the report is wrong.
+MAX_CLOCK_DISTANCE_MS = 24 * 3_600 * 1_000
+TOKEN_KEY_BYTES = 32
+
 
 class OrchestratorStateError(Exception):
     """A request the orchestrator state cannot satisfy; the message says what to fix."""
@@ -75,6 +100,10 @@ class RunNotFoundError(OrchestratorStateError):
 
 class TableNotFoundError(OrchestratorStateError):
     """The state table does not exist (or not in the region/endpoint the client points at)."""
+
+
+class TaskNotAuthenticated(OrchestratorStateError):
+    """A task event whose token is not the one of that task in that run."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,15 +141,32 @@ def validate_plan(regions: Any) -> dict[str, int]:
 
 def validate_region_name(region: Any) -> str:
     """Return ``region`` if it can name a region in the plan; the ``#`` separates task keys."""
-    if not isinstance(region, str) or not region or _KEY_SEPARATOR in region:
-        raise OrchestratorStateError(f"region must be a non-empty string without '#', got {region!r}")
+    if not isinstance(region, str) or not region or _KEY_SEPARATOR in region or len(region) > MAX_REGION_CHARS:
+        raise OrchestratorStateError(
+            f"region must be a string of 1 to {MAX_REGION_CHARS} characters without '#', got {_shown(region)}"
+        )
     return region
+
+
+def validate_run_id(run_id: Any) -> str:
+    """Return ``run_id`` if it can be a run id (the full rule is results/progress.validate_run_id)."""
+    if not isinstance(run_id, str) or not run_id or len(run_id) > MAX_RUN_ID_CHARS:
+        raise OrchestratorStateError(
+            f"run_id must be a string of 1 to {MAX_RUN_ID_CHARS} characters, got {_shown(run_id)}"
+        )
+    return run_id
 
 
 def validate_lead_seconds(lead_seconds: Any) -> int:
     """Return the start lead time in whole seconds (0 starts as soon as everyone registered)."""
-    if isinstance(lead_seconds, bool) or not isinstance(lead_seconds, int) or lead_seconds < 0:
-        raise OrchestratorStateError(f"lead_seconds must be a non-negative integer, got {lead_seconds!r}")
+    if (
+        isinstance(lead_seconds, bool)
+        or not isinstance(lead_seconds, int)
+        or not 0 <= lead_seconds <= MAX_START_LEAD_SECONDS
+    ):
+        raise OrchestratorStateError(
+            f"lead_seconds must be a whole number of seconds from 0 to {MAX_START_LEAD_SECONDS}, got {_shown(lead_seconds)}"
+        )
     return lead_seconds
 
 
@@ -130,11 +176,13 @@ def normalize_task_id(task_id: Any) -> str:
     Integers are accepted for convenience; ``"007"`` is not, because it would register a
     second key for task 7.
     """
-    if isinstance(task_id, int) and not isinstance(task_id, bool) and task_id >= 0:
+    if isinstance(task_id, int) and not isinstance(task_id, bool) and 0 <= task_id < 10**MAX_TASK_ID_DIGITS:
         return str(task_id)
-    if isinstance(task_id, str) and _TASK_ID.fullmatch(task_id):
+    if isinstance(task_id, str) and len(task_id) <= MAX_TASK_ID_DIGITS and _TASK_ID.fullmatch(task_id):
         return task_id
-    raise OrchestratorStateError(f"task_id must be the decimal index of the task (e.g. '0', '17'), got {task_id!r}")
+    raise OrchestratorStateError(
+        f"task_id must be the decimal index of the task (e.g. '0', '17'), got {_shown(task_id)}"
+    )
 
 
 def check_task_in_plan(plan: dict[str, int], run_id: str, region: str, task_id: str) -> None:
@@ -152,14 +200,25 @@ def check_task_in_plan(plan: dict[str, int], run_id: str, region: str, task_id: 
 
 
 def validate_started_at(started_at: Any) -> int | None:
-    """Return the instant a task's k6 resumed (epoch ms), or None if not reported."""
+    """Return the instant a task's k6 resumed (epoch ms, within a day of now), or None if not reported."""
     if started_at is None:
         return None
-    if isinstance(started_at, bool) or not isinstance(started_at, int) or started_at < 0:
+    if (
+        isinstance(started_at, bool)
+        or not isinstance(started_at, int)
+        or abs(started_at - now_ms()) > MAX_CLOCK_DISTANCE_MS
+    ):
         raise OrchestratorStateError(
-            f"started_at must be epoch milliseconds (an integer >= 0), got {_shown(started_at)}"
+            f"started_at must be epoch milliseconds within a day of now, got {_shown(started_at)}"
         )
     return started_at
+
+
+def validate_exit_code(exit_code: Any) -> int:
+    """Return a process exit status, 0 to 255."""
+    if isinstance(exit_code, bool) or not isinstance(exit_code, int) or not 0 <= exit_code <= 255:
+        raise OrchestratorStateError(f"exit_code must be an integer from 0 to 255, got {_shown(exit_code)}")
+    return exit_code
 
 
 def validate_thresholds(thresholds: Any) -> dict[str, dict[str, bool]] | None:
@@ -223,6 +282,21 @@ def thresholds_budget_bytes(planned_tasks: int) -> int:
     return min(MAX_THRESHOLD_BYTES_PER_TASK, THRESHOLDS_ITEM_BUDGET_BYTES // max(planned_tasks, 1))
 
 
+def new_token_key() -> bytes:
+    """A fresh secret for a run's task tokens."""
+    return secrets.token_bytes(TOKEN_KEY_BYTES)
+
+
+def task_token(token_key: bytes, run_id: str, region: str, task_id: Any) -> str:
+    """The token task ``task_id`` of ``region`` proves itself with in run ``run_id``: an HMAC of its identity.
+
+    43 characters of URL-safe base64, so it fits in an environment variable and the RunTask overrides.
+    """
+    identity = f"{run_id}{_KEY_SEPARATOR}{task_key(region, normalize_task_id(task_id))}".encode()
+    digest = hmac.new(token_key, identity, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
 def task_key(region: str, task_id: str) -> str:
     """The member of the registered/completed sets that names one task of one region."""
     return f"{region}{_KEY_SEPARATOR}{task_id}"
@@ -269,13 +343,17 @@ class RetryingClient:
 # ---------------------------------------------------------------------------------------------
 
 
-def reset_run(client, table: str, run_id: str, regions: dict[str, int], lead_seconds: int) -> None:
+def reset_run(
+    client, table: str, run_id: str, regions: dict[str, int], lead_seconds: int, token_key: bytes | None = None
+) -> bytes:
     """Replace the run's item with a fresh plan: nothing registered, no start, nothing ended.
 
-    Only this run's item is written; other runs in the table are untouched.
+    Only this run's item is written; other runs in the table are untouched. Returns the run's
+    token key (a new one unless ``token_key`` is given): the tasks' old tokens are void.
     """
     plan = validate_plan(regions)
     lead_seconds = validate_lead_seconds(lead_seconds)
+    token_key = token_key or new_token_key()
     _call(
         client.put_item,
         table,
@@ -289,50 +367,70 @@ def reset_run(client, table: str, run_id: str, regions: dict[str, int], lead_sec
             "started_at": {"M": {}},
             "task_thresholds": {"M": {}},
             "created_at": {"N": str(now_ms())},
+            "token_key": {"B": token_key},
         },
     )
+    return token_key
 
 
-def register_task(client, table: str, run_id: str, region: str, task_id: Any) -> dict:
+def read_token_key(client, table: str, run_id: str) -> bytes:
+    """The run's token key, which ``ecs_load_tasks`` derives each task's token from."""
+    response = _call(
+        client.get_item,
+        table,
+        TableName=table,
+        Key={"run_id": {"S": run_id}},
+        ProjectionExpression="token_key",
+        ConsistentRead=True,
+    )
+    if "Item" not in response:
+        raise RunNotFoundError(f"run {run_id!r} does not exist in orchestrator state table {table!r}")
+    if "token_key" not in response["Item"]:
+        raise OrchestratorStateError(_NO_TOKEN_KEY.format(run_id=run_id))
+    return bytes(response["Item"]["token_key"]["B"])
+
+
+def register_task(client, table: str, run_id: str, region: str, task_id: Any, token: str) -> dict:
     """Record that a task is up and ready; decide the start once every planned task is.
 
-    The registration is one ``ADD`` to a string set, conditional on the task being in the
-    plan, so concurrent registrations never overwrite each other and a stray task is rejected
-    atomically even if the run is reset at the same moment. Registering twice is harmless.
+    The task proves who it is with ``token`` (:func:`task_token`). The registration is one
+    ``ADD`` to a string set, conditional on the run being the one whose key checked the token
+    (a reset in between voids it), so concurrent registrations never overwrite each other.
+    Registering twice is harmless, and a registration retried after a lost answer decides the
+    start if nobody has yet.
 
     Returns ``registered`` and ``planned`` (task counts over all regions), ``start_at``
     (epoch ms or None) and ``decided_start`` (true only for the one call that set it).
     """
-    task_id = normalize_task_id(task_id)
-    validate_region_name(region)
+    task_id, head = _authenticate(client, table, run_id, region, task_id, token)
     key = task_key(region, task_id)
-    item = _update_task_in_plan(
+    item = _update_authenticated(
         client,
         table,
-        run_id,
-        region,
-        task_id,
+        head,
         UpdateExpression="ADD registered_tasks :task",
         ExpressionAttributeValues={":task": {"SS": [key]}},
         ReturnValues="ALL_NEW",
     )
-    run = _decode_run(item)
-    registered = len(run["registered_tasks"])
-    planned = sum(run["planned_tasks"].values())
-    result = {"registered": registered, "planned": planned, "start_at": run["start_at"], "decided_start": False}
-    if run["start_at"] is None and registered == planned:
-        result["start_at"], result["decided_start"] = _decide_start(client, table, run)
-    return result
+    return _start_once_complete(client, table, _decode_run(item))
 
 
-def start_state(client, table: str, run_id: str) -> dict:
-    """What a waiting load generator polls: has the start been decided, and when is it.
+def start_state(client, table: str, run_id: str, region: str, task_id: Any, token: str) -> dict:
+    """What a waiting task polls: has the start been decided, and when is it.
 
+    Whichever call first sees every planned task registered decides the start, this one
+    included: a registration whose answer was lost (a timeout, throttling) cannot stall the run.
     ``server_time`` lets the caller estimate its clock offset to the orchestrator, whose
     clock set ``start_at``. The read is strongly consistent so a decided start is seen at once.
     """
-    run = _get_run(client, table, run_id)
-    return {"state": run["start_at"] is not None, "start_at": run["start_at"], "server_time": now_ms()}
+    _authenticate(client, table, run_id, region, task_id, token)
+    answer = _start_once_complete(client, table, _get_run(client, table, run_id))
+    return {
+        "state": answer["start_at"] is not None,
+        "start_at": answer["start_at"],
+        "decided_start": answer["decided_start"],
+        "server_time": now_ms(),
+    }
 
 
 def record_test_end(
@@ -341,15 +439,16 @@ def record_test_end(
     run_id: str,
     region: str,
     task_id: Any,
+    token: str,
     exit_code: int,
     started_at: int | None = None,
     thresholds: dict[str, dict[str, bool]] | None = None,
 ) -> dict:
     """Record that a task finished with ``exit_code``; report whether its region is done.
 
-    ``started_at`` (when its k6 resumed, epoch ms on the orchestrator's clock) and
-    ``thresholds`` (k6's verdicts, ``{metric selector: {expression: passed}}``) are optional;
-    every field is validated before anything is written.
+    Only the task itself can (``token``). ``started_at`` (when its k6 resumed, epoch ms on the
+    orchestrator's clock) and ``thresholds`` (k6's verdicts, ``{metric selector: {expression:
+    passed}}``) are optional; every field is validated before anything is written.
 
     Adding to the completed set is idempotent, and the exit code and the start are set only if
     absent (the first report wins), so a retried or duplicated ``test-end`` changes nothing. The
@@ -357,12 +456,10 @@ def record_test_end(
     incomplete to complete: ``region_completed_now`` is true for that call only. The verdicts
     are written after, in a second update sized by the plan that update returned.
     """
-    task_id = normalize_task_id(task_id)
-    validate_region_name(region)
-    if isinstance(exit_code, bool) or not isinstance(exit_code, int):
-        raise OrchestratorStateError(f"exit_code must be an integer, got {_shown(exit_code)}")
+    exit_code = validate_exit_code(exit_code)
     started_at = validate_started_at(started_at)
     thresholds = validate_thresholds(thresholds)
+    task_id, head = _authenticate(client, table, run_id, region, task_id, token)
     key = task_key(region, task_id)
     update = "ADD completed_tasks :task SET exit_codes.#task = if_not_exists(exit_codes.#task, :code)"
     values = {":task": {"SS": [key]}, ":code": {"N": str(exit_code)}}
@@ -373,12 +470,10 @@ def record_test_end(
         client,
         table,
         run_id,
-        lambda: _update_task_in_plan(
+        lambda: _update_authenticated(
             client,
             table,
-            run_id,
-            region,
-            task_id,
+            head,
             UpdateExpression=update,
             ExpressionAttributeNames={"#task": key},
             ExpressionAttributeValues=values,
@@ -456,46 +551,77 @@ def delete_run(client, table: str, run_id: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def _update_task_in_plan(client, table: str, run_id: str, region: str, task_id: str, **update: Any) -> dict:
-    """Apply ``update`` to the run only if ``task_id`` of ``region`` is in its plan.
+_NO_TOKEN_KEY = (
+    "run {run_id!r} was planned without task tokens (by an earlier version of this collection):"
+    " plan it again with run_test, or start a new run"
+)
+# What a task whose token is wrong is told: nothing about the run it tried.
+_NOT_AUTHENTICATED = "the token does not prove task {task_id} of region {region} in run {run_id}"
 
-    The condition ``planned_tasks.<region> > <task index>`` is false when the run or the
-    region is missing and when the index is out of range, so the check and the write are one
-    atomic step. On failure the current item says which of the three it was.
-    """
-    names = {"#region": region, **update.pop("ExpressionAttributeNames", {})}
-    values = {":index": {"N": task_id}, **update.pop("ExpressionAttributeValues")}
+
+def _authenticate(client, table: str, run_id: Any, region: Any, task_id: Any, token: Any) -> tuple[str, dict]:
+    """The canonical task id and the run's head, once ``token`` proves the caller is that task of that run."""
+    run_id = validate_run_id(run_id)
+    validate_region_name(region)
+    task_id = normalize_task_id(task_id)
+    if not isinstance(token, str) or not token or len(token) > 64:
+        raise TaskNotAuthenticated(f"token must be the task's token (a string of 1 to 64 characters), got {_shown(token)}")
+    response = _call(
+        client.get_item,
+        table,
+        TableName=table,
+        Key={"run_id": {"S": run_id}},
+        ProjectionExpression="run_id, planned_tasks, token_key, created_at",
+        ConsistentRead=True,
+    )
+    item = response.get("Item")
+    if item is None:
+        raise RunNotFoundError(f"run {run_id!r} does not exist in orchestrator state table {table!r}")
+    if "token_key" not in item:
+        raise TaskNotAuthenticated(_NO_TOKEN_KEY.format(run_id=run_id))
+    head = {
+        "run_id": run_id,
+        "planned_tasks": {name: int(value["N"]) for name, value in item["planned_tasks"]["M"].items()},
+        "token_key": bytes(item["token_key"]["B"]),
+        "created_at": int(item["created_at"]["N"]),
+    }
+    check_task_in_plan(head["planned_tasks"], run_id, region, task_id)
+    if not hmac.compare_digest(task_token(head["token_key"], run_id, region, task_id), token):
+        raise TaskNotAuthenticated(_NOT_AUTHENTICATED.format(task_id=task_id, region=region, run_id=run_id))
+    return task_id, head
+
+
+def _update_authenticated(client, table: str, head: dict, **update: Any) -> dict:
+    """Apply ``update`` to the run whose key checked the token, not to a run reset since."""
+    values = {":created_at": {"N": str(head["created_at"])}, **update.pop("ExpressionAttributeValues")}
     try:
         response = _call(
             client.update_item,
             table,
             TableName=table,
-            Key={"run_id": {"S": run_id}},
-            ConditionExpression="planned_tasks.#region > :index",
-            ExpressionAttributeNames=names,
+            Key={"run_id": {"S": head["run_id"]}},
+            ConditionExpression="created_at = :created_at",
             ExpressionAttributeValues=values,
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
             **update,
         )
     except ClientError as error:
         if _error_code(error) != "ConditionalCheckFailedException":
             raise
-        _explain_task_rejection(client, error, table, run_id, region, task_id)
+        raise TaskNotAuthenticated(
+            f"run {head['run_id']!r} was planned again (or deleted) while this task's event was handled;"
+            " its tokens are void"
+        ) from None
     return response.get("Attributes", {})
 
 
-def _explain_task_rejection(client, error: ClientError, table: str, run_id: str, region: str, task_id: str) -> None:
-    """Raise the error a user can act on for a task the plan does not contain."""
-    if "Item" in error.response:
-        item = error.response["Item"]
-    else:  # An endpoint without ReturnValuesOnConditionCheckFailure support: read the item.
-        item = _get_item(client, table, run_id)
-    if not item:
-        raise RunNotFoundError(
-            f"run {run_id!r} does not exist in orchestrator state table {table!r}; reset it with a plan first"
-        ) from None
-    check_task_in_plan(_decode_run(item)["planned_tasks"], run_id, region, task_id)
-    raise error  # The plan contains the task, so the condition failed for a reason not foreseen here.
+def _start_once_complete(client, table: str, run: dict) -> dict:
+    """The registration counts and the start, deciding the start if every task registered and nobody has."""
+    registered = len(run["registered_tasks"])
+    planned = sum(run["planned_tasks"].values())
+    result = {"registered": registered, "planned": planned, "start_at": run["start_at"], "decided_start": False}
+    if run["start_at"] is None and registered == planned:
+        result["start_at"], result["decided_start"] = _decide_start(client, table, run)
+    return result
 
 
 def _decide_start(client, table: str, run: dict) -> tuple[int | None, bool]:

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 REPO = Path(__file__).resolve().parents[5]
 sys.path.append(str(REPO / "files" / "lambda"))
@@ -45,9 +46,13 @@ def dynamodb(moto):
 def lambda_env(dynamodb, monkeypatch):
     """The Lambda's environment and client, as ``handler`` would find them in AWS."""
     monkeypatch.setenv("STATE_TABLE", TABLE)
-    monkeypatch.setenv("START_LEAD_SECONDS", str(LEAD_SECONDS))
     monkeypatch.setattr(orchestrator, "dynamodb_client", lambda: dynamodb)
+    KEYS.clear()
     return dynamodb
+
+
+# The token key of each run planned by a test, as ecs_load_tasks would read it.
+KEYS: dict[str, bytes] = {}
 
 
 def invoke(event) -> dict:
@@ -57,19 +62,27 @@ def invoke(event) -> dict:
     return response
 
 
-def reset(run_id: str, regions: dict[str, int], **extra) -> None:
-    response = invoke({"type": "test-reset", "run_id": run_id, "regions": regions, **extra})
-    assert response["ok"], response
+def plan(client, run_id: str, regions: dict[str, int], lead_seconds: int = LEAD_SECONDS) -> None:
+    """Plan the run as run_test does (in DynamoDB: tasks cannot) and keep its token key."""
+    KEYS[run_id] = orchestrator_state.reset_run(client, TABLE, run_id, regions, lead_seconds)
+
+
+def task_event(event_type: str, run_id: str, region: str, task_id, **extra) -> dict:
+    """An event of one task, with the token ecs_load_tasks gave it."""
+    token = orchestrator_state.task_token(KEYS[run_id], run_id, region, task_id)
+    return {"type": event_type, "run_id": run_id, "region": region, "task_id": task_id, "token": token, **extra}
 
 
 def register(run_id: str, region: str, task_id) -> dict:
-    return invoke({"type": "agg-record", "run_id": run_id, "region": region, "task_id": task_id})
+    return invoke(task_event("agg-record", run_id, region, task_id))
+
+
+def poll(run_id: str, region: str, task_id) -> dict:
+    return invoke(task_event("test-init", run_id, region, task_id))
 
 
 def end(run_id: str, region: str, task_id, exit_code: int = 0, **extra) -> dict:
-    return invoke(
-        {"type": "test-end", "run_id": run_id, "region": region, "task_id": task_id, "exit_code": exit_code, **extra}
-    )
+    return invoke(task_event("test-end", run_id, region, task_id, exit_code=exit_code, **extra))
 
 
 def raw_item(client, run_id: str) -> dict:
@@ -82,9 +95,9 @@ def raw_item(client, run_id: str) -> dict:
 
 
 def test_concurrent_registrations_are_all_kept_and_decide_the_start_once(moto, lambda_env, monkeypatch):
-    reset("big", {region: 100 for region in FIVE_REGIONS})
+    plan(lambda_env, "big", {region: 100 for region in FIVE_REGIONS})
     events = [
-        {"type": "agg-record", "run_id": "big", "region": region, "task_id": str(task)}
+        task_event("agg-record", "big", region, str(task))
         for region in FIVE_REGIONS
         for task in range(100)
     ]
@@ -127,23 +140,23 @@ def test_concurrent_registrations_are_all_kept_and_decide_the_start_once(moto, l
     run = orchestrator_state.read_run(lambda_env, TABLE, "big")
     assert run["registered_tasks"] == {region: [str(task) for task in range(100)] for region in FIVE_REGIONS}
     assert run["start_at"] == start_at
-    assert invoke({"type": "test-init", "run_id": "big"})["start_at"] == start_at
+    assert poll("big", "sa-east-1", "99")["start_at"] == start_at
 
 
 def test_test_init_reports_no_start_until_every_task_registered(lambda_env):
-    reset("small", {"us-east-2": 2, "eu-west-1": 1}, lead_seconds=5)
+    plan(lambda_env, "small", {"us-east-2": 2, "eu-west-1": 1}, lead_seconds=5)
     register("small", "us-east-2", "0")
     register("small", "us-east-2", "1")
     register("small", "us-east-2", "1")  # a retried registration does not count twice
 
-    waiting = invoke({"type": "test-init", "run_id": "small"})
+    waiting = poll("small", "us-east-2", "0")
     assert waiting["ok"] and waiting["state"] is False and waiting["start_at"] is None
     assert abs(waiting["server_time"] - time.time() * 1000) < 5000
 
     last = register("small", "eu-west-1", 0)
     assert last["decided_start"] and last["state"] and last["registered"] == 3
 
-    started = invoke({"type": "test-init", "run_id": "small"})
+    started = poll("small", "us-east-2", "1")
     assert started["state"] is True
     assert started["start_at"] == last["start_at"]
     assert 0 < started["start_at"] - started["server_time"] <= 5000
@@ -152,17 +165,16 @@ def test_test_init_reports_no_start_until_every_task_registered(lambda_env):
     assert late_duplicate["decided_start"] is False and late_duplicate["start_at"] == last["start_at"]
 
 
-def test_start_lead_defaults_to_the_environment(lambda_env, monkeypatch):
-    monkeypatch.setenv("START_LEAD_SECONDS", "7")
-    reset("env-lead", {"us-east-2": 1})
-    decided = register("env-lead", "us-east-2", "0")
-    assert orchestrator_state.read_run(lambda_env, TABLE, "env-lead")["start_lead_seconds"] == 7
+def test_the_start_lead_is_the_plans(lambda_env):
+    plan(lambda_env, "lead", {"us-east-2": 1}, lead_seconds=7)
+    decided = register("lead", "us-east-2", "0")
+    assert orchestrator_state.read_run(lambda_env, TABLE, "lead")["start_lead_seconds"] == 7
     assert 6000 < decided["start_at"] - orchestrator_state.now_ms() <= 7000
 
 
 def test_two_callers_that_both_saw_the_run_complete_decide_one_start(dynamodb):
-    orchestrator_state.reset_run(dynamodb, TABLE, "r", {"us-east-2": 1}, 30)
-    orchestrator_state.register_task(dynamodb, TABLE, "r", "us-east-2", "0")
+    key = orchestrator_state.reset_run(dynamodb, TABLE, "r", {"us-east-2": 1}, 30)
+    orchestrator_state.register_task(dynamodb, TABLE, "r", "us-east-2", "0", orchestrator_state.task_token(key, "r", "us-east-2", 0))
     dynamodb.update_item(TableName=TABLE, Key={"run_id": {"S": "r"}}, UpdateExpression="REMOVE start_at")
     seen_by_both = orchestrator_state._get_run(dynamodb, TABLE, "r")
 
@@ -194,7 +206,7 @@ def test_duplicate_test_end_is_harmless_and_the_region_completes_once(lambda_env
     monkeypatch.setattr(
         orchestrator, "on_region_complete", lambda run_id, region: completed_regions.append((run_id, region))
     )
-    reset("ends", {"us-east-2": 2, "eu-west-1": 1})
+    plan(lambda_env, "ends", {"us-east-2": 2, "eu-west-1": 1})
 
     first = end("ends", "us-east-2", "0", exit_code=0)
     assert first["ok"] and first["region_complete"] is False
@@ -217,44 +229,46 @@ def test_duplicate_test_end_is_harmless_and_the_region_completes_once(lambda_env
 
 
 def test_started_at_and_thresholds_are_kept_as_first_reported(lambda_env):
-    reset("k6", {"us-east-2": 2, "eu-west-1": 1})
+    plan(lambda_env, "k6", {"us-east-2": 2, "eu-west-1": 1})
     assert orchestrator_state.read_run(lambda_env, TABLE, "k6")["start_skew_ms"] is None
+    now = orchestrator_state.now_ms()
     verdicts = {
         "http_req_duration{region:us-east-2}": {"p(95)<500": True, "p(99)<900": False},
         "checks": {"rate>0.9": True},
     }
 
-    assert end("k6", "us-east-2", "0", exit_code=99, started_at=1_000_040, thresholds=verdicts)["ok"]
+    assert end("k6", "us-east-2", "0", exit_code=99, started_at=now + 40, thresholds=verdicts)["ok"]
     assert orchestrator_state.read_run(lambda_env, TABLE, "k6")["start_skew_ms"] == 0
-    duplicate = end("k6", "us-east-2", "0", exit_code=0, started_at=5, thresholds={"checks": {"rate>0.9": False}})
+    duplicate = end("k6", "us-east-2", "0", exit_code=0, started_at=now + 5, thresholds={"checks": {"rate>0.9": False}})
     assert duplicate["ok"]
-    assert end("k6", "us-east-2", "1", started_at=1_000_000)["ok"]
+    assert end("k6", "us-east-2", "1", started_at=now)["ok"]
     assert end("k6", "eu-west-1", "0")["ok"]  # k6 never resumed: no start, no verdicts
 
     run = orchestrator_state.read_run(lambda_env, TABLE, "k6")
-    assert run["started_at"] == {"us-east-2": {"0": 1_000_040, "1": 1_000_000}, "eu-west-1": {}}
+    assert run["started_at"] == {"us-east-2": {"0": now + 40, "1": now}, "eu-west-1": {}}
     assert run["start_skew_ms"] == 40
     assert run["task_thresholds"] == {"us-east-2": {"0": verdicts}, "eu-west-1": {}}
     assert run["thresholds_truncated"] == {"us-east-2": [], "eu-west-1": []}
     assert run["exit_codes"]["us-east-2"] == {"0": 99, "1": 0}
 
-    reset("k6", {"us-east-2": 2, "eu-west-1": 1})
+    plan(lambda_env, "k6", {"us-east-2": 2, "eu-west-1": 1})
     fresh = orchestrator_state.read_run(lambda_env, TABLE, "k6")
     assert fresh["started_at"] == fresh["task_thresholds"] == {"us-east-2": {}, "eu-west-1": {}}
-    assert end("k6", "us-east-2", "1", started_at=7, thresholds={"checks": {"rate>0.9": True}})["ok"]
-    assert orchestrator_state.read_run(lambda_env, TABLE, "k6")["started_at"]["us-east-2"] == {"1": 7}
+    assert end("k6", "us-east-2", "1", started_at=now + 7, thresholds={"checks": {"rate>0.9": True}})["ok"]
+    assert orchestrator_state.read_run(lambda_env, TABLE, "k6")["started_at"]["us-east-2"] == {"1": now + 7}
 
 
 def test_test_end_fills_in_maps_missing_from_a_run_reset_by_an_earlier_version(dynamodb):
-    orchestrator_state.reset_run(dynamodb, TABLE, "old", {"us-east-2": 1}, 30)
+    key = orchestrator_state.reset_run(dynamodb, TABLE, "old", {"us-east-2": 1}, 30)
     dynamodb.update_item(
         TableName=TABLE, Key={"run_id": {"S": "old"}}, UpdateExpression="REMOVE started_at, task_thresholds"
     )
+    token, now = orchestrator_state.task_token(key, "old", "us-east-2", 0), orchestrator_state.now_ms()
 
-    orchestrator_state.record_test_end(dynamodb, TABLE, "old", "us-east-2", "0", 0, 12, {"checks": {"rate>0.9": True}})
+    orchestrator_state.record_test_end(dynamodb, TABLE, "old", "us-east-2", "0", token, 0, now, {"checks": {"rate>0.9": True}})
 
     run = orchestrator_state.read_run(dynamodb, TABLE, "old")
-    assert run["started_at"] == {"us-east-2": {"0": 12}} and run["completed_regions"] == ["us-east-2"]
+    assert run["started_at"] == {"us-east-2": {"0": now}} and run["completed_regions"] == ["us-east-2"]
     assert run["task_thresholds"] == {"us-east-2": {"0": {"checks": {"rate>0.9": True}}}}
 
 
@@ -283,10 +297,13 @@ MANY_VERDICTS = {
 
 
 def test_a_task_of_a_large_run_keeps_its_failed_verdicts_and_is_flagged(dynamodb):
-    orchestrator_state.reset_run(dynamodb, TABLE, "wide", {"us-east-2": 200, "eu-west-1": 200}, 30)
+    key = orchestrator_state.reset_run(dynamodb, TABLE, "wide", {"us-east-2": 200, "eu-west-1": 200}, 30)
 
     for task in ("0", "7"):
-        orchestrator_state.record_test_end(dynamodb, TABLE, "wide", "eu-west-1", task, 99, 1_000, MANY_VERDICTS)
+        token = orchestrator_state.task_token(key, "wide", "eu-west-1", task)
+        orchestrator_state.record_test_end(
+            dynamodb, TABLE, "wide", "eu-west-1", task, token, 99, orchestrator_state.now_ms(), MANY_VERDICTS
+        )
 
     run = orchestrator_state.read_run(dynamodb, TABLE, "wide")
     assert run["thresholds_truncated"] == {"us-east-2": [], "eu-west-1": ["0", "7"]}
@@ -331,7 +348,7 @@ def test_fit_thresholds_keeps_failures_first_and_drops_what_does_not_fit():
 
 
 def test_region_complete_hook_is_logged_as_json(lambda_env, capsys):
-    reset("hook", {"eu-west-1": 1})
+    plan(lambda_env, "hook", {"eu-west-1": 1})
     capsys.readouterr()
 
     assert end("hook", "eu-west-1", "0")["region_completed_now"]
@@ -346,14 +363,14 @@ def test_region_complete_hook_is_logged_as_json(lambda_env, capsys):
 
 
 def test_reset_of_one_run_leaves_other_runs_untouched(lambda_env):
-    reset("run-a", {"us-east-2": 2})
+    plan(lambda_env, "run-a", {"us-east-2": 2})
     register("run-a", "us-east-2", "0")
     end("run-a", "us-east-2", "0", exit_code=0)
     run_a = raw_item(lambda_env, "run-a")
 
-    reset("run-b", {"eu-west-1": 1})
+    plan(lambda_env, "run-b", {"eu-west-1": 1})
     register("run-b", "eu-west-1", "0")
-    reset("run-b", {"eu-west-1": 3})
+    plan(lambda_env, "run-b", {"eu-west-1": 3})
 
     assert raw_item(lambda_env, "run-a") == run_a
     run_b = orchestrator_state.read_run(lambda_env, TABLE, "run-b")
@@ -375,7 +392,10 @@ def test_list_and_delete_runs(dynamodb):
 # Malformed events: an error naming the field and the value, never an exception
 # ---------------------------------------------------------------------------------------------
 
-TEST_END = {"type": "test-end", "run_id": "plan", "region": "us-east-2", "task_id": "0", "exit_code": 0}
+VALID = "(the token of task 0 of us-east-2 in run 'plan')"  # replaced by the real one in the test
+TASK = {"run_id": "plan", "region": "us-east-2", "task_id": "0", "token": VALID}
+REGISTER = {"type": "agg-record", **TASK}
+TEST_END = {"type": "test-end", **TASK, "exit_code": 0}
 MALFORMED_EVENTS = [
     pytest.param(["agg-record"], ["event must be a JSON object", "list"], id="not-a-dict"),
     pytest.param(None, ["event must be a JSON object", "None"], id="none"),
@@ -383,68 +403,28 @@ MALFORMED_EVENTS = [
     pytest.param({"type": "start-now", "run_id": "plan"}, ["'type'", "'start-now'"], id="unknown-type"),
     pytest.param({"type": ["test-init"]}, ["'type'", "['test-init']"], id="type-not-a-string"),
     pytest.param({"type": "test-init"}, ["'run_id' is missing"], id="missing-run-id"),
-    pytest.param({"type": "test-init", "run_id": 42}, ["'run_id'", "42"], id="run-id-not-a-string"),
-    pytest.param({"type": "test-init", "run_id": "nope"}, ["run 'nope' does not exist"], id="unknown-run-init"),
-    pytest.param(
-        {"type": "agg-record", "run_id": "nope", "region": "us-east-2", "task_id": "0"},
-        ["run 'nope' does not exist"],
-        id="unknown-run-record",
-    ),
-    pytest.param(
-        {"type": "agg-record", "run_id": "plan", "task_id": "0"}, ["'region' is missing"], id="missing-region"
-    ),
-    pytest.param(
-        {"type": "agg-record", "run_id": "plan", "region": "", "task_id": "0"}, ["'region'", "''"], id="empty-region"
-    ),
-    pytest.param(
-        {"type": "agg-record", "run_id": "plan", "region": "eu-west-3", "task_id": "0"},
-        ["region 'eu-west-3' is not in the plan", "us-east-2"],
-        id="region-not-in-plan",
-    ),
-    pytest.param(
-        {"type": "agg-record", "run_id": "plan", "region": "us-east-2", "task_id": "2"},
-        ["task_id '2' is out of range", "0..1"],
-        id="task-id-out-of-range",
-    ),
-    pytest.param(
-        {"type": "agg-record", "run_id": "plan", "region": "us-east-2", "task_id": "01"},
-        ["task_id", "'01'"],
-        id="task-id-not-canonical",
-    ),
-    pytest.param(
-        {"type": "agg-record", "run_id": "plan", "region": "us-east-2", "task_id": -1},
-        ["task_id", "-1"],
-        id="task-id-negative",
-    ),
-    pytest.param(
-        {"type": "agg-record", "run_id": "plan", "region": "us-east-2", "task_id": True},
-        ["task_id", "True"],
-        id="task-id-bool",
-    ),
-    pytest.param(
-        {"type": "agg-record", "run_id": "plan", "region": "us-east-2"}, ["'task_id' is missing"], id="missing-task-id"
-    ),
-    pytest.param(
-        {"type": "test-end", "run_id": "plan", "region": "us-east-2", "task_id": "0"},
-        ["'exit_code' is missing"],
-        id="missing-exit-code",
-    ),
-    pytest.param(
-        {"type": "test-end", "run_id": "plan", "region": "us-east-2", "task_id": "0", "exit_code": "0"},
-        ["'exit_code' must be an integer", "'0'"],
-        id="exit-code-not-an-integer",
-    ),
-    pytest.param(
-        {"type": "test-end", "run_id": "plan", "region": "us-east-2", "task_id": "5", "exit_code": 0},
-        ["task_id '5' is out of range"],
-        id="test-end-task-out-of-range",
-    ),
-    pytest.param(
-        {**TEST_END, "started_at": "1"},
-        ["started_at must be epoch milliseconds", "'1'"],
-        id="started-at-not-an-integer",
-    ),
+    pytest.param({**REGISTER, "run_id": 42}, ["run_id", "42"], id="run-id-not-a-string"),
+    pytest.param({**REGISTER, "run_id": "r" * 65}, ["run_id", "1 to 64"], id="run-id-too-long"),
+    pytest.param({"type": "test-init", **TASK, "run_id": "nope"}, ["run 'nope' does not exist"], id="unknown-run-init"),
+    pytest.param({**REGISTER, "run_id": "nope"}, ["run 'nope' does not exist"], id="unknown-run-record"),
+    pytest.param({key: value for key, value in REGISTER.items() if key != "region"}, ["'region' is missing"], id="missing-region"),
+    pytest.param({**REGISTER, "region": ""}, ["region", "''"], id="empty-region"),
+    pytest.param({**REGISTER, "region": "eu-west-3"}, ["region 'eu-west-3' is not in the plan", "us-east-2"], id="region-not-in-plan"),
+    pytest.param({**REGISTER, "task_id": "2"}, ["task_id '2' is out of range", "0..1"], id="task-id-out-of-range"),
+    pytest.param({**REGISTER, "task_id": "01"}, ["task_id", "'01'"], id="task-id-not-canonical"),
+    pytest.param({**REGISTER, "task_id": -1}, ["task_id", "-1"], id="task-id-negative"),
+    pytest.param({**REGISTER, "task_id": True}, ["task_id", "True"], id="task-id-bool"),
+    pytest.param({**REGISTER, "task_id": "1" * 6}, ["task_id", "'111111'"], id="task-id-too-long"),
+    pytest.param({key: value for key, value in REGISTER.items() if key != "task_id"}, ["'task_id' is missing"], id="missing-task-id"),
+    pytest.param({key: value for key, value in REGISTER.items() if key != "token"}, ["'token' is missing"], id="missing-token"),
+    pytest.param({**REGISTER, "token": 7}, ["token must be", "7"], id="token-not-a-string"),
+    pytest.param({key: value for key, value in TEST_END.items() if key != "exit_code"}, ["'exit_code' is missing"], id="missing-exit-code"),
+    pytest.param({**TEST_END, "exit_code": "0"}, ["'exit_code' must be an integer", "'0'"], id="exit-code-not-an-integer"),
+    pytest.param({**TEST_END, "exit_code": 256}, ["exit_code must be an integer from 0 to 255", "256"], id="exit-code-out-of-range"),
+    pytest.param({**TEST_END, "task_id": "5"}, ["task_id '5' is out of range"], id="test-end-task-out-of-range"),
+    pytest.param({**TEST_END, "started_at": "1"}, ["started_at must be epoch milliseconds", "'1'"], id="started-at-not-an-integer"),
     pytest.param({**TEST_END, "started_at": True}, ["started_at", "True"], id="started-at-bool"),
+    pytest.param({**TEST_END, "started_at": 5}, ["started_at", "within a day of now", "5"], id="started-at-long-ago"),
     pytest.param({**TEST_END, "thresholds": []}, ["thresholds must be a mapping", "[]"], id="thresholds-not-a-mapping"),
     pytest.param(
         {**TEST_END, "thresholds": {"checks": ["rate>0.9"]}},
@@ -461,31 +441,20 @@ MALFORMED_EVENTS = [
         ["thresholds['checks']: an expression must be a non-empty string", "''"],
         id="threshold-expression-empty",
     ),
-    pytest.param({"type": "test-reset", "run_id": "plan"}, ["'regions' is missing"], id="reset-missing-regions"),
-    pytest.param(
-        {"type": "test-reset", "run_id": "plan", "regions": ["us-east-2"]},
-        ["regions must be a non-empty mapping", "['us-east-2']"],
-        id="reset-regions-not-a-mapping",
-    ),
-    pytest.param(
-        {"type": "test-reset", "run_id": "plan", "regions": {}}, ["regions must be a non-empty"], id="reset-empty"
-    ),
-    pytest.param(
-        {"type": "test-reset", "run_id": "plan", "regions": {"us-east-2": 0}},
-        ["regions['us-east-2']", "got 0"],
-        id="reset-zero-tasks",
-    ),
-    pytest.param(
-        {"type": "test-reset", "run_id": "plan", "regions": {"us-east-2": 1}, "lead_seconds": "10"},
-        ["lead_seconds", "'10'"],
-        id="reset-lead-not-an-integer",
-    ),
+    # Hostile: what a task (or a script that got hold of the task's credentials) might try.
+    pytest.param({"type": "test-reset", "run_id": "plan", "regions": {"us-east-2": 1}}, ["'type'", "'test-reset'"], id="reset"),
+    pytest.param({**REGISTER, "token": "forged"}, ["token does not prove task 0 of region us-east-2"], id="forged-token"),
+    pytest.param({**TEST_END, "exit_code": 0, "token": "x" * 43}, ["token does not prove"], id="forged-end"),
+    pytest.param({**REGISTER, "region": "x" * 10_000}, ["region", "..."], id="huge-field"),
+    pytest.param({**TEST_END, "padding": "x" * 1_000_000}, ["event is", "over the limit of 65536"], id="one-megabyte"),
 ]
 
 
 @pytest.mark.parametrize("event, expected", MALFORMED_EVENTS)
-def test_malformed_event_gets_an_error_naming_field_and_value(lambda_env, event, expected):
-    orchestrator_state.reset_run(lambda_env, TABLE, "plan", {"us-east-2": 2}, LEAD_SECONDS)
+def test_malformed_or_hostile_event_is_refused_shortly_naming_field_and_value(lambda_env, event, expected, capsys):
+    key = orchestrator_state.reset_run(lambda_env, TABLE, "plan", {"us-east-2": 2}, LEAD_SECONDS)
+    if isinstance(event, dict) and event.get("token") == VALID:
+        event = {**event, "token": orchestrator_state.task_token(key, "plan", "us-east-2", "0")}
     before = raw_item(lambda_env, "plan")
 
     response = invoke(event)
@@ -493,12 +462,80 @@ def test_malformed_event_gets_an_error_naming_field_and_value(lambda_env, event,
     assert response["ok"] is False
     for fragment in expected:
         assert fragment in response["error"]
+    assert len(response["error"]) < 300, "an answer never echoes unbounded input"
     assert raw_item(lambda_env, "plan") == before
+    assert orchestrator_state.task_token(key, "plan", "us-east-2", "0") not in capsys.readouterr().out
+
+
+def test_a_task_speaks_only_for_itself_in_its_own_run(lambda_env):
+    plan(lambda_env, "mine", {"us-east-2": 2})
+    plan(lambda_env, "other", {"us-east-2": 2})
+    own = task_event("test-end", "mine", "us-east-2", "0", exit_code=0)
+    before = {run_id: raw_item(lambda_env, run_id) for run_id in ("mine", "other")}
+
+    as_task_1 = invoke({**own, "task_id": "1"})  # its token, another task's name
+    in_other_run = invoke({**own, "run_id": "other"})  # its token, another run
+    assert not as_task_1["ok"] and "does not prove task 1 of region us-east-2 in run mine" in as_task_1["error"]
+    assert not in_other_run["ok"] and "does not prove task 0 of region us-east-2 in run other" in in_other_run["error"]
+    assert {run_id: raw_item(lambda_env, run_id) for run_id in ("mine", "other")} == before
+
+    # The real task 1 reports exit 99: a forged exit 0 before it would have won ("first report wins").
+    assert end("mine", "us-east-2", "1", exit_code=99)["ok"]
+    assert orchestrator_state.read_run(lambda_env, TABLE, "mine")["exit_codes"]["us-east-2"] == {"1": 99}
+
+
+def test_a_plan_voids_the_tokens_of_the_run_planned_before_under_that_id(lambda_env):
+    plan(lambda_env, "again", {"us-east-2": 1})
+    stale = task_event("agg-record", "again", "us-east-2", "0")
+    plan(lambda_env, "again", {"us-east-2": 1})
+
+    refused = invoke(stale)
+
+    assert not refused["ok"] and "does not prove" in refused["error"]
+    assert register("again", "us-east-2", "0")["ok"]
+
+
+def test_a_run_planned_without_tokens_is_refused_with_what_to_do(lambda_env):
+    plan(lambda_env, "old", {"us-east-2": 1})
+    lambda_env.update_item(TableName=TABLE, Key={"run_id": {"S": "old"}}, UpdateExpression="REMOVE token_key")
+
+    refused = register("old", "us-east-2", "0")
+
+    assert not refused["ok"] and "planned without task tokens" in refused["error"] and "plan it again" in refused["error"]
+
+
+def test_the_lead_time_and_the_start_are_bounded(lambda_env):
+    with pytest.raises(orchestrator_state.OrchestratorStateError, match="0 to 3600, got 1000000"):
+        orchestrator_state.reset_run(lambda_env, TABLE, "far", {"us-east-2": 1}, 10**6)
+    plan(lambda_env, "near", {"us-east-2": 1}, lead_seconds=orchestrator_state.MAX_START_LEAD_SECONDS)
+    decided = register("near", "us-east-2", "0")
+    assert decided["start_at"] - orchestrator_state.now_ms() <= orchestrator_state.MAX_START_LEAD_SECONDS * 1000
+
+
+def test_a_lost_answer_to_the_completing_registration_cannot_stall_the_run(lambda_env, monkeypatch):
+    plan(lambda_env, "lost", {"us-east-2": 2, "eu-west-1": 1})
+    assert register("lost", "us-east-2", "0")["ok"] and register("lost", "us-east-2", "1")["ok"]
+    decide = orchestrator_state._decide_start
+
+    def throttled_once(client, table, run):
+        monkeypatch.setattr(orchestrator_state, "_decide_start", decide)
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "UpdateItem")
+
+    monkeypatch.setattr(orchestrator_state, "_decide_start", throttled_once)
+    completing = register("lost", "eu-west-1", "0")
+    assert not completing["ok"] and completing["retryable"] is True  # the caller may try again
+    assert orchestrator_state.read_run(lambda_env, TABLE, "lost")["start_at"] is None
+
+    polled = poll("lost", "us-east-2", "0")  # any task's next poll decides it
+
+    assert polled["ok"] and polled["state"] is True and polled["decided_start"] is True
+    retried = register("lost", "eu-west-1", "0")  # the retried registration learns the same start
+    assert retried["ok"] and retried["decided_start"] is False and retried["start_at"] == polled["start_at"]
 
 
 def test_missing_table_is_an_error_response(lambda_env, monkeypatch):
     monkeypatch.setenv("STATE_TABLE", "no-such-table")
-    response = invoke({"type": "test-init", "run_id": "r"})
+    response = invoke({"type": "test-init", **TASK})
     assert response == {
         "ok": False,
         "error": "orchestrator state table 'no-such-table' does not exist;"
@@ -508,14 +545,8 @@ def test_missing_table_is_an_error_response(lambda_env, monkeypatch):
 
 def test_unset_state_table_is_an_error_response(lambda_env, monkeypatch):
     monkeypatch.delenv("STATE_TABLE")
-    response = invoke({"type": "test-init", "run_id": "r"})
+    response = invoke({"type": "test-init", **TASK})
     assert response["ok"] is False and "STATE_TABLE" in response["error"]
-
-
-def test_invalid_lead_in_environment_is_an_error_response(lambda_env, monkeypatch):
-    monkeypatch.setenv("START_LEAD_SECONDS", "soon")
-    response = invoke({"type": "test-init", "run_id": "r"})
-    assert response["ok"] is False and "START_LEAD_SECONDS" in response["error"] and "'soon'" in response["error"]
 
 
 def test_client_that_cannot_be_built_is_an_error_response(lambda_env, monkeypatch):
@@ -525,7 +556,7 @@ def test_client_that_cannot_be_built_is_an_error_response(lambda_env, monkeypatc
         raise NoRegionError()
 
     monkeypatch.setattr(orchestrator, "dynamodb_client", no_region)
-    response = invoke({"type": "test-init", "run_id": "r"})
+    response = invoke({"type": "test-init", **TASK})
     assert response["ok"] is False and "region" in response["error"]
 
 
@@ -536,8 +567,8 @@ def test_aws_error_is_an_error_response(lambda_env, monkeypatch, capsys):
         raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "GetItem")
 
     monkeypatch.setattr(orchestrator_state, "start_state", throttled)
-    response = invoke({"type": "test-init", "run_id": "r"})
-    assert response["ok"] is False and "ThrottlingException" in response["error"]
+    response = invoke({"type": "test-init", **TASK})
+    assert response["ok"] is False and "ThrottlingException" in response["error"] and response["retryable"] is True
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["message"] == "aws_error"
 
 
@@ -546,7 +577,7 @@ def test_unexpected_exception_is_an_error_response(lambda_env, monkeypatch):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(orchestrator_state, "register_task", broken)
-    response = invoke({"type": "agg-record", "run_id": "r", "region": "us-east-2", "task_id": "0"})
+    response = invoke(REGISTER)
     assert response == {"ok": False, "error": "internal error: RuntimeError('boom')"}
 
 
@@ -563,7 +594,7 @@ def test_unexpected_exception_is_an_error_response(lambda_env, monkeypatch):
         ({"us-east-2": -1}, "regions['us-east-2'] must be a positive integer task count, got -1"),
         ({"us-east-2": 1.5}, "got 1.5"),
         ({"us-east-2": True}, "got True"),
-        ({"": 1}, "region must be a non-empty string"),
+        ({"": 1}, "region must be a string of 1 to 32 characters"),
         ({"us#east": 1}, "without '#'"),
     ],
 )
@@ -629,12 +660,12 @@ def test_module_force_reset_discards_progress_only_when_there_is_some(dynamodb, 
 
     state = module_code.orchestrator_state
     desired = {"regions": {"us-east-2": 2}, "start_lead_seconds": 30}
-    state.reset_run(dynamodb, TABLE, "m", desired["regions"], 30)
+    key = state.reset_run(dynamodb, TABLE, "m", desired["regions"], 30)
 
     changed = module_code.ensure_run(_module(check_mode, force_reset=True), dynamodb, desired, table_exists=True)[0]
     assert changed is False
 
-    state.register_task(dynamodb, TABLE, "m", "us-east-2", "1")
+    state.register_task(dynamodb, TABLE, "m", "us-east-2", "1", state.task_token(key, "m", "us-east-2", 1))
     changed = module_code.ensure_run(_module(check_mode), dynamodb, desired, table_exists=True)[0]
     assert changed is False
 
