@@ -36,7 +36,10 @@ options:
         given plan.
       - With O(state=absent) and O(run_id) set, only that run is deleted; the table and other
         runs stay. Without O(run_id) the whole table is deleted, every run with it.
-    choices: ["present", "absent"]
+      - With O(state=stopped), the run O(run_id) is marked stopped (O(stop_reason)) unless it already
+        is; its tasks see it at their next poll and end k6 as at a normal end. A run that does not
+        exist fails the module.
+    choices: ["present", "absent", "stopped"]
     default: present
     type: str
   wait:
@@ -74,6 +77,18 @@ options:
         and completions. Reports a change only if the run had any of those.
     default: false
     type: bool
+  stop_reason:
+    description:
+      - With O(state=stopped), why the run stops. V(stopped) by a user (stop_test), V(aborted) by a
+        threshold with C(abortOnFail). The first stop of a run is kept.
+    choices: ["stopped", "aborted"]
+    default: stopped
+    type: str
+  stop_detail:
+    description:
+      - With O(state=stopped), what the report says of the stop, at most 500 characters.
+    default: ""
+    type: str
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -109,6 +124,12 @@ EXAMPLES = r"""
       ap-northeast-1: 1
     start_lead_seconds: 60
     force_reset: true
+
+- name: Stop a run (its tasks end k6 as at a normal end)
+  constellation.loadtest.orchestrator_state:
+    name: constellation-orchestrator
+    run_id: "20250601T120000"
+    state: stopped
 
 - name: Delete one run
   constellation.loadtest.orchestrator_state:
@@ -210,6 +231,10 @@ run:
       description: RV(run.created_at) in ISO 8601 UTC.
       type: str
       sample: "2025-06-01T12:00:00.000Z"
+    stop:
+      description: V(null), or how the run was stopped (C(reason), C(detail), C(at) in epoch ms, C(at_iso8601)).
+      type: dict
+      sample: {"reason": "stopped", "detail": "", "at": 1748779300000, "at_iso8601": "2025-06-01T12:01:40.000Z"}
 """
 
 try:
@@ -334,6 +359,18 @@ def ensure_present(module, client, desired):
     return result
 
 
+def ensure_stopped(module, client):
+    """Mark the run stopped unless it is; a missing run fails."""
+    name, run_id = module.params["name"], module.params["run_id"]
+    current = orchestrator_state.read_run(client, name, run_id)
+    if current["stop"] is not None:
+        return {"changed": False, "run": current}
+    if module.check_mode:
+        return {"changed": True, "run": current}
+    orchestrator_state.stop_run(client, name, run_id, module.params["stop_reason"], module.params["stop_detail"])
+    return {"changed": True, "run": orchestrator_state.read_run(client, name, run_id)}
+
+
 def ensure_absent(module, client):
     name, run_id = module.params["name"], module.params["run_id"]
     table = orchestrator_table.describe_table(client, name)
@@ -357,7 +394,7 @@ def ensure_absent(module, client):
 def main():
     argument_spec = dict(
         name=dict(type="str", required=True),
-        state=dict(type="str", default="present", choices=["present", "absent"]),
+        state=dict(type="str", default="present", choices=["present", "absent", "stopped"]),
         tags=dict(type="dict", aliases=["resource_tags"]),
         purge_tags=dict(type="bool", default=True),
         wait=dict(type="bool", default=True),
@@ -366,11 +403,14 @@ def main():
         regions=dict(type="dict"),
         start_lead_seconds=dict(type="int", default=30),
         force_reset=dict(type="bool", default=False),
+        stop_reason=dict(type="str", default="stopped", choices=["stopped", "aborted"]),
+        stop_detail=dict(type="str", default=""),
     )
     module = ConstellationAWSModule(
         argument_spec=argument_spec,
         supports_check_mode=True,
         required_by={"regions": "run_id"},
+        required_if=[("state", "stopped", ["run_id"])],
     )
     try:
         orchestrator_state.validate_table_name(module.params["name"])
@@ -383,6 +423,8 @@ def main():
     try:
         if present:
             result = ensure_present(module, client, desired)
+        elif module.params["state"] == "stopped":
+            result = ensure_stopped(module, client)
         else:
             result = ensure_absent(module, client)
     except orchestrator_state.OrchestratorStateError as e:

@@ -189,7 +189,6 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.run import 
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import RESULTS_STORE_OPTIONS
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
 
-K6_THRESHOLD_EXIT_CODE = 99
 REPORT_FILE_MODE = 0o644
 
 
@@ -313,7 +312,7 @@ def failed_tasks_of(summary):
         }
         for region, codes in sorted(summary.get("exit_codes", {}).items())
         for task, code in sorted(codes.items(), key=lambda item: int(item[0]))
-        if code not in (0, K6_THRESHOLD_EXIT_CODE)
+        if not report_data.ran_its_load(code, stopped=bool(summary.get("stop")))
     ]
 
 

@@ -329,3 +329,68 @@ def test_a_failing_region_aborts_and_stops_the_containers_the_others_run(product
 
     assert playbook("teardown_all", variables).rc == 0
     production.assert_empty([HOME, *remote])
+
+
+STEADY_SCRIPT = """
+import http from 'k6/http';
+import { sleep } from 'k6';
+export const options = { thresholds: { http_req_failed: ['rate<0.01'] } };
+export default function () {
+  http.get(`${__ENV.TARGET}/api/users`, { tags: { name: 'list-users' } });
+  sleep(0.05);
+}
+"""
+
+
+def test_stop_test_half_way_ends_every_region_gracefully_and_the_report_is_whole_and_stopped(production, tmp_path):
+    deployment, run_id = "prodstop", "prod-stop-1"
+    remote = {"us-east-2": 2, "ca-central-1": 1}
+    seen: list = []
+    with api_like_target(median_ms=1.0, seen=seen) as url:
+        variables = settings(
+            production, tmp_path, deployment, run_id, remote, 120,
+            script=script(tmp_path, STEADY_SCRIPT),
+            constellation_max_vus_per_task=1,
+            constellation_script_env={"TARGET": url},
+            constellation_wait=False,
+        )
+        assert playbook("init", variables).rc == 0
+        launched = playbook("run_test", variables)
+        assert launched.rc == 0, launched.output[-6000:]
+
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:  # the start decided and some load run, then stop
+            start_at = playbook_state(production, deployment, run_id)["start_at"]
+            if start_at is not None and orchestrator_state.now_ms() > start_at + 8000:
+                break
+            time.sleep(2)
+        else:
+            pytest.fail("the run did not start within 240 s")
+
+        stopping = time.monotonic()
+        stopped = playbook("stop_test", variables | {"constellation_wait_poll_seconds": 2})
+        stop_seconds = time.monotonic() - stopping
+        assert stopped.rc == 0, stopped.output[-6000:]
+        served = len(seen)
+
+    # Well before the planned 120 s: within an interval (5 s), k6's graceful stop and the flush.
+    print(f"stop_test: every task ended {stop_seconds:.1f} s after the stop was asked; target served {served}")
+    assert stop_seconds < 60
+    state = playbook_state(production, deployment, run_id)
+    assert state["stop"]["reason"] == "stopped"
+    assert {code for codes in state["exit_codes"].values() for code in codes.values()} == {105}  # k6 stopped gracefully
+    again = playbook("stop_test", variables)
+    assert again.rc == 0 and again.recaps()["localhost"]["changed"] == 0, again.output[-3000:]
+
+    report = playbook("visualize", variables | {"constellation_report_dir": str(tmp_path / "report")})
+    assert report.rc == 0, report.output[-4000:]
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["complete"] is True and summary["verdict"] == "pass" and summary["stop"]["reason"] == "stopped"
+    assert "STOPPED at" in (tmp_path / "report" / "index.html").read_text() and "STOPPED at" in report.stdout
+    # Whole up to the stop: what the target served is in the report, but for at most one request
+    # per VU cut short by the stop (3 VUs).
+    assert served - 3 <= summary["overall"]["requests"] <= served, (served, summary["overall"]["requests"])
+    assert summary["measured_seconds"] < 60
+
+    assert playbook("teardown_all", variables).rc == 0
+    production.assert_empty([HOME, *remote])

@@ -37,6 +37,7 @@ Environment (required unless a default is given):
 ``CONSTELLATION_SCRIPT_ENV``             the script's own environment, a JSON object of NAME: text;
                                          k6 gets each as ``__ENV.NAME`` (optional)
 ``CONSTELLATION_START_TIMEOUT_SECONDS``  the longest wait from launch to the start (600)
+``CONSTELLATION_INTERVAL_SECONDS``       how often, while k6 runs, the task asks whether the run was stopped (5)
 ``CONSTELLATION_AGGREGATOR_PORT``        the aggregator's port on 127.0.0.1 (9464)
 ``CONSTELLATION_K6``                     the k6 binary (``k6`` on PATH)
 ``CONSTELLATION_K6_API_PORT``            k6's REST API port on 127.0.0.1 (6565)
@@ -155,6 +156,7 @@ class Settings:
     execution_segment: str | None
     execution_segment_sequence: str | None
     start_timeout_seconds: int
+    interval_seconds: int
     aggregator_port: int
     k6: str
     k6_api_port: int
@@ -183,6 +185,7 @@ class Settings:
             execution_segment=env.get("CONSTELLATION_EXECUTION_SEGMENT") or None,
             execution_segment_sequence=env.get("CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE") or None,
             start_timeout_seconds=_integer(env, "CONSTELLATION_START_TIMEOUT_SECONDS", minimum=1, default=600),
+            interval_seconds=_integer(env, "CONSTELLATION_INTERVAL_SECONDS", minimum=1, default=5),
             aggregator_port=_integer(env, "CONSTELLATION_AGGREGATOR_PORT", minimum=1, default=9464),
             k6=env.get("CONSTELLATION_K6") or "k6",
             k6_api_port=_integer(env, "CONSTELLATION_K6_API_PORT", minimum=1, default=6565),
@@ -608,6 +611,10 @@ class LoadGenerator:
                 answer = {"state": False}
             except OrchestratorError as error:
                 raise LoadGeneratorError(Failure.ORCHESTRATOR, f"polling the start failed: {error}") from None
+            if answer.get("stop"):
+                raise LoadGeneratorError(
+                    Failure.RUN_STOPPED, f"the run was {answer['stop']['reason']} before it started: k6 never ran"
+                )
             if answer["state"]:
                 ahead_ms = answer["start_at"] - answer["server_time"]
                 if ahead_ms > START_AHEAD_LIMIT_MS:
@@ -640,7 +647,7 @@ class LoadGenerator:
                 start_monotonic = time.monotonic() + (start.at_local_ms - time.time() * 1000) / 1000
                 self.pause(start_monotonic - time.monotonic())
                 started_at = start.on_orchestrator_clock(self.resume_k6(start.at_local_ms))
-            exit_code = self.k6.wait()
+            exit_code = self.wait_for_k6()
         except (Interrupted, LoadGeneratorError):
             self.stop_k6()
             raise
@@ -651,6 +658,33 @@ class LoadGenerator:
             meaning=describe_exit_code(exit_code),
         )
         return K6Run(exit_code, started_at, read_thresholds(summary_export))
+
+    def wait_for_k6(self) -> int:
+        """Wait for k6 to exit, asking the orchestrator every interval whether the run was stopped.
+
+        A stopped or aborted run's k6 gets one SIGTERM: it ends its iterations and pushes its last
+        metrics to the aggregator, as at a normal end, and exits 105.
+        """
+        period = self.settings.interval_seconds
+        next_poll = time.monotonic() + period * random.uniform(0.5, 1.0)
+        while True:
+            try:
+                return self.k6.wait(timeout=max(0.0, next_poll - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            if not self.k6_signalled:
+                self.stop_k6_if_run_stopped()
+            next_poll = time.monotonic() + period
+
+    def stop_k6_if_run_stopped(self) -> None:
+        try:
+            stop = self.orchestrator.start_state().get("stop")
+        except OrchestratorError as error:
+            log("warning", "stop-poll-failed", message=str(error))
+            return
+        if stop:
+            log("warning", "run-stopped", reason=stop["reason"], detail=stop.get("detail", ""), at=stop["at"])
+            self.terminate_k6()
 
     def wait_for_k6_api(self) -> bool:
         """Wait until paused k6 answers on its REST API; False if k6 exited first."""

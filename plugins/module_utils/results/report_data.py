@@ -69,6 +69,8 @@ SCHEMA = 1
 _TIMESTREAM_NAME = re.compile(r"[A-Za-z0-9_.-]{3,256}")
 SECONDS_DIGITS = 3
 K6_THRESHOLDS_CROSSED = 99  # k6's exit code when one of the task's own thresholds was crossed
+# What the tasks of a stopped run exit with (run/exit_codes: EXTERNAL_ABORT, Failure.RUN_STOPPED).
+STOPPED_RUN_EXIT_CODES = (105, 90)
 # The latency statistics of <Totals> and of time series points, as k6 trend aggregations.
 LATENCY_STATISTICS = {
     "min": "min",
@@ -192,6 +194,7 @@ def build_summary(
     )
     complete = is_complete(run)
     exit_codes = _sorted_mapping(run.get("exit_codes") or {})
+    stop = run.get("stop")
     overall = data.totals(None, measured)
     by_region = {region: data.totals(region, measured) for region in regions}
     return {
@@ -200,6 +203,7 @@ def build_summary(
         "deployment": deployment,
         "results_store": results_store,
         "complete": complete,
+        "stop": dict(stop) if stop else None,
         "progress": _progress(run),
         "start_at_ms": run.get("start_at"),
         "start_at": run.get("start_at_iso8601"),
@@ -220,7 +224,7 @@ def build_summary(
         "task_thresholds": _sorted_mapping(run.get("task_thresholds") or {}),
         "exit_codes": exit_codes,
         "baseline": _baseline(overall, by_region, data.regions, baseline_records, baseline_run_id, baseline_run),
-        "verdict": verdict(complete, evaluated, exit_codes),
+        "verdict": verdict(complete, evaluated, exit_codes, stopped=bool(stop)),
     }
 
 
@@ -264,20 +268,33 @@ def is_complete(run: Mapping[str, Any]) -> bool:
 
 
 def verdict(
-    complete: bool, thresholds: Sequence[Mapping[str, Any]], exit_codes: Mapping[str, Mapping[str, int]]
+    complete: bool,
+    thresholds: Sequence[Mapping[str, Any]],
+    exit_codes: Mapping[str, Mapping[str, int]],
+    stopped: bool = False,
 ) -> str:
     """``partial`` while tasks run; ``fail`` on a breached threshold or a task that failed; else ``pass``.
 
     A task that only crossed one of its own thresholds (k6's exit code 99) does not fail the run by
-    itself: it judged its slice of the load, and the merged data decides.
+    itself: it judged its slice of the load, and the merged data decides. In a ``stopped`` run the
+    verdict is that of what ran: a task ended by the stop did not fail.
     """
     if not complete:
         return "partial"
     if any(not threshold["ok"] for threshold in thresholds):
         return "fail"
-    if any(code not in (0, K6_THRESHOLDS_CROSSED) for codes in exit_codes.values() for code in codes.values()):
+    if any(not ran_its_load(code, stopped) for codes in exit_codes.values() for code in codes.values()):
         return "fail"
     return "pass"
+
+
+def ran_its_load(exit_code: int, stopped: bool = False) -> bool:
+    """Whether a task that ended with ``exit_code`` ran its share of the load (thresholds aside).
+
+    0, and 99 (its own thresholds crossed); in a ``stopped`` run also a task the stop ended.
+    The same rule as run/exit_codes.load_ran, which the data plane's side uses.
+    """
+    return exit_code in (0, K6_THRESHOLDS_CROSSED) or (stopped and exit_code in STOPPED_RUN_EXIT_CODES)
 
 
 class _Data:

@@ -243,8 +243,20 @@ def _progress_text(summary: dict[str, Any]) -> str:
     )
 
 
+def _stop_text(stop: dict[str, Any]) -> str:
+    label = "ABORTED" if stop.get("reason") == "aborted" else "STOPPED"
+    detail = f": {stop['detail']}" if stop.get("detail") else ""
+    return f"{label} at {stop.get('at_iso8601') or stop.get('at')}{detail}"
+
+
 def _banners(summary: dict[str, Any]) -> str:
     banners = []
+    stop = summary.get("stop")
+    if stop:
+        banners.append(
+            f'<div class="banner partial" role="alert"><strong>{html.escape(_stop_text(stop))}</strong> &mdash; the run '
+            "ended before its planned duration. These numbers and the verdict cover what ran until then.</div>"
+        )
     if not summary.get("complete", False):
         banners.append(
             '<div class="banner partial" role="alert"><strong>PARTIAL DATA</strong> &mdash; the test has not '
@@ -759,6 +771,8 @@ def summary_table(summary: dict[str, Any]) -> str:
             TEXT_WIDTH,
         )
     ]
+    if summary.get("stop"):
+        lines.append(_clip(_stop_text(summary["stop"]), TEXT_WIDTH))
     if not summary.get("complete", False):
         progress = _progress_text(summary).replace(NO_DATA, "-")
         lines.append(_clip(f"PARTIAL: not finished ({progress})", TEXT_WIDTH))

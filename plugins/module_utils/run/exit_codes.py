@@ -47,6 +47,7 @@ class Failure(enum.IntEnum):
     AGGREGATOR_FINISH = 87  # the aggregator did not confirm its flush: results may be missing
     TEST_END = 88  # test-end could not be reported to the orchestrator
     SCRIPT_MISMATCH = 89  # the test in the bucket is not the one run_test checked (its SHA-256 differs)
+    RUN_STOPPED = 90  # the run was stopped (stop_test, a global abort) before it started: k6 never ran
 
 
 def describe_exit_code(code: int) -> str:
@@ -62,6 +63,13 @@ def describe_exit_code(code: int) -> str:
     return "unknown"
 
 
-def load_ran(code: int) -> bool:
-    """Whether a task with this exit code ran its share of the load to the end (thresholds aside)."""
-    return code in (0, THRESHOLDS_CROSSED)
+EXTERNAL_ABORT = 105  # k6 ended early on a signal: what a stopped run's tasks exit with
+
+
+def load_ran(code: int, stopped: bool = False) -> bool:
+    """Whether a task with this exit code ran its share of the load to the end (thresholds aside).
+
+    In a ``stopped`` run (stop_test, a global abort), ending early is running to the end: a task
+    whose k6 was stopped (105) or that was stopped before the start (RUN_STOPPED) ran what it had to.
+    """
+    return code in (0, THRESHOLDS_CROSSED) or (stopped and code in (EXTERNAL_ABORT, Failure.RUN_STOPPED))

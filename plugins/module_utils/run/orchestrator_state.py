@@ -32,6 +32,9 @@ Run item attributes:
 ``start_at`` (N, epoch milliseconds) absent until every planned task has registered
 ``created_at`` (N, epoch milliseconds) when the run was (re)set; it identifies one incarnation
     of a run, so a start decided for a run that was reset in between is not written
+``stop`` (M: ``at`` N, ``reason`` S, ``detail`` S) absent until someone stops the run
+    (:func:`stop_run`): ``stopped`` by stop_test, ``aborted`` by a global abort; set once. Every
+    task polls it while k6 runs and ends k6 gracefully when it appears.
 ``token_key`` (B) the run's secret: task ``i`` of region ``r`` proves who it is with
     :func:`task_token` of it, which ``ecs_load_tasks`` gives that task alone. Never returned by
     :func:`describe_run`; tasks have no access to the table, so only the orchestrator, the
@@ -88,6 +91,8 @@ MAX_START_LEAD_SECONDS = 3_600
 # A task's k6 resumed within this long of the orchestrator's clock, or the report is wrong.
 MAX_CLOCK_DISTANCE_MS = 24 * 3_600 * 1_000
 TOKEN_KEY_BYTES = 32
+STOP_REASONS = ("stopped", "aborted")
+MAX_STOP_DETAIL_CHARS = 500
 
 
 class OrchestratorStateError(Exception):
@@ -424,13 +429,44 @@ def start_state(client, table: str, run_id: str, region: str, task_id: Any, toke
     clock set ``start_at``. The read is strongly consistent so a decided start is seen at once.
     """
     _authenticate(client, table, run_id, region, task_id, token)
-    answer = _start_once_complete(client, table, _get_run(client, table, run_id))
+    run = _get_run(client, table, run_id)
+    answer = _start_once_complete(client, table, run)
     return {
         "state": answer["start_at"] is not None,
         "start_at": answer["start_at"],
         "decided_start": answer["decided_start"],
+        "stop": run["stop"],
         "server_time": now_ms(),
     }
+
+
+def stop_run(client, table: str, run_id: str, reason: str, detail: str = "") -> tuple[dict, bool]:
+    """Mark the run stopped (``reason``: ``stopped`` or ``aborted``) unless it already is; return its stop and whether this call set it.
+
+    The first stop wins: a run aborted by a threshold stays aborted when a user stops it afterwards.
+    Its tasks see the stop at their next poll and end k6 as at a normal end.
+    """
+    if reason not in STOP_REASONS:
+        raise OrchestratorStateError(f"reason must be one of {', '.join(STOP_REASONS)}, got {_shown(reason)}")
+    stop = {"at": now_ms(), "reason": reason, "detail": str(detail)[:MAX_STOP_DETAIL_CHARS]}
+    try:
+        _call(
+            client.update_item,
+            table,
+            TableName=table,
+            Key={"run_id": {"S": run_id}},
+            UpdateExpression="SET #stop = :stop",
+            ConditionExpression="attribute_exists(run_id) AND attribute_not_exists(#stop)",
+            ExpressionAttributeNames={"#stop": "stop"},
+            ExpressionAttributeValues={
+                ":stop": {"M": {"at": {"N": str(stop["at"])}, "reason": {"S": reason}, "detail": {"S": stop["detail"]}}}
+            },
+        )
+    except ClientError as error:
+        if _error_code(error) != "ConditionalCheckFailedException":
+            raise
+        return _get_run(client, table, run_id)["stop"], False  # raises RunNotFoundError for a missing run
+    return stop, True
 
 
 def record_test_end(
@@ -524,6 +560,7 @@ def describe_run(run: dict) -> dict:
         },
         "created_at": run["created_at"],
         "created_at_iso8601": iso8601_utc(run["created_at"]),
+        "stop": dict(run["stop"], at_iso8601=iso8601_utc(run["stop"]["at"])) if run["stop"] else None,
     }
 
 
@@ -752,7 +789,12 @@ def _decode_run(item: dict) -> dict:
         "thresholds_truncated": set(item.get("thresholds_truncated", {}).get("SS", [])),
         "start_at": int(item["start_at"]["N"]) if "start_at" in item else None,
         "created_at": int(item["created_at"]["N"]),
+        "stop": _decode_stop(item["stop"]["M"]) if "stop" in item else None,
     }
+
+
+def _decode_stop(stop: dict) -> dict:
+    return {"at": int(stop["at"]["N"]), "reason": stop["reason"]["S"], "detail": stop["detail"]["S"]}
 
 
 def _tasks_of_region(keys: set[str], region: str) -> set[str]:

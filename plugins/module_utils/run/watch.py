@@ -45,12 +45,14 @@ class RegionPoll:
         """The tasks that reported an end whose load did not run to the end, with their exit code named.
 
         0 and 99 (thresholds crossed) ran the load; the merged verdict judges thresholds, not this.
+        In a stopped run, so did a task the stop ended.
         """
         codes = self.run.get("exit_codes", {}).get(self.region, {})
+        stopped = bool(self.run.get("stop"))
         return [
             f"task {task}: exit {code} ({describe_exit_code(int(code))})"
             for task, code in sorted(codes.items(), key=lambda item: int(item[0]))
-            if not load_ran(int(code))
+            if not load_ran(int(code), stopped)
         ]
 
     def summary(self) -> dict[str, Any]:

@@ -355,7 +355,7 @@ def test_s3_listing_pages_are_followed_and_a_record_of_another_run_is_refused():
 # ---- summary.json: the contract's shape.
 
 TOP_LEVEL = {
-    "schema", "run_id", "deployment", "results_store", "complete", "progress", "start_at_ms", "start_at",
+    "schema", "run_id", "deployment", "results_store", "complete", "stop", "progress", "start_at_ms", "start_at",
     "start_skew_ms", "data_from_ms", "data_to_ms", "measured_seconds", "interval_ms", "plan", "overall", "regions",
     "requests", "status_classes", "timeseries", "thresholds", "task_thresholds", "exit_codes", "baseline", "verdict",
 }  # fmt: skip
@@ -606,3 +606,12 @@ def test_the_planned_duration_ends_the_span_inside_the_last_interval(duration_ms
     records, _samples = make_run()
     summary = summary_of(records, run=describe_run(start_at=T0 + 2500), duration_ms=duration_ms)
     assert summary["measured_seconds"] == measured
+
+
+def test_the_verdict_of_a_stopped_run_is_that_of_what_ran():
+    ended_by_the_stop = {"us-east-2": {"0": 105, "1": 90}}
+
+    assert report_data.verdict(True, [{"ok": True}], ended_by_the_stop, stopped=True) == "pass"
+    assert report_data.verdict(True, [{"ok": False}], ended_by_the_stop, stopped=True) == "fail"
+    assert report_data.verdict(True, [{"ok": True}], ended_by_the_stop) == "fail"  # not stopped: 105 is a failure
+    assert report_data.verdict(True, [], {"us-east-2": {"0": 107}}, stopped=True) == "fail"

@@ -411,3 +411,15 @@ def test_summary_table_of_a_run_without_records():
     assert "PARTIAL: not finished (2 of 4 planned tasks registered, 0 completed)" in table
     assert re.search(r"^all regions\s+0\s+-\s+-\s+-\s+-\s+-$", table, re.MULTILINE), table
     assert "  n/a   http_req_duration p(95)<500 = - [merged]" in table
+
+
+def test_a_stopped_or_aborted_run_says_so_on_the_page_and_in_the_table():
+    stop = {"reason": "aborted", "detail": "http_req_failed rate<0.01 breached", "at": 1, "at_iso8601": "2026-12-05T12:01:40.000Z"}
+    summary = dict(full_summary(), stop=stop)
+
+    page, table = render(summary), summary_table(summary)
+
+    assert "ABORTED at 2026-12-05T12:01:40.000Z: http_req_failed rate&lt;0.01 breached" in page
+    assert "ABORTED at 2026-12-05T12:01:40.000Z: http_req_failed rate<0.01 breached" in table.splitlines()[1]
+    assert "STOPPED at" in summary_table(dict(full_summary(), stop=dict(stop, reason="stopped", detail="")))
+    assert "STOPPED" not in render(full_summary()) and "ABORTED" not in render(full_summary())

@@ -677,3 +677,19 @@ def test_module_force_reset_discards_progress_only_when_there_is_some(dynamodb, 
     registered = state.read_run(dynamodb, TABLE, "m")["registered_tasks"]["us-east-2"]
     assert registered == (["1"] if check_mode else [])
     assert run["registered_tasks"]["us-east-2"] == registered
+
+
+def test_a_stop_is_set_once_and_every_task_poll_sees_it(lambda_env):
+    plan(lambda_env, "halt", {"us-east-2": 1})
+    assert poll("halt", "us-east-2", "0")["stop"] is None
+
+    first, changed = orchestrator_state.stop_run(lambda_env, TABLE, "halt", "aborted", "http_req_failed rate<0.01")
+    later, changed_again = orchestrator_state.stop_run(lambda_env, TABLE, "halt", "stopped", "by a user")
+
+    assert changed is True and changed_again is False and later == first  # the first stop is kept
+    assert poll("halt", "us-east-2", "0")["stop"] == {"at": first["at"], "reason": "aborted", "detail": "http_req_failed rate<0.01"}
+    assert orchestrator_state.read_run(lambda_env, TABLE, "halt")["stop"]["at_iso8601"].endswith("Z")
+    with pytest.raises(orchestrator_state.RunNotFoundError):
+        orchestrator_state.stop_run(lambda_env, TABLE, "never", "stopped")
+    with pytest.raises(orchestrator_state.OrchestratorStateError, match="reason must be one of stopped, aborted"):
+        orchestrator_state.stop_run(lambda_env, TABLE, "halt", "paused")

@@ -67,3 +67,14 @@ def test_a_task_stopped_by_a_signal_is_named_so():
     (region,) = poll({"eu-west-1": 1}, {"eu-west-1": tasks(stopped=1)}, run, {"regions": {}})
     assert region.failed() == ["task 0: exit 143 (stopped by signal 15)"]
     assert region.unfinished() == []
+
+
+def test_in_a_stopped_run_a_task_the_stop_ended_ran_its_load_and_a_crash_still_did_not():
+    run = {"completed_tasks": {"us-east-2": ["0", "1", "2"]}, "exit_codes": {"us-east-2": {"0": 105, "1": 90, "2": 107}}}
+    (region,) = poll({"us-east-2": 3}, {"us-east-2": tasks(stopped=3)}, run, {"regions": {}})
+    assert region.failed() == [
+        "task 0: exit 105 (k6 ExternalAbort)", "task 1: exit 90 (load generator RUN_STOPPED)", "task 2: exit 107 (k6 ScriptException)",
+    ]
+
+    (stopped,) = poll({"us-east-2": 3}, {"us-east-2": tasks(stopped=3)}, dict(run, stop={"reason": "stopped"}), {"regions": {}})
+    assert stopped.failed() == ["task 2: exit 107 (k6 ScriptException)"]
