@@ -7,6 +7,11 @@
 One loop, on the controller: each poll runs the collection's info modules (the run's tasks in
 every region, the orchestrator's state, the requests so far), prints one line per region and
 sleeps. What a poll means is decided in ``module_utils/run/watch.py``.
+
+The global abort: with ``abort_thresholds``, each poll also judges their ``abortOnFail`` ones on
+the merged records of every region (``run_progress_info``), every ``abort_poll_seconds`` at least;
+the first breach marks the run aborted in the orchestrator, naming it, and every task of every
+region stops k6 at its next poll of the run's state, as for stop_test.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ ARGUMENT_SPEC = dict(
     endpoint_url=dict(type="str"),
     poll_seconds=dict(type="int", default=30),
     timeout_seconds=dict(type="int", required=True),
+    abort_thresholds=dict(type="dict"),
+    abort_poll_seconds=dict(type="int", default=5),
 )
 MODULE = "constellation.loadtest.{}"
 
@@ -51,19 +58,25 @@ class ActionModule(ActionBase):
             )
         planned = {region: int(tasks) for region, tasks in args["tasks_by_region"].items()}
         deadline = time.monotonic() + args["timeout_seconds"]
-        polls = 0
+        period = args["poll_seconds"]
+        if args["abort_thresholds"]:
+            period = max(1, min(period, args["abort_poll_seconds"]))
+        polls, aborted = 0, None
         while True:
-            regions, run = self._poll(args, planned, task_vars)
+            regions, run, breaches = self._poll(args, planned, task_vars)
             polls += 1
             for region in regions:
                 display.display(region.line())
+            if breaches and not run.get("stop"):
+                aborted = self._abort(args, breaches, task_vars)
             ended = all(region.ended for region in regions)
             remaining = deadline - time.monotonic()
             if ended or remaining <= 0:
                 break
-            time.sleep(min(args["poll_seconds"], remaining))
+            time.sleep(min(period, remaining))
         return {
-            "changed": False,
+            "changed": aborted is not None,
+            "aborted": aborted,
             "ended": ended,
             "polls": polls,
             "lines": [region.line() for region in regions],
@@ -101,11 +114,29 @@ class ActionModule(ActionBase):
                 table=args["table"],
                 region=args["home_region"],
                 **({"start_at": run["start_at"]} if run.get("start_at") else {}),
+                **({"abort_thresholds": args["abort_thresholds"]} if args["abort_thresholds"] and not run.get("stop") else {}),
                 **endpoint,
             ),
             task_vars=task_vars,
         )
-        return watch.poll(planned, tasks, run, progress), run
+        return watch.poll(planned, tasks, run, progress), run, progress.get("abort_breaches") or []
+
+    def _abort(self, args, breaches, task_vars):
+        """Mark the run aborted in the orchestrator, naming the breached thresholds; return what was said."""
+        named = "; ".join(f"{b['name']} {b['expression']} = {b['value']} ({b['source']})" for b in breaches)
+        detail = f"breached on the merged data of every region: {named}"
+        endpoint = {"endpoint_url": args["endpoint_url"]} if args["endpoint_url"] else {}
+        self._module(
+            "orchestrator_state",
+            dict(
+                name=args["state_table"], run_id=args["run_id"], state="stopped", stop_reason="aborted",
+                stop_detail=detail, region=args["home_region"], **endpoint,
+            ),
+            task_vars,
+            what="the orchestrator's state, to abort the run",
+        )
+        display.display(f"Run {args['run_id']} ABORTED: {detail}. Every task stops at its next poll.")
+        return {"detail": detail, "thresholds": breaches}
 
     def _module(self, name, module_args, task_vars, what):
         result = self._execute_module(module_name=MODULE.format(name), module_args=module_args, task_vars=task_vars)

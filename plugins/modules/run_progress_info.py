@@ -37,6 +37,13 @@ options:
       - With the C(timestream) store, the query reads only records from 15 minutes before it on
         (Timestream bills the data a query scans). Unset, it reads the whole table.
     type: int
+  abort_thresholds:
+    description:
+      - The run's thresholds, to tell which C(abortOnFail) ones the merged records of every region
+        breach now, in RV(abort_breaches). A mapping of source (C(script), C(constellation_thresholds))
+        to k6's thresholds option (metric selector to a list of expressions or objects).
+      - Read only once O(start_at) is set. It reads every record of the run, not only the progress.
+    type: dict
 notes:
   - Needs C(s3:ListBucket) and C(s3:GetObject) on the home bucket (C(s3) store), or
     C(timestream:Select) on the table and C(timestream:DescribeEndpoints) (C(timestream) store).
@@ -74,6 +81,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+abort_breaches:
+  description:
+    - The C(abortOnFail) thresholds of O(abort_thresholds) that the merged records of every region
+      breach now, each as C(summary.json) shows a threshold (C(name), C(expression), C(value), C(source)).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "http_req_failed", "expression": "rate<0.01", "value": 0.042, "ok": false}]
 regions:
   description:
     - Region name to the progress of the run's tasks in that region, for every region that has
@@ -120,6 +135,9 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.results imp
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws import timestream
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import RESULTS_STORE_OPTIONS
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
+from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_data
+from ansible_collections.constellation.loadtest.plugins.module_utils.results import thresholds as k6_thresholds
+from ansible_collections.constellation.loadtest.plugins.module_utils.run import orchestrator_state
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.orchestrator_state import RetryingClient
 
 
@@ -134,12 +152,32 @@ def read_progress(module):
     return progress.read_timestream_progress(query, params["database"], params["table"], params["run_id"], params["start_at"])
 
 
+def read_abort_breaches(module):
+    """The abortOnFail thresholds the merged records breach now (their delayAbortEval passed)."""
+    params = module.params
+    parsed = []
+    for source, thresholds in sorted((params["abort_thresholds"] or {}).items()):
+        parsed += k6_thresholds.parse_all(thresholds, source)
+    if not any(threshold.abort_on_fail for threshold in parsed) or params["start_at"] is None:
+        return []
+    elapsed_ms = orchestrator_state.now_ms() - params["start_at"]
+    if params["results_store"] == "s3":
+        records = report_data.read_records_s3(module.client("s3"), params["bucket"], params["run_id"])
+    else:
+        records = report_data.read_records_timestream(
+            module.client("timestream-query"), params["database"], params["table"], params["run_id"], params["start_at"]
+        )
+    measured = max(elapsed_ms, 1) / 1000
+    return k6_thresholds.abort_breaches(parsed, records, elapsed_ms=elapsed_ms, measured_seconds=measured)
+
+
 def main():
     argument_spec = dict(
         RESULTS_STORE_OPTIONS,
         run_id=dict(type="str", required=True),
         bucket=dict(type="str"),
         start_at=dict(type="int"),
+        abort_thresholds=dict(type="dict"),
     )
     module = ConstellationAWSModule(
         argument_spec=argument_spec,
@@ -154,11 +192,12 @@ def main():
     try:
         progress.validate_run_id(params["run_id"])
         regions = read_progress(module)
-    except progress.ProgressError as e:
+        breaches = read_abort_breaches(module)
+    except (progress.ProgressError, ValueError, report_data.RecordsError) as e:
         module.fail_json(msg=str(e))
     except (ClientError, BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"Failed to read the progress of run {params['run_id']}")
-    module.exit_json(changed=False, **progress.summary(regions))
+    module.exit_json(changed=False, abort_breaches=breaches, **progress.summary(regions))
 
 
 if __name__ == "__main__":

@@ -59,6 +59,17 @@ options:
     description: The longest wait. When it has passed, the result says which regions still run.
     required: true
     type: int
+  abort_thresholds:
+    description:
+      - The run's thresholds by source (C(script), C(constellation_thresholds)), as k6's thresholds
+        option. Those with C(abortOnFail) are judged at each poll on the merged records of every
+        region once their C(delayAbortEval) has passed; the first breach marks the run aborted in the
+        orchestrator, and every task of every region stops k6 at its next poll.
+    type: dict
+  abort_poll_seconds:
+    description: With O(abort_thresholds), the longest time between two polls.
+    type: int
+    default: 5
 extends_documentation_fragment:
   - constellation.loadtest.results_store
 notes:
@@ -86,6 +97,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+aborted:
+  description: V(null), or the abort this wait decided (C(detail), C(thresholds) breached).
+  returned: always
+  type: dict
 ended:
   description: Whether every planned task of every region has stopped.
   returned: always

@@ -394,3 +394,65 @@ def test_stop_test_half_way_ends_every_region_gracefully_and_the_report_is_whole
 
     assert playbook("teardown_all", variables).rc == 0
     production.assert_empty([HOME, *remote])
+
+
+ABORT_SCRIPT = """
+import http from 'k6/http';
+import { sleep } from 'k6';
+export const options = {
+  thresholds: { http_req_failed: [{ threshold: 'rate<0.01', abortOnFail: true, delayAbortEval: '3s' }] },
+};
+export default function () {
+  http.get(`${__ENV.TARGET}/api/${__ENV.CONSTELLATION_REGION}`);
+  sleep(0.05);
+}
+"""
+
+
+def test_a_threshold_breached_on_the_merged_data_aborts_every_region_and_the_report_says_which(production, tmp_path):
+    deployment, run_id = "prodabort", "prod-abort-1"
+    remote = {"us-east-2": 1, "ca-central-1": 1}
+    # Only ca-central-1's requests fail: the abortOnFail threshold holds on us-east-2's slice, so
+    # k6 itself would abort one region at most. The merged data breaches it; every region stops.
+    with api_like_target(median_ms=1.0, routes={"/api/ca-central-1": (1.0, 1.0)}) as url:
+        variables = settings(
+            production, tmp_path, deployment, run_id, remote, 120,
+            script=script(tmp_path, ABORT_SCRIPT),
+            constellation_script_env={"TARGET": url},
+            constellation_wait_poll_seconds=30,
+        )
+        assert playbook("init", variables).rc == 0
+        started = time.monotonic()
+        result = playbook("run_test", variables)
+        elapsed = time.monotonic() - started
+
+    output = " ".join(result.stdout.split())
+    assert result.rc != 0
+    assert f"Run {run_id} ABORTED at " in output, result.output[-6000:]
+    assert "breached on the merged data of every region: http_req_failed rate<0.01" in output
+    state = playbook_state(production, deployment, run_id)
+    assert state["stop"]["reason"] == "aborted"
+    assert state["exit_codes"]["us-east-2"] == {"0": 105}, state["exit_codes"]
+    exits = []
+    for region in remote:
+        [task] = production.run_tasks(region, deployment, run_id)
+        lines = [json.loads(line) for line in production.task_logs(region, task["taskArn"], "load-generator") if line.startswith("{")]
+        # us-east-2's slice passes, so only the global abort stops it; ca-central-1's k6 may abort itself first.
+        assert region == "ca-central-1" or any(line.get("event") == "run-stopped" for line in lines), region
+        exits.append(next(line["time_ms"] for line in lines if line.get("event") == "exit"))
+    # Decided within two progress intervals (5 s) of the breach being due (start + 3 s), every task ended soon after.
+    decided_after_ms = state["stop"]["at"] - state["start_at"]
+    last_stopped_ms = max(exits) - state["stop"]["at"]
+    print(f"global abort: decided {decided_after_ms / 1000:.1f} s after the start, last task ended"
+          f" {last_stopped_ms / 1000:.1f} s after the abort; run_test took {elapsed:.0f} s of a 120 s test")
+    assert decided_after_ms <= 3000 + 2 * 5000 + 5000  # the delay, two intervals, and one poll of the wait
+    assert elapsed < 120
+
+    report = playbook("visualize", variables | {"constellation_report_dir": str(tmp_path / "report")})
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["stop"]["reason"] == "aborted" and summary["verdict"] == "fail", summary["stop"]
+    assert report.rc != 0 and "ABORTED at" in report.stdout
+    assert "ABORTED at" in (tmp_path / "report" / "index.html").read_text()
+
+    assert playbook("teardown_all", variables).rc == 0
+    production.assert_empty([HOME, *remote])

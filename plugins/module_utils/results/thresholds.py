@@ -283,6 +283,48 @@ def evaluate(
     return sorted(results, key=lambda result: (result["name"], result["expression"], result["source"]))
 
 
+_K6_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(ms|s|m|h))+")
+_K6_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_DURATION_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+def duration_ms(text: Optional[str]) -> int:
+    """A k6 duration (``10s``, ``1m30s``, ``500ms``) in milliseconds; None or blank is 0."""
+    if text is None or not str(text).strip():
+        return 0
+    text = str(text).strip()
+    if not _K6_DURATION.fullmatch(text):
+        raise ValueError(f"{text!r} is not a k6 duration such as 10s, 1m30s or 500ms")
+    return round(sum(float(number) * _DURATION_UNIT_MS[unit] for number, unit in _K6_DURATION_PART.findall(text)))
+
+
+def abort_breaches(
+    thresholds: Iterable[Threshold],
+    records: Sequence[Record],
+    *,
+    elapsed_ms: int,
+    measured_seconds: Optional[float],
+) -> list[dict[str, Any]]:
+    """The ``abortOnFail`` thresholds that the merged records of every region breach now.
+
+    A threshold is judged once ``elapsed_ms`` since the start has passed its ``delayAbortEval``,
+    as k6 does for one instance; only thresholds judged on the merged data can be (k6's own
+    verdicts per task arrive at the end, too late to abort anything).
+    """
+    due = [
+        threshold
+        for threshold in thresholds
+        if threshold.abort_on_fail
+        and threshold.evaluated_on == MERGED
+        and elapsed_ms >= duration_ms(threshold.delay_abort_eval)
+    ]
+    return [
+        result
+        for result in evaluate(due, records, measured_seconds=measured_seconds, task_thresholds={})
+        if not result["ok"]
+    ]
+
+
 def merged_value(threshold: Threshold, records: Sequence[Record], measured_seconds: Optional[float]) -> Optional[float]:
     """The threshold's aggregation of its metric over the matching records of every task; None if no data."""
     if threshold.metric in _TASK_COUNTERS:
@@ -335,6 +377,8 @@ def _threshold(selector: str, metric: str, tags: dict[str, str], entry: Any, sou
         options["delay_abort_eval"] = entry.get("delayAbortEval")
         if not isinstance(options["abort_on_fail"], bool):
             raise ValueError(f"threshold {selector} {expression!r}: abortOnFail must be true or false")
+        if options["delay_abort_eval"] is not None and isinstance(options["delay_abort_eval"], str):
+            duration_ms(options["delay_abort_eval"])  # raises naming the value
         if options["delay_abort_eval"] is not None and not isinstance(options["delay_abort_eval"], str):
             raise ValueError(f"threshold {selector} {expression!r}: delayAbortEval must be a duration such as '10s'")
     else:

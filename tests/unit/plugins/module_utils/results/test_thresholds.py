@@ -439,3 +439,37 @@ def test_a_script_threshold_the_store_cannot_filter_is_left_to_the_tasks_verdict
     assert result["evaluated_on"] == "tasks"
     assert result["ok"] is False
     assert "status:200 cannot be evaluated exactly" in result["note"]
+
+
+def test_the_merged_data_of_every_region_aborts_after_delay_abort_eval_and_only_abort_on_fail_thresholds():
+    from ansible_collections.constellation.loadtest.plugins.module_utils.results.thresholds import abort_breaches
+
+    thresholds = parse_all(
+        {
+            "http_req_failed": [{"threshold": "rate<0.01", "abortOnFail": True, "delayAbortEval": "10s"}],
+            "http_req_duration": [{"threshold": "p(95)<5", "abortOnFail": False}, "p(99)<5"],
+        },
+        "script",
+    )
+    # One region fails half its requests, the other none: 25 % over both, which neither alone shows.
+    records = [request((0.010,) * 10, region="us-east-2"), request((0.010,) * 10, region="ca-central-1", failures=10)]
+    records.append(request((0.010,) * 20, region="us-east-2"))
+
+    assert abort_breaches(thresholds, records, elapsed_ms=9_999, measured_seconds=10.0) == []  # not yet due
+    [breach] = abort_breaches(thresholds, records, elapsed_ms=10_000, measured_seconds=10.0)
+    assert (breach["name"], breach["expression"], breach["value"], breach["source"]) == (
+        "http_req_failed", "rate<0.01", 0.25, "script",
+    )
+    assert abort_breaches(thresholds, records[:1] + records[2:], elapsed_ms=60_000, measured_seconds=10.0) == []
+
+
+@pytest.mark.parametrize("text, ms", [(None, 0), ("", 0), ("10s", 10_000), ("1m30s", 90_000), ("500ms", 500), ("1h", 3_600_000), ("1.5s", 1_500)])
+def test_k6_durations(text, ms):
+    from ansible_collections.constellation.loadtest.plugins.module_utils.results.thresholds import duration_ms
+
+    assert duration_ms(text) == ms
+
+
+def test_a_bad_delay_abort_eval_is_refused_naming_it():
+    with pytest.raises(ValueError, match="'soon' is not a k6 duration"):
+        parse_all({"http_req_failed": [{"threshold": "rate<0.01", "abortOnFail": True, "delayAbortEval": "soon"}]}, "script")
