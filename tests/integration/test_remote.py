@@ -34,7 +34,7 @@ IMAGES = {
 GENERATOR_RUN_ENV = {
     "CONSTELLATION_RUN_ID", "CONSTELLATION_TASK_INDEX", "CONSTELLATION_SCRIPT_KEY", "CONSTELLATION_SCRIPT_SHA256", "CONSTELLATION_LOAD_MODEL",
     "CONSTELLATION_VUS", "CONSTELLATION_DURATION_MS", "CONSTELLATION_EXECUTION_SEGMENT",
-    "CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE", "CONSTELLATION_START_TIMEOUT_SECONDS",
+    "CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE", "CONSTELLATION_START_TIMEOUT_SECONDS", "CONSTELLATION_TASK_TOKEN",
 }
 GENERATOR_STATIC_ENV = {
     "CONSTELLATION_REGION", "CONSTELLATION_HOME_REGION", "CONSTELLATION_AWS_ENDPOINT_URL",
@@ -120,6 +120,9 @@ def assert_region_deployed_as_planned(moto, region: str) -> None:
         generator = overrides["load-generator"]
         assert set(generator) == GENERATOR_RUN_ENV
         assert generator["CONSTELLATION_TASK_INDEX"] == task_tags["constellation:task-index"]
+        # Each task's own token, which proves it alone to the orchestrator; the aggregator has none.
+        index = int(generator["CONSTELLATION_TASK_INDEX"])
+        assert generator["CONSTELLATION_TASK_TOKEN"] == token_of(moto.client("dynamodb", HOME), f"{DEPLOYMENT}-orchestrator", "run-1", region, index)
         assert overrides["aggregator"]["CONSTELLATION_TASK_INDEX"] == generator["CONSTELLATION_TASK_INDEX"]
         assert generator["CONSTELLATION_VUS"] == str(REMOTE[region])
         assert generator["CONSTELLATION_SCRIPT_KEY"] == "runs/run-1/test.tar"

@@ -45,6 +45,10 @@ DURATION_MS_RANGE = (1_000, 86_400_000)  # one second to one day
 DURATION_SECONDS_RANGE = (DURATION_MS_RANGE[0] // 1000, DURATION_MS_RANGE[1] // 1000)
 VUS_PER_REGION_RANGE = (1, 50_000)
 MAX_VUS_PER_TASK_RANGE = (1, 5_000)
+# The largest plans measured to stay within AWS's limits (benchmarks/orchestrator_scale.py): the run's
+# orchestrator item under DynamoDB's 400 KB, each task's RunTask overrides under ECS's 8,192 characters.
+MAX_TASKS_PER_RUN = 2_000
+MAX_TASKS_PER_REGION = 500
 DEFAULT_MAX_VUS_PER_TASK = 200
 
 RESULTS_STORES = ("timestream", "s3")
@@ -437,7 +441,7 @@ def load_config(path: str | os.PathLike | None = None, settings: Mapping[str, An
     home = _required(document, native, "HOME_REGION", shown_path)
     remotes = _required(document, native, "REMOTE_REGIONS", shown_path)
     task_cpu, task_memory = _task_size(native.get("task_cpu", DEFAULT_TASK_CPU), native.get("task_memory", DEFAULT_TASK_MEMORY))
-    return Config(
+    config = Config(
         home_region=_home_region(home.field, home.value, results_store),
         remote_regions=_remote_regions(remotes.field, remotes.value, digits_ok=not remotes.from_file),
         duration_ms=_duration_ms(document, native, shown_path),
@@ -457,6 +461,29 @@ def load_config(path: str | os.PathLike | None = None, settings: Mapping[str, An
             START_TIMEOUT_SECONDS_RANGE, "seconds", digits_ok=True,
         ),
     )
+    _check_task_limits(config, remotes.field)
+    return config
+
+
+def _check_task_limits(config: Config, field: str) -> None:
+    """Refuse a plan with more tasks than the largest tested, naming the region or the total and the limit."""
+    tasks = {region: -(-vus // config.max_vus_per_task) for region, vus in config.remote_regions.items()}
+    hint = f"raise max_vus_per_task (now {config.max_vus_per_task}) to run more VUs per task"
+    for region, count in sorted(tasks.items()):
+        if count > MAX_TASKS_PER_REGION:
+            raise ConfigError(
+                field, config.remote_regions[region],
+                f"{field}.{region}: {config.remote_regions[region]} VUs make {count} tasks, over the {MAX_TASKS_PER_REGION}"
+                f" per region this collection is tested with (each task's RunTask overrides name every task of its"
+                f" region, and ECS allows 8,192 characters); {hint}",
+            )
+    total = sum(tasks.values())
+    if total > MAX_TASKS_PER_RUN:
+        raise ConfigError(
+            field, total,
+            f"{field}: the plan makes {total} tasks in all, over the {MAX_TASKS_PER_RUN} per run this collection is"
+            f" tested with (the run's state is one DynamoDB item of at most 400 KB); {hint}",
+        )
 
 
 # --- the run plan -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[5]
 
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import ConfigError
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import load_config
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import AGGREGATOR
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import LOAD_GENERATOR
@@ -181,14 +182,22 @@ def test_a_bad_script_environment_is_refused_naming_the_variable(variables, mess
     assert message in str(raised.value)
 
 
-def test_overrides_over_ecs_limit_are_refused_before_anything_runs():
-    # 50,000 VUs at 50 a task: 1,000 tasks, and every task's overrides carry the region's whole sequence.
-    config = load_config(settings={"home_region": "eu-central-1", "remote_regions": {"us-east-2": 50_000},
-                                   "duration_seconds": 60, "max_vus_per_task": 50})
+def test_plans_beyond_the_tested_limits_are_refused_by_the_config_and_overrides_over_ecs_limit_by_the_contract():
+    def settings(remote, per_task=50):
+        return {"home_region": "eu-central-1", "remote_regions": remote, "duration_seconds": 60, "max_vus_per_task": per_task}
+
+    # 50,000 VUs at 50 a task: 1,000 tasks, and every task's overrides would carry the region's whole sequence.
+    with pytest.raises(ConfigError, match="remote_regions.us-east-2: 50000 VUs make 1000 tasks, over the 500 per region"):
+        load_config(settings=settings({"us-east-2": 50_000}))
+    with pytest.raises(ConfigError, match="the plan makes 2500 tasks in all, over the 2000 per run .* raise max_vus_per_task"):
+        load_config(settings=settings({region: 25_000 for region in ("us-east-2", "us-west-2", "eu-west-1", "ap-south-1", "sa-east-1")}))
+
+    # With the script load model the sequence names every task of the whole test: 2,000 is over ECS's limit.
+    config = load_config(settings=settings({region: 25_000 for region in ("us-east-2", "us-west-2", "eu-west-1", "ap-south-1")}))
     with pytest.raises(ContractError) as refused:
-        contract(config, DEPLOYMENT, Run("big"))
+        contract(config, DEPLOYMENT, Run("big", load_model="script"))
     message = str(refused.value)
-    assert message.startswith("us-east-2: the RunTask overrides of task 0 would be ")
+    assert "the RunTask overrides of task 0 would be " in message
     assert "over ECS's limit of 8192" in message and "constellation_max_vus_per_task" in message
     with pytest.raises(ContractError, match="constellation_script_env"):
         contract(CONFIG, DEPLOYMENT, Run("r", script_env={"PAYLOAD": "x" * 8000}))
