@@ -380,19 +380,12 @@ def reset_run(
 
 def read_token_key(client, table: str, run_id: str) -> bytes:
     """The run's token key, which ``ecs_load_tasks`` derives each task's token from."""
-    response = _call(
-        client.get_item,
-        table,
-        TableName=table,
-        Key={"run_id": {"S": run_id}},
-        ProjectionExpression="token_key",
-        ConsistentRead=True,
-    )
-    if "Item" not in response:
+    item = _get_item(client, table, run_id, projection="token_key")
+    if item is None:
         raise RunNotFoundError(f"run {run_id!r} does not exist in orchestrator state table {table!r}")
-    if "token_key" not in response["Item"]:
+    if "token_key" not in item:
         raise OrchestratorStateError(_NO_TOKEN_KEY.format(run_id=run_id))
-    return bytes(response["Item"]["token_key"]["B"])
+    return bytes(item["token_key"]["B"])
 
 
 def register_task(client, table: str, run_id: str, region: str, task_id: Any, token: str) -> dict:
@@ -603,15 +596,7 @@ def _authenticate(client, table: str, run_id: Any, region: Any, task_id: Any, to
     task_id = normalize_task_id(task_id)
     if not isinstance(token, str) or not token or len(token) > 64:
         raise TaskNotAuthenticated(f"token must be the task's token (a string of 1 to 64 characters), got {_shown(token)}")
-    response = _call(
-        client.get_item,
-        table,
-        TableName=table,
-        Key={"run_id": {"S": run_id}},
-        ProjectionExpression="run_id, planned_tasks, token_key, created_at",
-        ConsistentRead=True,
-    )
-    item = response.get("Item")
+    item = _get_item(client, table, run_id, projection="run_id, planned_tasks, token_key, created_at")
     if item is None:
         raise RunNotFoundError(f"run {run_id!r} does not exist in orchestrator state table {table!r}")
     if "token_key" not in item:
@@ -763,9 +748,13 @@ def _get_run(client, table: str, run_id: str) -> dict:
     return _decode_run(item)
 
 
-def _get_item(client, table: str, run_id: str) -> dict | None:
-    """The run item as stored, read strongly consistent so a write just made is seen."""
-    response = _call(client.get_item, table, TableName=table, Key={"run_id": {"S": run_id}}, ConsistentRead=True)
+def _get_item(client, table: str, run_id: str, projection: str | None = None) -> dict | None:
+    """The run item as stored (only the ``projection`` attributes if given), read strongly consistent
+    so a write just made is seen; None if there is no such run."""
+    request = {"ProjectionExpression": projection} if projection else {}
+    response = _call(
+        client.get_item, table, TableName=table, Key={"run_id": {"S": run_id}}, ConsistentRead=True, **request
+    )
     return response.get("Item")
 
 
