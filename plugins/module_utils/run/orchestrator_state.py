@@ -483,7 +483,7 @@ def record_test_end(
     absent (the first report wins), so a retried or duplicated ``test-end`` changes nothing. The
     update returns the item as it was before, so exactly one call sees its region go from
     incomplete to complete: ``region_completed_now`` is true for that call only. The verdicts
-    are written after, in a second update sized by the plan that update returned.
+    are written after, in a second update sized by the plan.
     """
     exit_code = validate_exit_code(exit_code)
     started_at = validate_started_at(started_at)
@@ -495,32 +495,38 @@ def record_test_end(
     if started_at is not None:
         update += ", started_at.#task = if_not_exists(started_at.#task, :started_at)"
         values[":started_at"] = {"N": str(started_at)}
-    item = _update_run_maps(
-        client,
-        table,
-        run_id,
-        lambda: _update_authenticated(
+    try:
+        item = _update_run_maps(
             client,
             table,
-            head,
-            UpdateExpression=update,
-            ExpressionAttributeNames={"#task": key},
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_OLD",
-        ),
-    )
-    before = _decode_run(item)
+            run_id,
+            lambda: _update_authenticated(
+                client,
+                table,
+                head,
+                condition="NOT contains(completed_tasks, :key)",
+                UpdateExpression=update,
+                ExpressionAttributeNames={"#task": key},
+                ExpressionAttributeValues={**values, ":key": {"S": key}},
+                # Only what the update changed, as it was: the completed set, not the whole item (it
+                # grows with the run, and 2,000 tasks end within seconds of each other).
+                ReturnValues="UPDATED_OLD",
+            ),
+        )
+        completed_old = item.get("completed_tasks", {}).get("SS", [])
+    except _Unchanged as repeated:  # a test-end already recorded: nothing written, the first report kept
+        completed_old = repeated.item.get("completed_tasks", {}).get("SS", [])
     if thresholds is not None:
-        budget = thresholds_budget_bytes(sum(before["planned_tasks"].values()))
-        _store_task_thresholds(client, table, before, key, *fit_thresholds(thresholds, budget))
-    completed_before = _tasks_of_region(before["completed_tasks"], region)
+        budget = thresholds_budget_bytes(sum(head["planned_tasks"].values()))
+        _store_task_thresholds(client, table, head, key, *fit_thresholds(thresholds, budget))
+    completed_before = _tasks_of_region(set(completed_old), region)
     completed_after = completed_before | {task_id}
-    region_complete = len(completed_after) == before["planned_tasks"][region]
+    region_complete = len(completed_after) == head["planned_tasks"][region]
     return {
         "region_complete": region_complete,
         "region_completed_now": region_complete and task_id not in completed_before,
         "completed": len(completed_after),
-        "planned": before["planned_tasks"][region],
+        "planned": head["planned_tasks"][region],
     }
 
 
@@ -613,22 +619,38 @@ def _authenticate(client, table: str, run_id: Any, region: Any, task_id: Any, to
     return task_id, head
 
 
-def _update_authenticated(client, table: str, head: dict, **update: Any) -> dict:
-    """Apply ``update`` to the run whose key checked the token, not to a run reset since."""
+class _Unchanged(Exception):
+    """The update's own condition was false for the run the token was checked against: nothing was written."""
+
+    def __init__(self, item: dict) -> None:
+        super().__init__("unchanged")
+        self.item = item
+
+
+def _update_authenticated(client, table: str, head: dict, condition: str | None = None, **update: Any) -> dict:
+    """Apply ``update`` to the run whose key checked the token, not to a run reset since.
+
+    With ``condition``, an update it refuses raises _Unchanged with the item as it is.
+    """
     values = {":created_at": {"N": str(head["created_at"])}, **update.pop("ExpressionAttributeValues")}
+    expression = "created_at = :created_at" + (f" AND ({condition})" if condition else "")
     try:
         response = _call(
             client.update_item,
             table,
             TableName=table,
             Key={"run_id": {"S": head["run_id"]}},
-            ConditionExpression="created_at = :created_at",
+            ConditionExpression=expression,
             ExpressionAttributeValues=values,
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
             **update,
         )
     except ClientError as error:
         if _error_code(error) != "ConditionalCheckFailedException":
             raise
+        item = error.response.get("Item") or _get_item(client, table, head["run_id"]) or {}
+        if condition and item.get("created_at", {}).get("N") == str(head["created_at"]):
+            raise _Unchanged(item) from None
         raise TaskNotAuthenticated(
             f"run {head['run_id']!r} was planned again (or deleted) while this task's event was handled;"
             " its tokens are void"
