@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 import boto3
-from harness import HOME, REPO
+from harness import HOME, REPO, measured_on
 
 from emulator import aws_emulator
 
@@ -182,6 +182,7 @@ def main() -> None:
     print(f"longest_overrides_chars: {overrides} (ECS's limit: {task_contract.RUN_TASK_OVERRIDES_MAX_CHARS})")
     print(f"longest_overrides_chars_{MAX_TASKS_PER_REGION}_tasks_in_one_region: {overrides_one_region}")
     started_once = registered if deciders == 1 and len(starts) == 1 and not refused else 0
+    print(measured_on())
     print(f"tasks_started_once: {started_once}")
 
 
