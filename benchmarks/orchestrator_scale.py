@@ -137,26 +137,26 @@ def main() -> None:
         def register(task):
             return timed(lambda: orchestrator.handle(event("agg-record", *task), thread_client(), TABLE))
 
-        def baseline(_):
+        def baseline(unused_index):
             return timed(lambda: thread_client().get_item(TableName=TABLE, Key={"run_id": {"S": RUN_ID}}, ConsistentRead=True))
 
         with open(Path(logs) / "handler.log", "w") as handler_log, contextlib.redirect_stdout(handler_log), \
                 ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
             registrations = list(pool.map(register, tasks))
             reads = list(pool.map(baseline, range(len(tasks))))
-            polls = [answer for _, answer in pool.map(
+            polls = [answer for unused_seconds, answer in pool.map(
                 lambda task: timed(lambda: orchestrator.handle(event("test-init", *task), thread_client(), TABLE)), tasks
             )]
             now = orchestrator_state.now_ms()
-            ends = [answer for _, answer in pool.map(
+            ends = [answer for unused_seconds, answer in pool.map(
                 lambda task: timed(lambda: orchestrator.handle(
                     event("test-end", *task, exit_code=0, started_at=now, thresholds=VERDICTS), thread_client(), TABLE
                 )),
                 tasks,
             )]
 
-        refused = [answer for _, answer in registrations if not answer["ok"]] + [a for a in polls + ends if not a["ok"]]
-        deciders = sum(1 for _, answer in registrations if answer.get("decided_start")) + sum(
+        refused = [answer for unused_seconds, answer in registrations if not answer["ok"]] + [a for a in polls + ends if not a["ok"]]
+        deciders = sum(1 for unused_seconds, answer in registrations if answer.get("decided_start")) + sum(
             1 for answer in polls if answer.get("decided_start")
         )
         starts = {answer["start_at"] for answer in polls if answer["ok"]}
@@ -165,8 +165,8 @@ def main() -> None:
         registered = sum(len(ids) for ids in run["registered_tasks"].values())
         completed = sum(len(ids) for ids in run["completed_tasks"].values())
 
-    latencies = [seconds * 1000 for seconds, _ in registrations]
-    read_latencies = [seconds * 1000 for seconds, _ in reads]
+    latencies = [seconds * 1000 for seconds, unused_answer in registrations]
+    read_latencies = [seconds * 1000 for seconds, unused_answer in reads]
     overrides = longest_overrides({region: TASKS_PER_REGION for region in REGIONS})
     overrides_one_region = longest_overrides({"us-east-2": MAX_TASKS_PER_REGION})
     size = item_size(item)
