@@ -187,7 +187,7 @@ def _action_for(event: dict) -> Callable[[dict, Any, str], dict]:
     event_type = event["type"]
     if not isinstance(event_type, str) or event_type not in _ACTIONS:
         raise InvalidEvent(
-            f"field 'type' has unknown value {_shown(event_type)}; expected one of {', '.join(sorted(_ACTIONS))}"
+            f"field 'type' has unknown value {orchestrator_state.shown(event_type)}; expected one of {', '.join(sorted(_ACTIONS))}"
         )
     return _ACTIONS[event_type]
 
@@ -213,14 +213,8 @@ def _integer(event: dict, field: str) -> int:
         raise InvalidEvent(f"field {field!r} is missing")
     value = event[field]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidEvent(f"field {field!r} must be an integer, got {_shown(value)}")
+        raise InvalidEvent(f"field {field!r} must be an integer, got {orchestrator_state.shown(value)}")
     return value
-
-
-def _shown(value: Any) -> str:
-    """``repr(value)`` short enough for an answer or a log line."""
-    shown = repr(value)
-    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def _state_table_from_env() -> str:

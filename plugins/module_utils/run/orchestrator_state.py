@@ -148,7 +148,7 @@ def validate_region_name(region: Any) -> str:
     """Return ``region`` if it can name a region in the plan; the ``#`` separates task keys."""
     if not isinstance(region, str) or not region or _KEY_SEPARATOR in region or len(region) > MAX_REGION_CHARS:
         raise OrchestratorStateError(
-            f"region must be a string of 1 to {MAX_REGION_CHARS} characters without '#', got {_shown(region)}"
+            f"region must be a string of 1 to {MAX_REGION_CHARS} characters without '#', got {shown(region)}"
         )
     return region
 
@@ -157,7 +157,7 @@ def validate_run_id(run_id: Any) -> str:
     """Return ``run_id`` if it can be a run id (the full rule is results/progress.validate_run_id)."""
     if not isinstance(run_id, str) or not run_id or len(run_id) > MAX_RUN_ID_CHARS:
         raise OrchestratorStateError(
-            f"run_id must be a string of 1 to {MAX_RUN_ID_CHARS} characters, got {_shown(run_id)}"
+            f"run_id must be a string of 1 to {MAX_RUN_ID_CHARS} characters, got {shown(run_id)}"
         )
     return run_id
 
@@ -170,7 +170,7 @@ def validate_lead_seconds(lead_seconds: Any) -> int:
         or not 0 <= lead_seconds <= MAX_START_LEAD_SECONDS
     ):
         raise OrchestratorStateError(
-            f"lead_seconds must be a whole number of seconds from 0 to {MAX_START_LEAD_SECONDS}, got {_shown(lead_seconds)}"
+            f"lead_seconds must be a whole number of seconds from 0 to {MAX_START_LEAD_SECONDS}, got {shown(lead_seconds)}"
         )
     return lead_seconds
 
@@ -186,7 +186,7 @@ def normalize_task_id(task_id: Any) -> str:
     if isinstance(task_id, str) and len(task_id) <= MAX_TASK_ID_DIGITS and _TASK_ID.fullmatch(task_id):
         return task_id
     raise OrchestratorStateError(
-        f"task_id must be the decimal index of the task (e.g. '0', '17'), got {_shown(task_id)}"
+        f"task_id must be the decimal index of the task (e.g. '0', '17'), got {shown(task_id)}"
     )
 
 
@@ -214,7 +214,7 @@ def validate_started_at(started_at: Any) -> int | None:
         or abs(started_at - now_ms()) > MAX_CLOCK_DISTANCE_MS
     ):
         raise OrchestratorStateError(
-            f"started_at must be epoch milliseconds within a day of now, got {_shown(started_at)}"
+            f"started_at must be epoch milliseconds within a day of now, got {shown(started_at)}"
         )
     return started_at
 
@@ -222,7 +222,7 @@ def validate_started_at(started_at: Any) -> int | None:
 def validate_exit_code(exit_code: Any) -> int:
     """Return a process exit status, 0 to 255."""
     if isinstance(exit_code, bool) or not isinstance(exit_code, int) or not 0 <= exit_code <= 255:
-        raise OrchestratorStateError(f"exit_code must be an integer from 0 to 255, got {_shown(exit_code)}")
+        raise OrchestratorStateError(f"exit_code must be an integer from 0 to 255, got {shown(exit_code)}")
     return exit_code
 
 
@@ -232,25 +232,25 @@ def validate_thresholds(thresholds: Any) -> dict[str, dict[str, bool]] | None:
         return None
     if not isinstance(thresholds, dict):
         raise OrchestratorStateError(
-            f"thresholds must be a mapping of metric selector to {{expression: passed}}, got {_shown(thresholds)}"
+            f"thresholds must be a mapping of metric selector to {{expression: passed}}, got {shown(thresholds)}"
         )
     for selector, expressions in thresholds.items():
         if not isinstance(selector, str) or not selector:
             raise OrchestratorStateError(
-                f"thresholds: a metric selector must be a non-empty string, got {_shown(selector)}"
+                f"thresholds: a metric selector must be a non-empty string, got {shown(selector)}"
             )
         if not isinstance(expressions, dict):
             raise OrchestratorStateError(
-                f"thresholds[{_shown(selector)}] must be a mapping of expression to passed, got {_shown(expressions)}"
+                f"thresholds[{shown(selector)}] must be a mapping of expression to passed, got {shown(expressions)}"
             )
         for expression, passed in expressions.items():
             if not isinstance(expression, str) or not expression:
                 raise OrchestratorStateError(
-                    f"thresholds[{_shown(selector)}]: an expression must be a non-empty string, got {_shown(expression)}"
+                    f"thresholds[{shown(selector)}]: an expression must be a non-empty string, got {shown(expression)}"
                 )
             if not isinstance(passed, bool):
                 raise OrchestratorStateError(
-                    f"thresholds[{_shown(selector)}][{_shown(expression)}] must be true (passed) or false, got {_shown(passed)}"
+                    f"thresholds[{shown(selector)}][{shown(expression)}] must be true (passed) or false, got {shown(passed)}"
                 )
     return thresholds
 
@@ -440,7 +440,7 @@ def stop_run(client, table: str, run_id: str, reason: str, detail: str = "") -> 
     Its tasks see the stop at their next poll and end k6 as at a normal end.
     """
     if reason not in STOP_REASONS:
-        raise OrchestratorStateError(f"reason must be one of {', '.join(STOP_REASONS)}, got {_shown(reason)}")
+        raise OrchestratorStateError(f"reason must be one of {', '.join(STOP_REASONS)}, got {shown(reason)}")
     stop = {"at": now_ms(), "reason": reason, "detail": str(detail)[:MAX_STOP_DETAIL_CHARS]}
     try:
         _call(
@@ -601,7 +601,7 @@ def _authenticate(client, table: str, run_id: Any, region: Any, task_id: Any, to
     validate_region_name(region)
     task_id = normalize_task_id(task_id)
     if not isinstance(token, str) or not token or len(token) > 64:
-        raise TaskNotAuthenticated(f"token must be the task's token (a string of 1 to 64 characters), got {_shown(token)}")
+        raise TaskNotAuthenticated(f"token must be the task's token (a string of 1 to 64 characters), got {shown(token)}")
     item = _get_item(client, table, run_id, projection="run_id, planned_tasks, token_key, created_at")
     if item is None:
         raise RunNotFoundError(f"run {run_id!r} does not exist in orchestrator state table {table!r}")
@@ -828,10 +828,10 @@ def _by_region(values: dict[str, Any], plan: dict[str, int]) -> dict[str, dict[s
     }
 
 
-def _shown(value: Any) -> str:
-    """``repr(value)`` short enough for an error message."""
-    shown = repr(value)
-    return shown if len(shown) <= _SHOWN_VALUE_MAX_CHARS else shown[: _SHOWN_VALUE_MAX_CHARS - 3] + "..."
+def shown(value: Any) -> str:
+    """``repr(value)`` short enough for an error message or a log line (the Lambda's answers use it too)."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_VALUE_MAX_CHARS else text[: _SHOWN_VALUE_MAX_CHARS - 3] + "..."
 
 
 def _call(operation: Callable[..., dict], table: str, **request: Any) -> dict:
