@@ -39,7 +39,10 @@ options:
       - With O(state=stopped), the run O(run_id) is marked stopped (O(stop_reason)) unless it already
         is; its tasks see it at their next poll and end k6 as at a normal end. A run that does not
         exist fails the module.
-    choices: ["present", "absent", "stopped"]
+      - With O(state=ended), every task of the run O(run_id) has stopped, and the run is no longer
+        active, unless it already is not. M(constellation.loadtest.run_grants) then takes the task
+        roles' grants on its script and records away. A run that does not exist fails the module.
+    choices: ["present", "absent", "stopped", "ended"]
     default: present
     type: str
   wait:
@@ -70,6 +73,16 @@ options:
       - How many seconds after the last planned task registered the test starts.
       - Long enough for every task in every region to learn the decided start before it arrives.
     default: 30
+    type: int
+  active_seconds:
+    description:
+      - How long from the plan the run stays active, unless O(state=ended) ends it before. While
+        it is active, its tasks may read its script and write its records
+        (M(constellation.loadtest.run_grants)).
+      - Long enough for the deploy, the image pulls, the start timeout, the lead time, the test and
+        the final flush; run_test computes it. At most a week.
+      - Set when the run is planned or reset; an unchanged plan keeps its own.
+    default: 7200
     type: int
   force_reset:
     description:
@@ -130,6 +143,12 @@ EXAMPLES = r"""
     name: constellation-orchestrator
     run_id: "20250601T120000"
     state: stopped
+
+- name: Every task of the run has stopped (its grants can be taken away)
+  constellation.loadtest.orchestrator_state:
+    name: constellation-orchestrator
+    run_id: "20250601T120000"
+    state: ended
 
 - name: Delete one run
   constellation.loadtest.orchestrator_state:
@@ -231,6 +250,18 @@ run:
       description: RV(run.created_at) in ISO 8601 UTC.
       type: str
       sample: "2025-06-01T12:00:00.000Z"
+    active:
+      description: Whether the run is active now, its tasks granted its script and records (M(constellation.loadtest.run_grants)).
+      type: bool
+      sample: true
+    active_until:
+      description: Until when the run stays active unless ended, in epoch milliseconds; V(null) for a run planned before runs had grants.
+      type: int
+      sample: 1748782800000
+    active_until_iso8601:
+      description: RV(run.active_until) in ISO 8601 UTC.
+      type: str
+      sample: "2025-06-01T13:00:00.000Z"
     stop:
       description: V(null), or how the run was stopped (C(reason), C(detail), C(at) in epoch ms, C(at_iso8601)).
       type: dict
@@ -302,7 +333,9 @@ def ensure_run(module, client, desired, table_exists):
     diff = {"before": before, "after": dict(desired, registered_tasks=0, completed_tasks=0, start_at=None)}
     if module.check_mode:
         return True, current, diff
-    orchestrator_state.reset_run(client, name, run_id, desired["regions"], desired["start_lead_seconds"])
+    orchestrator_state.reset_run(
+        client, name, run_id, desired["regions"], desired["start_lead_seconds"], active_seconds=module.params["active_seconds"]
+    )
     return True, orchestrator_state.read_run(client, name, run_id), diff
 
 
@@ -371,6 +404,18 @@ def ensure_stopped(module, client):
     return {"changed": True, "run": orchestrator_state.read_run(client, name, run_id)}
 
 
+def ensure_ended(module, client):
+    """End the run unless it is no longer active; a missing run fails."""
+    name, run_id = module.params["name"], module.params["run_id"]
+    current = orchestrator_state.read_run(client, name, run_id)
+    if not current["active"]:
+        return {"changed": False, "run": current}
+    if module.check_mode:
+        return {"changed": True, "run": current}
+    changed = orchestrator_state.end_run(client, name, run_id)
+    return {"changed": changed, "run": orchestrator_state.read_run(client, name, run_id)}
+
+
 def ensure_absent(module, client):
     name, run_id = module.params["name"], module.params["run_id"]
     table = orchestrator_table.describe_table(client, name)
@@ -394,7 +439,7 @@ def ensure_absent(module, client):
 def main():
     argument_spec = dict(
         name=dict(type="str", required=True),
-        state=dict(type="str", default="present", choices=["present", "absent", "stopped"]),
+        state=dict(type="str", default="present", choices=["present", "absent", "stopped", "ended"]),
         tags=dict(type="dict", aliases=["resource_tags"]),
         purge_tags=dict(type="bool", default=True),
         wait=dict(type="bool", default=True),
@@ -402,6 +447,7 @@ def main():
         run_id=dict(type="str"),
         regions=dict(type="dict"),
         start_lead_seconds=dict(type="int", default=30),
+        active_seconds=dict(type="int", default=7200),
         force_reset=dict(type="bool", default=False),
         stop_reason=dict(type="str", default="stopped", choices=["stopped", "aborted"]),
         stop_detail=dict(type="str", default=""),
@@ -410,12 +456,14 @@ def main():
         argument_spec=argument_spec,
         supports_check_mode=True,
         required_by={"regions": "run_id"},
-        required_if=[("state", "stopped", ["run_id"])],
+        required_if=[("state", "stopped", ["run_id"]), ("state", "ended", ["run_id"])],
     )
     try:
         orchestrator_state.validate_table_name(module.params["name"])
         present = module.params["state"] == "present"
         desired = desired_plan(module) if present and module.params["run_id"] else None
+        if desired is not None:
+            orchestrator_state.validate_active_seconds(module.params["active_seconds"])
     except orchestrator_state.OrchestratorStateError as e:
         module.fail_json(msg=str(e))
     retry = AWSRetry.jittered_backoff(catch_extra_error_codes=["ResourceInUseException", "LimitExceededException"])
@@ -425,6 +473,8 @@ def main():
             result = ensure_present(module, client, desired)
         elif module.params["state"] == "stopped":
             result = ensure_stopped(module, client)
+        elif module.params["state"] == "ended":
+            result = ensure_ended(module, client)
         else:
             result = ensure_absent(module, client)
     except orchestrator_state.OrchestratorStateError as e:

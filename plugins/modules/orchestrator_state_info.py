@@ -136,6 +136,18 @@ run:
       description: RV(run.created_at) in ISO 8601 UTC.
       type: str
       sample: "2025-06-01T12:00:00.000Z"
+    active:
+      description: Whether the run is active now, its tasks granted its script and records (M(constellation.loadtest.run_grants)).
+      type: bool
+      sample: true
+    active_until:
+      description: Until when the run stays active unless ended, in epoch milliseconds; V(null) for a run planned before runs had grants.
+      type: int
+      sample: 1748782800000
+    active_until_iso8601:
+      description: RV(run.active_until) in ISO 8601 UTC.
+      type: str
+      sample: "2025-06-01T13:00:00.000Z"
 runs:
   description: Every run in the table, ordered by run id, each shaped like RV(run).
   returned: when O(run_id) is not set

@@ -35,6 +35,10 @@ Run item attributes:
 ``stop`` (M: ``at`` N, ``reason`` S, ``detail`` S) absent until someone stops the run
     (:func:`stop_run`): ``stopped`` by stop_test, ``aborted`` by a global abort; set once. Every
     task polls it while k6 runs and ends k6 gracefully when it appears.
+``active_until`` (N, epoch milliseconds) until when the run's tasks may read its script and write
+    its records: the task roles grant that to the runs active now (:func:`active_runs`, the
+    ``run_grants`` module). Set with the plan, long enough for the deploy, the start timeout, the
+    test and the final flush; brought to the present by :func:`end_run` once every task stopped.
 ``token_key`` (B) the run's secret: task ``i`` of region ``r`` proves who it is with
     :func:`task_token` of it, which ``ecs_load_tasks`` gives that task alone. Never returned by
     :func:`describe_run`; tasks have no access to the table, so only the orchestrator, the
@@ -92,6 +96,8 @@ MAX_START_LEAD_SECONDS = 3_600
 MAX_CLOCK_DISTANCE_MS = 24 * 3_600 * 1_000
 TOKEN_KEY_BYTES = 32
 STOP_REASONS = ("stopped", "aborted")
+# How long a run may stay active (its grants held) at most: a run never ended expires.
+MAX_ACTIVE_SECONDS = 7 * 24 * 3_600
 MAX_STOP_DETAIL_CHARS = 500
 
 
@@ -348,17 +354,34 @@ class RetryingClient:
 # ---------------------------------------------------------------------------------------------
 
 
+def validate_active_seconds(active_seconds: Any) -> int:
+    if isinstance(active_seconds, bool) or not isinstance(active_seconds, int) or not 1 <= active_seconds <= MAX_ACTIVE_SECONDS:
+        raise OrchestratorStateError(
+            f"active_seconds must be an integer from 1 to {MAX_ACTIVE_SECONDS} (a week), got {shown(active_seconds)}"
+        )
+    return active_seconds
+
+
 def reset_run(
-    client, table: str, run_id: str, regions: dict[str, int], lead_seconds: int, token_key: bytes | None = None
+    client,
+    table: str,
+    run_id: str,
+    regions: dict[str, int],
+    lead_seconds: int,
+    token_key: bytes | None = None,
+    active_seconds: int = MAX_ACTIVE_SECONDS,
 ) -> bytes:
-    """Replace the run's item with a fresh plan: nothing registered, no start, nothing ended.
+    """Replace the run's item with a fresh plan: nothing registered, no start, nothing ended,
+    active for ``active_seconds`` from now unless ended before.
 
     Only this run's item is written; other runs in the table are untouched. Returns the run's
     token key (a new one unless ``token_key`` is given): the tasks' old tokens are void.
     """
     plan = validate_plan(regions)
     lead_seconds = validate_lead_seconds(lead_seconds)
+    active_seconds = validate_active_seconds(active_seconds)
     token_key = token_key or new_token_key()
+    created_at = now_ms()
     _call(
         client.put_item,
         table,
@@ -371,7 +394,8 @@ def reset_run(
             "exit_codes": {"M": {}},
             "started_at": {"M": {}},
             "task_thresholds": {"M": {}},
-            "created_at": {"N": str(now_ms())},
+            "created_at": {"N": str(created_at)},
+            "active_until": {"N": str(created_at + active_seconds * 1000)},
             "token_key": {"B": token_key},
         },
     )
@@ -460,6 +484,52 @@ def stop_run(client, table: str, run_id: str, reason: str, detail: str = "") -> 
             raise
         return _get_run(client, table, run_id)["stop"], False  # raises RunNotFoundError for a missing run
     return stop, True
+
+
+def end_run(client, table: str, run_id: str) -> bool:
+    """The run's tasks have all stopped: it is no longer active (:func:`active_runs`). Return
+    whether this call ended it (False: it had ended, or expired, before)."""
+    now = now_ms()
+    try:
+        _call(
+            client.update_item,
+            table,
+            TableName=table,
+            Key={"run_id": {"S": run_id}},
+            UpdateExpression="SET active_until = :now",
+            ConditionExpression="attribute_exists(run_id) AND active_until > :now",
+            ExpressionAttributeValues={":now": {"N": str(now)}},
+        )
+    except ClientError as error:
+        if _error_code(error) != "ConditionalCheckFailedException":
+            raise
+        _get_run(client, table, run_id)  # raises RunNotFoundError for a missing run
+        return False
+    return True
+
+
+def active_runs(client, table: str) -> dict[str, list[str]]:
+    """The runs active now (their tasks may still run), each with its planned regions, by run id.
+
+    One strongly consistent scan that returns only the active runs' ids and plans: the runs that
+    ended stay in the table for their reports and cost no more than their reading.
+    """
+    runs = {}
+    paginator = client.get_paginator("scan")
+    try:
+        for page in paginator.paginate(
+            TableName=table,
+            ConsistentRead=True,
+            ProjectionExpression="run_id, planned_tasks",
+            FilterExpression="active_until > :now",
+            ExpressionAttributeValues={":now": {"N": str(now_ms())}},
+        ):
+            for item in page.get("Items", []):
+                runs[item["run_id"]["S"]] = sorted(item["planned_tasks"]["M"])
+    except ClientError as error:
+        _raise_if_table_missing(error, table)
+        raise
+    return dict(sorted(runs.items()))
 
 
 def record_test_end(
@@ -559,6 +629,9 @@ def describe_run(run: dict) -> dict:
         },
         "created_at": run["created_at"],
         "created_at_iso8601": iso8601_utc(run["created_at"]),
+        "active_until": run["active_until"],
+        "active_until_iso8601": iso8601_utc(run["active_until"]),
+        "active": run["active_until"] is not None and run["active_until"] > now_ms(),
         "stop": dict(run["stop"], at_iso8601=iso8601_utc(run["stop"]["at"])) if run["stop"] else None,
     }
 
@@ -800,6 +873,8 @@ def _decode_run(item: dict) -> dict:
         "thresholds_truncated": set(item.get("thresholds_truncated", {}).get("SS", [])),
         "start_at": int(item["start_at"]["N"]) if "start_at" in item else None,
         "created_at": int(item["created_at"]["N"]),
+        # Runs planned before runs had grants of their own never were active.
+        "active_until": int(item["active_until"]["N"]) if "active_until" in item else None,
         "stop": _decode_stop(item["stop"]["M"]) if "stop" in item else None,
     }
 

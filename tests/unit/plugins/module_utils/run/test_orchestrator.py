@@ -649,8 +649,37 @@ def test_iso8601_utc():
 # ---------------------------------------------------------------------------------------------
 
 
+def test_a_run_is_active_from_its_plan_until_ended_or_expired(dynamodb):
+    """What the task roles are granted (run_grants): the runs active now, with their regions."""
+    orchestrator_state.reset_run(dynamodb, TABLE, "a", {"us-east-2": 1, "eu-west-1": 2}, 5, active_seconds=600)
+    orchestrator_state.reset_run(dynamodb, TABLE, "b", {"us-east-2": 1}, 5, active_seconds=600)
+    orchestrator_state.reset_run(dynamodb, TABLE, "expired", {"us-east-2": 1}, 5, active_seconds=1)
+    dynamodb.update_item(  # planned an hour ago, active for a second
+        TableName=TABLE, Key={"run_id": {"S": "expired"}}, UpdateExpression="SET active_until = :t",
+        ExpressionAttributeValues={":t": {"N": str(orchestrator_state.now_ms() - 3_600_000)}},
+    )
+    assert orchestrator_state.active_runs(dynamodb, TABLE) == {"a": ["eu-west-1", "us-east-2"], "b": ["us-east-2"]}
+    assert orchestrator_state.read_run(dynamodb, TABLE, "a")["active"] is True
+    assert orchestrator_state.read_run(dynamodb, TABLE, "expired")["active"] is False
+
+    assert orchestrator_state.end_run(dynamodb, TABLE, "a") is True
+    assert orchestrator_state.end_run(dynamodb, TABLE, "a") is False  # once
+    assert orchestrator_state.end_run(dynamodb, TABLE, "expired") is False
+    assert orchestrator_state.active_runs(dynamodb, TABLE) == {"b": ["us-east-2"]}
+    assert orchestrator_state.read_run(dynamodb, TABLE, "a")["active"] is False
+    with pytest.raises(orchestrator_state.RunNotFoundError):
+        orchestrator_state.end_run(dynamodb, TABLE, "missing")
+
+
+@pytest.mark.parametrize("seconds", [0, -1, 7 * 24 * 3600 + 1, "600", True, None])
+def test_the_active_time_is_bounded(dynamodb, seconds):
+    with pytest.raises(orchestrator_state.OrchestratorStateError, match="active_seconds must be an integer from 1 to 604800"):
+        orchestrator_state.reset_run(dynamodb, TABLE, "a", {"us-east-2": 1}, 5, active_seconds=seconds)
+    assert orchestrator_state.active_runs(dynamodb, TABLE) == {}
+
+
 def _module(check_mode=False, **params):
-    defaults = {"name": TABLE, "run_id": "m", "force_reset": False}
+    defaults = {"name": TABLE, "run_id": "m", "force_reset": False, "active_seconds": 7200}
     return SimpleNamespace(check_mode=check_mode, params={**defaults, **params})
 
 
