@@ -52,10 +52,19 @@ options:
       policies:
         description:
           - The inline policies of the role, policy name to policy document (JSON text or a dict).
-          - Inline policies of the role not named here are deleted.
+          - Inline policies of the role not named here, or in O(roles[].kept_policies), are deleted.
           - Not used with O(state=absent).
         type: dict
         default: {}
+      kept_policies:
+        description:
+          - Names of inline policies of the role that another module manages (the task roles' grants on
+            the active runs, M(constellation.loadtest.run_grants)). This module neither puts nor deletes
+            them, but deletes them with the role.
+          - Not used with O(state=absent).
+        type: list
+        elements: str
+        default: []
       assume_role_policy_document:
         description:
           - The trust policy of this role, as JSON text or a dict, instead of O(assume_role_policy_document).
@@ -200,6 +209,7 @@ def main():
                 name=dict(type="str", required=True),
                 description=dict(type="str"),
                 policies=dict(type="dict", default={}),
+                kept_policies=dict(type="list", elements="str", default=[]),
                 assume_role_policy_document=dict(type="json"),
             ),
         ),

@@ -64,12 +64,14 @@ class IamRolesError(Exception):
 @dataclass(frozen=True)
 class RoleSpec:
     """A role as asked for: its name, description (None: left as it is), inline policies and trust
-    policy (None: the one the roles share)."""
+    policy (None: the one the roles share). Its ``kept_policies`` are inline policies another
+    module manages: neither put nor deleted here."""
 
     name: str
     description: str | None = None
     policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     trust_policy: dict[str, Any] | None = None
+    kept_policies: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,15 @@ def parse_roles(roles: list[dict[str, Any]], shared_trust_policy: dict[str, Any]
             if problem:
                 raise IamRolesError(f"roles[{index}].policies: {policy_name!r} is not a policy name: {problem}")
             policies[policy_name] = parse_document(document, f"roles[{index}].policies.{policy_name}")
+        kept_policies = frozenset(role.get("kept_policies") or ())
+        for policy_name in sorted(kept_policies):
+            problem = validate_iam_identifiers("policy", name=policy_name)
+            if problem:
+                raise IamRolesError(f"roles[{index}].kept_policies: {policy_name!r} is not a policy name: {problem}")
+            if policy_name in policies:
+                raise IamRolesError(
+                    f"roles[{index}].kept_policies: {policy_name!r} is also in roles[{index}].policies: name it in one"
+                )
         trust_policy = None
         if role.get("assume_role_policy_document") is not None:
             trust_policy = parse_document(
@@ -154,7 +165,7 @@ def parse_roles(roles: list[dict[str, Any]], shared_trust_policy: dict[str, Any]
                 f"roles[{index}] ({name}) has no trust policy: set assume_role_policy_document, "
                 f"for every role or in roles[{index}]"
             )
-        specs.append(RoleSpec(name, role.get("description"), policies, trust_policy))
+        specs.append(RoleSpec(name, role.get("description"), policies, trust_policy, kept_policies))
     return specs
 
 
@@ -285,7 +296,7 @@ class IamRoles(Changes):
                 _call("update the description", self.client.update_role, RoleName=name, Description=spec.description)
             role = replace(role, description=spec.description)
         tags = self.ensure_tags(name, role.tags)
-        policies = self.ensure_policies(name, role.policies, spec.policies)
+        policies = self.ensure_policies(name, role.policies, spec.policies, spec.kept_policies)
         self.detach_managed_policies(role)
         return replace(role, tags=tags, policies=policies, managed_policy_arns=[])
 
@@ -300,14 +311,19 @@ class IamRoles(Changes):
         return after
 
     def ensure_policies(
-        self, name: str, current: dict[str, dict[str, Any]], wanted: dict[str, dict[str, Any]]
+        self,
+        name: str,
+        current: dict[str, dict[str, Any]],
+        wanted: dict[str, dict[str, Any]],
+        kept: frozenset[str] = frozenset(),
     ) -> dict[str, dict[str, Any]]:
-        """Put the inline policies that differ or are missing, delete the others; return them after."""
-        for policy_name in sorted(current.keys() - wanted.keys()):
+        """Put the inline policies that differ or are missing, delete the others but the ``kept``
+        ones; return them after."""
+        for policy_name in sorted(current.keys() - wanted.keys() - kept):
             if self.act():
                 delete = self.client.delete_role_policy
                 _call(f"delete inline policy {policy_name}", delete, RoleName=name, PolicyName=policy_name)
-        policies = {}
+        policies = {policy_name: current[policy_name] for policy_name in sorted(kept & current.keys())}
         for policy_name, document in wanted.items():
             if policy_name in current and not compare_policies(current[policy_name], document):
                 policies[policy_name] = current[policy_name]

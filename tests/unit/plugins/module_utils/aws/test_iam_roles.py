@@ -173,6 +173,25 @@ def test_every_difference_is_repaired_and_nothing_else_is_touched(iam):
     assert run(iam, trust=OTHER_TRUST, roles=wanted)[0] is False
 
 
+def test_kept_policies_are_neither_put_nor_deleted_but_the_others_are(iam):
+    """The task role's "runs" is run_grants': iam_roles keeps it as it is, and still removes the rest."""
+    kept = [replace(spec, kept_policies=frozenset({"runs"})) for spec in specs()]
+    run(iam, roles=kept)
+    assert iam.list_role_policies(RoleName="d-task")["PolicyNames"] == ["task"]  # not created
+    iam.put_role_policy(RoleName="d-task", PolicyName="runs", PolicyDocument=json.dumps(allow("s3:GetObject")))
+    iam.put_role_policy(RoleName="d-task", PolicyName="by-hand", PolicyDocument=json.dumps(allow("ec2:*")))
+
+    changed, result = run(iam, roles=kept)
+    assert changed  # by-hand deleted
+    assert sorted(iam.list_role_policies(RoleName="d-task")["PolicyNames"]) == ["runs", "task"]
+    assert result["roles"]["d-task"]["policies"] == ["runs", "task"]
+    assert run(iam, roles=kept)[0] is False
+    run(iam)  # without it, "runs" is one more policy not asked for
+    assert iam.list_role_policies(RoleName="d-task")["PolicyNames"] == ["task"]
+    with pytest.raises(iam_roles.IamRolesError, match=r"'task' is also in roles\[0\]\.policies"):
+        iam_roles.parse_roles([{"name": "a", "policies": {"task": {}}, "kept_policies": ["task"]}], TRUST)
+
+
 def test_tags_are_left_alone_without_tags_and_kept_without_purge(iam):
     run(iam)
     iam.tag_role(RoleName="d-task", Tags=[{"Key": "Owner", "Value": "qa"}])
