@@ -347,6 +347,14 @@ class AnswerDroppingProxy:
 
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                refusal = proxy.refusal(self.command, self.path)
+                if refusal is not None:
+                    self.send_response(403)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(refusal)))
+                    self.end_headers()
+                    self.wfile.write(refusal)
+                    return
                 headers = {name: value for name, value in self.headers.items() if name.lower() != "connection"}
                 upstream = http.client.HTTPConnection(proxy.host, proxy.port, timeout=30)
                 try:
@@ -372,6 +380,10 @@ class AnswerDroppingProxy:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def refusal(self, command: str, path: str) -> bytes | None:
+        """The body of a 403 to answer instead of forwarding; None: forward."""
+        return None
 
     def should_drop(self, body: bytes) -> bool:
         with self.lock:
@@ -410,6 +422,42 @@ def test_a_lost_answer_to_the_completing_registration_does_not_stall_the_run(mot
     starts = {event["start_at"] for lines in run.events("start-decided").values() for event in lines}
     assert starts == {decisions[0]["start_at"]}
     assert run.state["exit_codes"] == {"us-east-2": {"0": 0, "1": 0}}
+
+
+class ScriptDenyingProxy(AnswerDroppingProxy):
+    """Denies the first ``denials`` reads of the run's script, as S3 does until a new grant of the
+    task role (run_grants) has reached it; drops no answer."""
+
+    def __init__(self, target: str, run_id: str, denials: int) -> None:
+        super().__init__(target, drops=0)
+        self.script_path = f"/{BUCKET}/{script_key(run_id)}"
+        self.denials_left, self.denied = denials, 0
+
+    def refusal(self, command: str, path: str) -> bytes | None:
+        with self.lock:
+            if command != "GET" or path.split("?")[0] != self.script_path or not self.denials_left:
+                return None
+            self.denials_left -= 1
+            self.denied += 1
+        return b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+
+
+def test_a_script_read_denied_while_the_grant_propagates_is_tried_again(moto_server, tmp_path):
+    summary_dir = home_with(moto_server, tmp_path, VUS_SCRIPT, ONE_REGION, "grant-late", lead_seconds=1)
+    proxy = ScriptDenyingProxy(moto_server.url, "grant-late", denials=3)
+    try:
+        tasks = [
+            dataclasses.replace(task, load_generator_env={**task.load_generator_env, "CONSTELLATION_AWS_ENDPOINT_URL": proxy.url})
+            for task in tasks_of(ONE_REGION, moto_server.url, "grant-late", summary_dir, start_timeout_seconds=60)
+        ]
+        run = execute(moto_server, tmp_path, tasks, "grant-late", timeout=90)
+    finally:
+        proxy.close()
+
+    assert proxy.denied == 3
+    assert [r.load_generator_exit_code for r in run.results] == [0, 0], run.failures()
+    retried = [event for lines in run.events("script-access-denied").values() for event in lines]
+    assert len(retried) == 3, retried
 
 
 def test_script_exception_is_surfaced(moto_server, tmp_path):

@@ -342,43 +342,72 @@ export default function () {
 """
 
 
-def test_stop_test_half_way_ends_every_region_gracefully_and_the_report_is_whole_and_stopped(production, tmp_path):
-    deployment, run_id = "prodstop", "prod-stop-1"
+def granted_runs(production, deployment: str, region: str) -> list[str]:
+    """The runs whose script the region's task role may read now (its policy "runs", run_grants)."""
+    iam, role = production.client("iam", HOME), f"{deployment}-task-{region}"
+    if "runs" not in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        return []
+    statements = iam.get_role_policy(RoleName=role, PolicyName="runs")["PolicyDocument"]["Statement"]
+    scripts = next(statement["Resource"] for statement in statements if statement["Action"] == "s3:GetObject")
+    return sorted(arn.split("/runs/")[1].split("/")[0] for arn in scripts)
+
+
+def test_two_overlapping_runs_then_stop_test_half_way_through_the_first(production, tmp_path):
+    """Run A (2 regions, 120 s) is running when run B (1 region, 15 s) of the same deployment
+    starts and ends: both are whole, each task role granted the runs active in its region only.
+    Then stop_test stops A half-way: every region ends gracefully, the report is whole and STOPPED."""
+    deployment, run_a, run_b = "prodstop", "prod-stop-1", "prod-overlap-2"
     remote = {"us-east-2": 2, "ca-central-1": 1}
-    seen: list = []
-    with api_like_target(median_ms=1.0, seen=seen) as url:
+    seen_a: list = []
+    seen_b: list = []
+    with api_like_target(median_ms=1.0, seen=seen_a) as url_a, api_like_target(median_ms=1.0, seen=seen_b) as url_b:
         variables = settings(
-            production, tmp_path, deployment, run_id, remote, 120,
+            production, tmp_path, deployment, run_a, remote, 120,
             script=script(tmp_path, STEADY_SCRIPT),
             constellation_max_vus_per_task=1,
-            constellation_script_env={"TARGET": url},
+            constellation_script_env={"TARGET": url_a},
             constellation_wait=False,
         )
         assert playbook("init", variables).rc == 0
         launched = playbook("run_test", variables)
         assert launched.rc == 0, launched.output[-6000:]
+        assert granted_runs(production, deployment, "us-east-2") == granted_runs(production, deployment, "ca-central-1") == [run_a]
 
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:  # the start decided and some load run, then stop
-            start_at = playbook_state(production, deployment, run_id)["start_at"]
-            if start_at is not None and orchestrator_state.now_ms() > start_at + 8000:
+        while time.monotonic() < deadline:  # the start decided and some load run
+            start_at = playbook_state(production, deployment, run_a)["start_at"]
+            if start_at is not None and orchestrator_state.now_ms() > start_at + 5000:
                 break
             time.sleep(2)
         else:
             pytest.fail("the run did not start within 240 s")
 
+        # Run B in one of A's regions, from its own directory, waited for: A keeps its grants meanwhile.
+        overlapping = dict(
+            variables, constellation_run_id=run_b, constellation_remote_regions={"us-east-2": 2},
+            constellation_duration_seconds=15, constellation_script_env={"TARGET": url_b}, constellation_wait=True,
+        )
+        second = playbook("run_test", overlapping)
+        assert second.rc == 0, second.output[-6000:]
+        served_b = len(seen_b)
+        state_a = playbook_state(production, deployment, run_a)
+        assert state_a["active"] and not state_a["completed_tasks"]["us-east-2"], "A still runs after B ended"
+        assert not playbook_state(production, deployment, run_b)["active"]
+        assert granted_runs(production, deployment, "us-east-2") == [run_a]  # B's grants went with B
+
         stopping = time.monotonic()
         stopped = playbook("stop_test", variables | {"constellation_wait_poll_seconds": 2})
         stop_seconds = time.monotonic() - stopping
         assert stopped.rc == 0, stopped.output[-6000:]
-        served = len(seen)
+        served_a = len(seen_a)
 
     # Well before the planned 120 s: within an interval (5 s), k6's graceful stop and the flush.
-    print(f"stop_test: every task ended {stop_seconds:.1f} s after the stop was asked; target served {served}")
+    print(f"stop_test: every task ended {stop_seconds:.1f} s after the stop was asked; target served {served_a}")
     assert stop_seconds < 60
-    state = playbook_state(production, deployment, run_id)
-    assert state["stop"]["reason"] == "stopped"
+    state = playbook_state(production, deployment, run_a)
+    assert state["stop"]["reason"] == "stopped" and not state["active"]
     assert {code for codes in state["exit_codes"].values() for code in codes.values()} == {105}  # k6 stopped gracefully
+    assert granted_runs(production, deployment, "us-east-2") == granted_runs(production, deployment, "ca-central-1") == []
     again = playbook("stop_test", variables)
     assert again.rc == 0 and again.recaps()["localhost"]["changed"] == 0, again.output[-3000:]
 
@@ -389,8 +418,16 @@ def test_stop_test_half_way_ends_every_region_gracefully_and_the_report_is_whole
     assert "STOPPED at" in (tmp_path / "report" / "index.html").read_text() and "STOPPED at" in report.stdout
     # Whole up to the stop: what the target served is in the report, but for at most one request
     # per VU cut short by the stop (3 VUs).
-    assert served - 3 <= summary["overall"]["requests"] <= served, (served, summary["overall"]["requests"])
+    assert served_a - 3 <= summary["overall"]["requests"] <= served_a, (served_a, summary["overall"]["requests"])
     assert summary["measured_seconds"] < 60
+
+    # B, which ran to its end beside A: every request its target served is in its records.
+    report_b = playbook("visualize", overlapping | {"constellation_report_dir": str(tmp_path / "report-b")})
+    assert report_b.rc == 0, report_b.output[-4000:]
+    summary_b = json.loads((tmp_path / "report-b" / "summary.json").read_text())
+    assert summary_b["complete"] is True and summary_b["verdict"] == "pass" and summary_b["stop"] is None
+    assert summary_b["overall"]["requests"] == served_b > 0
+    print(f"overlapping run B: {served_b} requests served, {summary_b['overall']['requests']} in its report")
 
     assert playbook("teardown_all", variables).rc == 0
     production.assert_empty([HOME, *remote])

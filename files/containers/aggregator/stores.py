@@ -39,7 +39,28 @@ TIMESTREAM_BATCH = 100  # the most records one WriteRecords call takes
 # enough for a poll every 30 s, and half as many PUTs as the records of 5 s intervals.
 PROGRESS_SECONDS = 10.0
 
+# The task role is granted its run's records when run_test starts the run, and rewritten when
+# another run of the deployment starts or ends (run_grants); IAM applies a change within seconds.
+# A denied write is tried again for this long before its records count as lost.
+GRANT_PROPAGATION_SECONDS = 60.0
+GRANT_RETRY_DELAY_SECONDS = 2.0
+
 LOG = logging.getLogger("aggregator")
+
+
+def until_granted(call: Any, **request: Any) -> Any:
+    """``call(**request)``, again while AWS denies it, for at most GRANT_PROPAGATION_SECONDS."""
+    deadline = time.monotonic() + GRANT_PROPAGATION_SECONDS
+    while True:
+        try:
+            return call(**request)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("AccessDenied", "AccessDeniedException"):
+                raise
+            if time.monotonic() + GRANT_RETRY_DELAY_SECONDS > deadline:
+                raise
+            LOG.warning("access_denied_retry", extra={"fields": {"error": str(error)}})
+            time.sleep(GRANT_RETRY_DELAY_SECONDS)
 
 
 @dataclass
@@ -128,7 +149,7 @@ class S3Store:
         key = f"{self._prefix}{records[0].start_ms:013d}-{uuid.uuid4().hex[:12]}.jsonl"
         body = "".join(to_json(record) + "\n" for record in records).encode()
         try:
-            self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+            until_granted(self._client.put_object, Bucket=self._bucket, Key=key, Body=body, ContentType="application/x-ndjson")
         except (ClientError, BotoCoreError) as error:
             return _failed(records, error)
         self._progress.count(records)
@@ -154,7 +175,8 @@ class S3Store:
         self._progress_saved_at = time.monotonic()
 
     def _put_progress(self) -> None:
-        self._client.put_object(
+        until_granted(
+            self._client.put_object,
             Bucket=self._bucket,
             Key=self._prefix + PROGRESS_OBJECT,
             Body=self._progress.to_json().encode(),

@@ -100,6 +100,10 @@ HTTP_TIMEOUT_SECONDS = 5
 RETRY_FIRST_DELAY_SECONDS = 1.0
 RETRY_MAX_DELAY_SECONDS = 15.0
 TEST_END_ATTEMPTS = 6
+# The task role is granted the run's script when run_test starts the run (run_grants); IAM applies
+# a change within seconds, so a denied read is tried again for this long.
+GRANT_PROPAGATION_SECONDS = 60.0
+GRANT_RETRY_DELAY_SECONDS = 2.0
 # A decided start this far ahead of the orchestrator's clock is refused (the plan allows
 # MAX_START_LEAD_SECONDS from the last registration, which is at most now).
 START_AHEAD_LIMIT_MS = (MAX_START_LEAD_SECONDS + 60) * 1000
@@ -537,9 +541,8 @@ class LoadGenerator:
 
     def fetch_script(self, workdir: Path) -> Path:
         s = self.settings
-        client = boto3.client("s3", region_name=s.home_region, endpoint_url=s.endpoint_url)
         try:
-            body = client.get_object(Bucket=s.bucket, Key=s.script_key)["Body"].read()
+            body = self.read_script()
         except (BotoCoreError, ClientError) as error:
             raise LoadGeneratorError(
                 Failure.SCRIPT_FETCH, f"cannot read the script s3://{s.bucket}/{s.script_key}: {error}"
@@ -555,6 +558,22 @@ class LoadGenerator:
         script.write_bytes(body)
         log("info", "script-fetched", bucket=s.bucket, key=s.script_key, bytes=len(body), sha256=fetched)
         return script
+
+    def read_script(self) -> bytes:
+        """The run's test from the home bucket, read again while access is denied (its grant may not
+        have reached every IAM endpoint yet) for at most GRANT_PROPAGATION_SECONDS."""
+        s = self.settings
+        client = boto3.client("s3", region_name=s.home_region, endpoint_url=s.endpoint_url)
+        deadline = time.monotonic() + GRANT_PROPAGATION_SECONDS
+        while True:
+            try:
+                return client.get_object(Bucket=s.bucket, Key=s.script_key)["Body"].read()
+            except ClientError as error:
+                denied = error.response.get("Error", {}).get("Code") == "AccessDenied"
+                if not denied or time.monotonic() + GRANT_RETRY_DELAY_SECONDS > deadline:
+                    raise
+                log("warning", "script-access-denied", message=str(error), retry_in_s=GRANT_RETRY_DELAY_SECONDS)
+                time.sleep(GRANT_RETRY_DELAY_SECONDS)
 
     def wait_for_aggregator(self) -> None:
         url = f"{self.settings.aggregator_url}/ready"

@@ -378,6 +378,33 @@ def test_progress_counts_only_the_records_that_were_written(home_bucket, monkeyp
     assert (saved.requests, saved.failures, saved.iterations) == stored_totals(home_bucket) == (70, 0, 0)
 
 
+def test_a_denied_write_is_tried_again_while_the_grant_propagates_then_counted_lost(home_bucket, monkeypatch):
+    """IAM applies a new grant within seconds (run_grants): a denied write waits for it, for a while."""
+    sleeps = []
+    monkeypatch.setattr(stores.time, "sleep", sleeps.append)
+    denied = {"left": 2}
+
+    def deny_records(request, **_kwargs):
+        if request.url.split("?")[0].endswith(".jsonl") and denied["left"]:
+            denied["left"] -= 1
+            return AWSResponse(request.url, 403, {}, _Body(b"<Error><Code>AccessDenied</Code></Error>"))
+        return None
+
+    home_bucket.meta.events.register("before-send.s3.PutObject", deny_records)
+    store = stores.S3Store(home_bucket, "home", "run-1", "eu-west-1", "0")
+    assert store.write(interval_records(3)).written == 3
+    assert sleeps == [stores.GRANT_RETRY_DELAY_SECONDS] * 2
+    assert stored_totals(home_bucket)[0] == 30
+
+    # Denied for good: given up after GRANT_PROPAGATION_SECONDS (the clock moves with the sleeps).
+    clock = {"now": 0.0}
+    monkeypatch.setattr(stores.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(stores.time, "sleep", lambda seconds: clock.update(now=clock["now"] + seconds))
+    denied["left"] = 10**6
+    assert store.write(interval_records(3)).failed == 3
+    assert stores.GRANT_PROPAGATION_SECONDS - stores.GRANT_RETRY_DELAY_SECONDS <= clock["now"] <= stores.GRANT_PROPAGATION_SECONDS
+
+
 def test_a_failed_progress_write_is_logged_and_the_records_still_count(home_bucket, monkeypatch, caplog):
     monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda *_args: 0)
 
