@@ -5,7 +5,10 @@
 """The numbers of the report: a run's interval records read back from the results store, and summary.json.
 
 :func:`read_records_s3` and :func:`read_records_timestream` read every record of a run; they take
-plain boto3 clients (``s3``, ``timestream-query``). :func:`build_summary` turns the records, the
+plain boto3 clients (``s3``, ``timestream-query``). They stream: each record is added to the
+records of its region, interval and series as it is read (:class:`TaskFold`), so what they hold
+grows with regions, intervals and request names, not with tasks (2,000 tasks of 10 minutes with
+5 request names are 1.2 million records, folded into some 12,000). :func:`build_summary` turns the records, the
 run's state (:func:`orchestrator_state.describe_run`) and the thresholds into summary.json as
 ``docs/summary.md`` defines it. It is a pure function: the same inputs give the same summary,
 whatever order the records come in.
@@ -32,6 +35,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -46,6 +51,7 @@ except ImportError:
 
 from .histogram import Histogram
 from .histogram import merge_all
+from .progress import READ_THREADS
 from .progress import is_record_key
 from .progress import records_prefix
 from .progress import sql_identifier
@@ -96,9 +102,69 @@ class RecordsError(ValueError):
 
 # ---- Reading the results store.
 
+# The task every folded record stands for: all of them.
+ALL_TASKS = "*"
+# Objects being read at once, beyond those being parsed: enough to hide S3's latency, few
+# enough that the bodies waiting to be parsed stay small.
+READ_AHEAD = 4 * READ_THREADS
+
+
+class TaskFold:
+    """The records of every task of a run, added up as they are read, per region, interval and series.
+
+    The report never needs one task's records: its totals, percentiles, series and thresholds are
+    over regions and request names. A request record is kept per region, request name, method,
+    status class and interval, and whether its requests all failed, none did or some did (so that
+    an ``expected_response`` threshold sees what it would in the tasks' records); a task record per
+    region and interval. Counts add up and histograms merge exactly, in the order read.
+    """
+
+    def __init__(self) -> None:
+        self.read = 0
+        self._requests: dict[tuple, list] = {}
+        self._tasks: dict[tuple, list[int]] = {}
+
+    def add(self, record: Record) -> None:
+        self.read += 1
+        if isinstance(record, RequestRecord):
+            mix = 0 if record.failures == 0 else 1 if record.failures == record.requests else 2
+            key = (record.run_id, record.region, record.request, record.method, record.status_class, record.start_ms, record.length_ms, mix)
+            held = self._requests.get(key)
+            if held is None:
+                self._requests[key] = [record.requests, record.failures, record.latency.copy()]
+            else:
+                held[0] += record.requests
+                held[1] += record.failures
+                held[2].add(record.latency)
+            return
+        key = (record.run_id, record.region, record.start_ms, record.length_ms)
+        values = (record.iterations, record.data_received, record.data_sent, record.vus)
+        held_values = self._tasks.get(key)
+        if held_values is None:
+            self._tasks[key] = list(values)
+        else:
+            for index, value in enumerate(values):
+                held_values[index] += value
+
+    def records(self) -> list[Record]:
+        """The folded records, each standing for every task (``task`` is :data:`ALL_TASKS`)."""
+        folded: list[Record] = [
+            RequestRecord(run_id, region, ALL_TASKS, request, method, status, start, length, requests, failures, latency)
+            for (run_id, region, request, method, status, start, length, _mix), (requests, failures, latency) in self._requests.items()
+        ]
+        folded.extend(
+            TaskRecord(run_id, region, ALL_TASKS, start, length, *values)
+            for (run_id, region, start, length), values in self._tasks.items()
+        )
+        return folded
+
 
 def read_records_s3(client, bucket: str, run_id: str) -> list[Record]:
-    """Every record in the run's ``*.jsonl`` objects of ``bucket``; RecordsError names a bad line."""
+    """Every record in the run's ``*.jsonl`` objects of ``bucket``, folded over the tasks
+    (:class:`TaskFold`); RecordsError names a bad line.
+
+    The objects are read ``READ_THREADS`` at a time and parsed in key order, one after the other.
+    """
     prefix = records_prefix(run_id)
     paginator = client.get_paginator("list_objects_v2")
     keys = sorted(
@@ -107,11 +173,26 @@ def read_records_s3(client, bucket: str, run_id: str) -> list[Record]:
         for item in page.get("Contents", [])
         if is_record_key(item["Key"])
     )
-    records: list[Record] = []
-    for key in keys:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        records.extend(_json_lines(f"s3://{bucket}/{key}", body, run_id))
-    return records
+    fold = TaskFold()
+
+    def body(key: str) -> bytes:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def parse(key: str, data: bytes) -> None:
+        for record in _json_lines(f"s3://{bucket}/{key}", data, run_id):
+            fold.add(record)
+
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        reading: deque = deque()
+        for key in keys:
+            reading.append((key, pool.submit(body, key)))
+            if len(reading) >= READ_AHEAD:
+                key_read, future = reading.popleft()
+                parse(key_read, future.result())
+        while reading:
+            key_read, future = reading.popleft()
+            parse(key_read, future.result())
+    return fold.records()
 
 
 def timestream_query(database: str, table: str, run_id: str, start_at_ms: Optional[int] = None) -> str:
@@ -134,28 +215,29 @@ def timestream_query(database: str, table: str, run_id: str, start_at_ms: Option
 def read_records_timestream(
     client, database: str, table: str, run_id: str, start_at_ms: Optional[int] = None
 ) -> list[Record]:
-    """Every record of the run in a Timestream table, read through every page of the query.
+    """Every record of the run in a Timestream table, read through every page of the query, folded
+    over the tasks (:class:`TaskFold`).
 
     Timestream answers a long query with pages of no rows and a NextToken until it has results;
     :func:`progress.timestream_rows` follows them. One table holds both kinds, so each row has NULLs in the other
     kind's columns, which :func:`records.from_timestream_row` does not read.
     """
     query = timestream_query(database, table, run_id, start_at_ms)
-    records: list[Record] = []
+    fold = TaskFold()
     try:
         for names, data in timestream_rows(client, query):
-            where = f"row {len(records) + 1} of the Timestream query on {database}.{table}"
+            where = f"row {fold.read + 1} of the Timestream query on {database}.{table}"
             values = [_scalar(datum, where) for datum in data]
             if len(values) != len(names):
                 raise RecordsError(f"{where} has {len(values)} values for {len(names)} columns")
-            records.append(_record(where, from_timestream_row, dict(zip(names, values, strict=True)), run_id))
+            fold.add(_record(where, from_timestream_row, dict(zip(names, values, strict=True)), run_id))
     except ClientError as error:
         # A table no record was ever written to has no columns yet: the run has no records.
         details = error.response.get("Error", {})
         if details.get("Code") == "ValidationException" and "does not exist" in details.get("Message", ""):
             return []
         raise
-    return records
+    return fold.records()
 
 
 # ---- summary.json.
