@@ -155,3 +155,34 @@ def test_s3_results_store_in_a_region_without_timestream(moto, tmp_path, home):
     removed = teardown(moto, config, constellation_results_store="s3")
     assert removed.rc == 0, removed.output
     moto.assert_empty([home])
+
+
+def test_same_named_home_resources_of_another_owner_are_never_taken_over_nor_torn_down(moto, tmp_path):
+    """What another team or tool made under the names this deployment uses: init and teardown_home
+    fail naming it, and leave it, and everything else, as it was."""
+    config = write_config(tmp_path)
+    s3, ddb, logs = moto.client("s3", HOME), moto.client("dynamodb", HOME), moto.client("logs", HOME)
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": HOME})
+    s3.put_object(Bucket=BUCKET, Key="their-data.csv", Body=b"keep me")
+
+    refused = init(moto, config)
+    assert refused.rc != 0
+    message = " ".join(refused.stdout.split())
+    assert f"S3 bucket {BUCKET} exists and has no constellation:deployment tag" in message, refused.output
+    assert f"tag it constellation:deployment={DEPLOYMENT} and run again" in message
+    assert ddb.list_tables()["TableNames"] == [] and logs.describe_log_groups()["logGroups"] == []  # nothing else made
+
+    refused = teardown(moto, config)
+    assert refused.rc != 0
+    assert f"S3 bucket {BUCKET} exists and has no constellation:deployment tag" in " ".join(refused.stdout.split())
+    assert s3.get_object(Bucket=BUCKET, Key="their-data.csv")["Body"].read() == b"keep me"
+
+    # Tagged for another deployment, the log group: the same.
+    s3.put_bucket_tagging(Bucket=BUCKET, Tagging={"TagSet": [{"Key": "constellation:deployment", "Value": DEPLOYMENT}]})
+    group = f"/aws/lambda/{DEPLOYMENT}-orchestrator"
+    logs.create_log_group(logGroupName=group, tags={"constellation:deployment": "another"})
+    refused = teardown(moto, config)
+    assert refused.rc != 0
+    assert f"log group {group} exists and is tagged constellation:deployment=another" in " ".join(refused.stdout.split())
+    assert s3.get_object(Bucket=BUCKET, Key="their-data.csv")["Body"].read() == b"keep me", "checked before anything is deleted"
+    assert logs.list_tags_log_group(logGroupName=group)["tags"] == {"constellation:deployment": "another"}
