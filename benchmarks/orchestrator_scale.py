@@ -13,7 +13,13 @@ threshold verdicts each. Measured in the same run:
 * the longest RunTask overrides of any task of that plan (ECS's limit: 8,192 characters), the
   task's orchestrator token included, for the vus load model.
 
-Last line: ``tasks_started_once: N`` (N = 2000 when every task registered and one start was decided).
+Then the same 2,000 registrations and polls of another run through the orchestrator function as
+``init`` deploys it, invoked on the emulated Lambda (its zip, handler and environment, in up to 8
+warm execution environments, as Lambda scales a function): registration p99 through the
+deployed function, and again one start decided and seen by every poll.
+
+Last line: ``tasks_started_once: N`` (N = 2000 when every task registered and one start was
+decided, both through the handler and through the deployed function).
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ import tempfile
 from pathlib import Path
 
 import boto3
-from harness import HOME, REPO, measured_on
+from harness import HOME, REPO, TWENTY_REGIONS, measured_on
 
 from emulator import aws_emulator
+from task_processes import deploy_orchestrator
 
 sys.path.insert(0, str(REPO / "files" / "lambda"))
 
@@ -44,14 +51,12 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.run import 
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import MAX_TASKS_PER_REGION  # noqa: E402
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.config import load_config  # noqa: E402
 
-REGIONS = [
-    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "sa-east-1", "eu-west-1", "eu-west-2",
-    "eu-west-3", "eu-north-1", "eu-south-1", "eu-central-2", "ap-south-1", "ap-northeast-1", "ap-northeast-2",
-    "ap-northeast-3", "ap-southeast-1", "ap-southeast-2", "me-south-1", "af-south-1",
-]  # fmt: skip
+REGIONS = TWENTY_REGIONS
 TASKS_PER_REGION = 100
 TABLE = "scale-orchestrator"
 RUN_ID = "scale-2000"
+DEPLOYED_RUN_ID = "scale-2000-deployed"
+FUNCTION = "scale-orchestrator"
 CONCURRENCY = 64
 VERDICTS = {
     "http_req_duration": {"p(95)<500": True, "p(99)<1500": True},
@@ -111,6 +116,36 @@ def item_size(item: dict) -> int:
     return sum(len(name.encode()) + size(value) for name, value in item.items())
 
 
+def through_the_deployed_function(endpoint: str, dynamodb, tasks: list[tuple[str, str]], logs: str) -> dict:
+    """Every task registers, then polls once, by invoking the deployed function, CONCURRENCY at a time."""
+    deploy_orchestrator(endpoint, HOME, FUNCTION, TABLE)
+    key = orchestrator_state.reset_run(dynamodb, TABLE, DEPLOYED_RUN_ID, {region: TASKS_PER_REGION for region in REGIONS}, 30)
+    per_thread = threading.local()
+
+    def invoke(event_type: str, region: str, task_id: str) -> tuple[float, dict]:
+        if not hasattr(per_thread, "client"):
+            per_thread.client = boto3.session.Session().client("lambda", region_name=HOME, endpoint_url=endpoint)
+        token = orchestrator_state.task_token(key, DEPLOYED_RUN_ID, region, task_id)
+        event = {"type": event_type, "run_id": DEPLOYED_RUN_ID, "region": region, "task_id": task_id, "token": token}
+        started = time.perf_counter()
+        response = per_thread.client.invoke(FunctionName=FUNCTION, Payload=json.dumps(event).encode())
+        answer = json.loads(response["Payload"].read())
+        return time.perf_counter() - started, answer
+
+    with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
+        registrations = list(pool.map(lambda task: invoke("agg-record", *task), tasks))
+        polls = [answer for unused_seconds, answer in pool.map(lambda task: invoke("test-init", *task), tasks)]
+    answers = [answer for unused_seconds, answer in registrations] + polls
+    run = orchestrator_state.read_run(dynamodb, TABLE, DEPLOYED_RUN_ID)
+    return {
+        "latencies": [seconds * 1000 for seconds, unused_answer in registrations],
+        "refused": [answer for answer in answers if not answer.get("ok")][:2],
+        "deciders": sum(1 for answer in answers if answer.get("decided_start")),
+        "starts": len({answer.get("start_at") for answer in polls}),
+        "registered": sum(len(ids) for ids in run["registered_tasks"].values()),
+    }
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="orchestrator-scale-") as logs, aws_emulator(Path(logs), with_tasks=False) as endpoint:
         client = boto3.client("dynamodb", region_name=HOME, endpoint_url=endpoint)
@@ -155,6 +190,8 @@ def main() -> None:
                 tasks,
             )]
 
+        deployed = through_the_deployed_function(endpoint, client, tasks, logs)
+
         refused = [answer for unused_seconds, answer in registrations if not answer["ok"]] + [a for a in polls + ends if not a["ok"]]
         deciders = sum(1 for unused_seconds, answer in registrations if answer.get("decided_start")) + sum(
             1 for answer in polls if answer.get("decided_start")
@@ -181,7 +218,16 @@ def main() -> None:
     print(f"run_item_bytes_at_end: {size} (DynamoDB's limit: 409600)")
     print(f"longest_overrides_chars: {overrides} (ECS's limit: {task_contract.RUN_TASK_OVERRIDES_MAX_CHARS})")
     print(f"longest_overrides_chars_{MAX_TASKS_PER_REGION}_tasks_in_one_region: {overrides_one_region}")
-    started_once = registered if deciders == 1 and len(starts) == 1 and not refused else 0
+    print(
+        f"deployed function: registration_p50_ms {percentile(deployed['latencies'], 0.50):.1f},"
+        f" registration_p99_ms {percentile(deployed['latencies'], 0.99):.1f}; refused: {deployed['refused']};"
+        f" start decisions: {deployed['deciders']}; distinct starts seen by the polls: {deployed['starts']};"
+        f" registered: {deployed['registered']}"
+    )
+    print(f"deployed_registration_p99_ms: {percentile(deployed['latencies'], 0.99):.1f}")
+    handler_once = deciders == 1 and len(starts) == 1 and not refused and registered == len(tasks)
+    deployed_once = deployed["deciders"] == 1 and deployed["starts"] == 1 and not deployed["refused"]
+    started_once = min(registered, deployed["registered"]) if handler_once and deployed_once else 0
     print(measured_on())
     print(f"tasks_started_once: {started_once}")
 
