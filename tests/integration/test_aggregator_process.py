@@ -215,20 +215,43 @@ def test_k6_through_the_aggregator_to_s3_keeps_k6s_counts_and_percentiles(aggreg
     assert summary["rejected"] == summary["failed"] == 0
 
 
-def test_sigterm_mid_interval_writes_the_partial_interval(moto, bucket, tmp_path):
-    # A long interval, so the push below is still in the open interval when the signal comes.
+def test_a_stop_signal_keeps_taking_pushes_until_finish_then_writes_the_partial_interval(moto, bucket, tmp_path):
+    """ECS stops both containers at once: k6, still stopping, pushes its last metrics after the
+    aggregator's SIGTERM, and they are kept; the load generator's /finish then flushes."""
+    # A long interval, so the pushes below are still in the open interval when the flush comes.
     aggregator = Aggregator(moto, tmp_path, CONSTELLATION_INTERVAL_SECONDS="3600")
     try:
         aggregator.wait_ready()
         assert aggregator.request("POST", "/api/v1/write", FIXTURE.read_bytes())[0] == 204
         assert stored_records(bucket) == []
         aggregator.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert aggregator.request("POST", "/api/v1/write", FIXTURE.read_bytes())[0] == 204  # k6's last push
+        assert aggregator.process.poll() is None and stored_records(bucket) == []
+        status, body = aggregator.request("POST", "/finish")
+        assert status == 200, body
         assert aggregator.wait() == 0
     finally:
         aggregator.stop()
     records = stored_records(bucket)
     assert sum(r.requests for r in records if isinstance(r, RequestRecord)) == 2078  # the fixture's total
     assert [r.length_ms for r in records] == [3_600_000] * len(records)
+    summary = [e for e in aggregator.events() if e["event"] == "summary"][-1]
+    assert summary["pushes"] == 2 and summary["unflushed"] == 0
+
+
+def test_a_stop_signal_without_finish_flushes_after_the_wait(moto, bucket, tmp_path):
+    """The load generator died: the aggregator flushes what it has after its bounded wait."""
+    aggregator = Aggregator(moto, tmp_path, CONSTELLATION_INTERVAL_SECONDS="3600", CONSTELLATION_STOP_WAIT_SECONDS="2")
+    try:
+        aggregator.wait_ready()
+        assert aggregator.request("POST", "/api/v1/write", FIXTURE.read_bytes())[0] == 204
+        aggregator.process.send_signal(signal.SIGTERM)
+        assert aggregator.wait() == 0
+    finally:
+        aggregator.stop()
+    assert sum(r.requests for r in stored_records(bucket) if isinstance(r, RequestRecord)) == 2078
+    assert [e["waited_s"] for e in aggregator.events() if e["event"] == "finish_not_asked"] == [2]
 
 
 def test_bad_requests_get_an_answer_and_a_log_line_not_a_traceback(aggregator):

@@ -12,9 +12,14 @@ HTTP, on ``CONSTELLATION_AGGREGATOR_HOST``:``CONSTELLATION_AGGREGATOR_PORT``:
 ``POST /finish``        write everything held, the current partial interval included; answer
                         200 with the counts once written (500 if any record could not be), exit.
 
-SIGTERM or SIGINT does what ``/finish`` does. The exit status is 0 when every record produced was
-written, 1 when some were rejected or failed (each is logged), 2 for a bad configuration or an
-unreachable store. Logs are JSON lines on stdout.
+SIGTERM or SIGINT (ECS stops both containers of a task at once: StopTask, a Spot interruption)
+asks the aggregator to finish once k6 has: it keeps taking pushes, k6's last one included, until
+the load generator asks ``/finish`` after k6 ended, or ``STOP_WAIT_SECONDS`` at most, then does what
+``/finish`` does. A flush takes at most ``FLUSH_SECONDS``, so that both fit in the task
+definition's ``stopTimeout`` (120 s, Fargate's maximum) before ECS kills the container. The exit
+status is 0 when every record produced was written, 1 when some were rejected, failed or not
+written in time (each is logged), 2 for a bad configuration or an unreachable store. Logs are JSON
+lines on stdout.
 
 Environment:
 
@@ -34,6 +39,8 @@ Environment:
 ``CONSTELLATION_AGGREGATOR_HOST``     bind address (default 127.0.0.1; in ECS awsvpc the
                                       containers of a task share localhost)
 ``CONSTELLATION_AGGREGATOR_PORT``     port (default 9464)
+``CONSTELLATION_STOP_WAIT_SECONDS``   after a stop signal, how long to wait for ``/finish``
+                                      (default 65, ``STOP_WAIT_SECONDS``)
 
 Locally it runs as ``python entrypoint.py`` with ``PYTHONPATH`` holding
 ``plugins/module_utils`` and ``files/containers/aggregator``.
@@ -70,6 +77,11 @@ from remote_write import MalformedRequest
 from remote_write import decode
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
+# After a stop signal: how long to wait for /finish (the load generator gives k6 60 s to end and
+# push its last metrics), and how long the final flush may take; with the task definition's
+# stopTimeout of 120 s, ECS kills the container after that.
+STOP_WAIT_SECONDS = 65
+FLUSH_SECONDS = 45.0
 LOG = logging.getLogger("aggregator")
 
 
@@ -89,6 +101,7 @@ class Settings:
     interval_seconds: int
     host: str
     port: int
+    stop_wait_seconds: int = int(STOP_WAIT_SECONDS)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -117,6 +130,7 @@ class Settings:
             interval_seconds=_integer(env, "CONSTELLATION_INTERVAL_SECONDS", 5, minimum=1),
             host=env.get("CONSTELLATION_AGGREGATOR_HOST", "127.0.0.1"),
             port=_integer(env, "CONSTELLATION_AGGREGATOR_PORT", 9464, minimum=0),
+            stop_wait_seconds=_integer(env, "CONSTELLATION_STOP_WAIT_SECONDS", int(STOP_WAIT_SECONDS), minimum=0),
         )
 
 
@@ -154,7 +168,8 @@ class AggregatorServer(HTTPServer):
     def flush(self) -> dict[str, Any]:
         """Write every record held and wait for the store; the counts so far."""
         self.writer.submit(self.aggregator.close_all())
-        self.writer.drain()
+        if not self.writer.drain(FLUSH_SECONDS):
+            LOG.error("flush_timed_out", extra={"fields": {"seconds": FLUSH_SECONDS, **self.writer.summary()}})
         mean_ms = 1000 * self.push_seconds / self.pushes if self.pushes else 0.0
         return {**self.writer.summary(), "pushes": self.pushes, "mean_push_ms": round(mean_ms, 3)}
 
@@ -245,13 +260,21 @@ def serve(settings: Settings, store: stores.Store) -> int:
     writer = stores.Writer(store)
     aggregator = IntervalAggregator(settings.identity, settings.interval_seconds * 1000)
     server = AggregatorServer((settings.host, settings.port), aggregator, writer)
+    stop_asked = Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda _signum, _frame: server.finished.set())
+        signal.signal(signum, lambda _signum, _frame: stop_asked.set())
     Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="http", daemon=True).start()
     LOG.info("listening", extra={"fields": {"host": settings.host, "port": server.server_address[1]}})
     # Polled rather than waited on: a signal handler that sets an Event the main thread is blocked
     # in can deadlock on the Event's internal lock.
+    give_up_at: Optional[float] = None
     while not server.finished.is_set():
+        if stop_asked.is_set() and give_up_at is None:
+            LOG.info("stop_asked", extra={"fields": {"waiting_for_finish_s": settings.stop_wait_seconds}})
+            give_up_at = time.monotonic() + settings.stop_wait_seconds
+        if give_up_at is not None and time.monotonic() >= give_up_at:
+            LOG.warning("finish_not_asked", extra={"fields": {"waited_s": settings.stop_wait_seconds}})
+            break
         time.sleep(0.1)
     # Finishing now: a SIGTERM from here on (ECS stops the sidecar once the load generator exited)
     # asks for nothing more, and must not turn this exit into 143 while Python shuts down.
@@ -260,7 +283,7 @@ def serve(settings: Settings, store: stores.Store) -> int:
     server.shutdown()  # lets a push in progress complete, so nothing else touches the aggregator
     server.server_close()
     summary = server.flush()
-    writer.stop()
+    writer.stop(timeout=1.0)
     LOG.info("summary", extra={"fields": summary})
     return 0 if summary["written"] == summary["produced"] else 1
 

@@ -200,20 +200,26 @@ class Writer:
             self.produced += len(records)
             self._queue.put(records)
 
-    def drain(self) -> None:
-        """Return once everything submitted so far has been written (or counted as lost), and the
-        store's running totals cover it."""
-        self._queue.join()
+    def drain(self, timeout: Optional[float] = None) -> bool:
+        """Return True once everything submitted so far has been written (or counted as lost), and
+        the store's running totals cover it; False if ``timeout`` seconds passed first (what is not
+        written by then is ``unflushed`` in the summary: the process is about to be killed)."""
+        with self._queue.all_tasks_done:
+            if not self._queue.all_tasks_done.wait_for(lambda: not self._queue.unfinished_tasks, timeout):
+                return False
         # The writer thread is idle now, and stays so: pushes and /finish share the one HTTP thread,
         # and the final flush comes after it stopped.
         self.store.save_progress()
+        return True
 
-    def stop(self) -> None:
+    def stop(self, timeout: Optional[float] = None) -> None:
+        """End the writer thread once it wrote what it holds, or leave it after ``timeout`` (a daemon)."""
         self._queue.put(None)
-        self._thread.join()
+        self._thread.join(timeout)
 
     def summary(self) -> dict[str, int]:
-        return {"produced": self.produced, **vars(self.outcome)}
+        settled = self.outcome.written + self.outcome.rejected + self.outcome.failed
+        return {"produced": self.produced, **vars(self.outcome), "unflushed": self.produced - settled}
 
     def _run(self) -> None:
         while True:

@@ -93,7 +93,7 @@ K6_INSPECT_TIMEOUT_SECONDS = K6_API_TIMEOUT_SECONDS
 # After its duration k6 stops iterations gracefully; this bounds our wait after a SIGTERM.
 K6_STOP_GRACE_SECONDS = 60
 # The aggregator writes everything it holds to the results store before answering /finish.
-AGGREGATOR_FINISH_TIMEOUT_SECONDS = 300
+AGGREGATOR_FINISH_TIMEOUT_SECONDS = 60  # its flush takes 45 s at most (FLUSH_SECONDS)
 HTTP_TIMEOUT_SECONDS = 5
 # An orchestrator that does not answer (a timeout, throttling) is asked again, with backoff:
 # registering until the start timeout, reporting the end this many times.

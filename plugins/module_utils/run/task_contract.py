@@ -51,6 +51,8 @@ LOAD_GENERATOR = "load-generator"
 AGGREGATOR = "aggregator"
 # RunTask refuses overrides longer than this (ECS's limit on the overrides' JSON).
 RUN_TASK_OVERRIDES_MAX_CHARS = 8192
+# How long ECS waits after SIGTERM before SIGKILL, per container: Fargate allows at most 120 s.
+STOP_TIMEOUT_SECONDS = 120
 # ecs_load_tasks adds each task's orchestrator token at launch (never in the contract, which
 # playbooks show): `{"name":"CONSTELLATION_TASK_TOKEN","value":"<43 characters>"},` is 80.
 TASK_TOKEN_VARIABLE = "CONSTELLATION_TASK_TOKEN"
@@ -307,6 +309,9 @@ def _container(
         # An init process as PID 1 passes SIGTERM on: a program that is PID 1 itself ignores it until
         # it has installed its handler, so a StopTask in its first second would wait for SIGKILL.
         "linuxParameters": {"initProcessEnabled": True},
+        # A stopped task (StopTask, a Spot interruption) ends k6 gracefully, then the aggregator
+        # flushes: Fargate's longest wait before SIGKILL, not its default 30 s.
+        "stopTimeout": STOP_TIMEOUT_SECONDS,
         "logConfiguration": {
             "logDriver": "awslogs",
             "options": {"awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": name},

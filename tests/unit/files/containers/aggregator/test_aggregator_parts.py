@@ -248,7 +248,7 @@ def test_throttled_timestream_writes_are_retried_until_every_record_is_written_o
     writer.submit(records[120:])
     writer.drain()
     writer.stop()
-    assert writer.summary() == {"produced": 250, "written": 250, "rejected": 0, "failed": 0}
+    assert writer.summary() == {"produced": 250, "written": 250, "rejected": 0, "failed": 0, "unflushed": 0}
     total_calls = next(calls)
     assert len(throttled) / total_calls >= 0.3
     assert sorted(map(json.dumps, stored_timestream_records(moto))) == sorted(
@@ -376,6 +376,32 @@ def test_progress_counts_only_the_records_that_were_written(home_bucket, monkeyp
 
     saved = stored_progress(home_bucket)
     assert (saved.requests, saved.failures, saved.iterations) == stored_totals(home_bucket) == (70, 0, 0)
+
+
+def test_a_flush_that_outlasts_its_time_counts_what_is_not_written_as_unflushed():
+    """ECS kills the container at the stopTimeout: a store too slow for the flush's time is reported, not waited for."""
+    release = threading.Event()
+
+    class SlowStore:
+        def check(self) -> None:
+            pass
+
+        def write(self, records):
+            release.wait(10)
+            return stores.Outcome(written=len(records))
+
+        def save_progress(self) -> None:
+            pass
+
+    writer = stores.Writer(SlowStore())
+    writer.submit(interval_records(3))
+    writer.submit(interval_records(2))
+    assert writer.drain(timeout=0.2) is False
+    assert writer.summary() == {"produced": 5, "written": 0, "rejected": 0, "failed": 0, "unflushed": 5}
+    release.set()
+    assert writer.drain(timeout=10) is True
+    writer.stop(timeout=10)
+    assert writer.summary()["unflushed"] == 0 and writer.summary()["written"] == 5
 
 
 def test_a_denied_write_is_tried_again_while_the_grant_propagates_then_counted_lost(home_bucket, monkeypatch):

@@ -126,6 +126,8 @@ def test_the_task_definition_holds_what_every_run_shares():
     assert task_environment(containers, {}, AGGREGATOR)["CONSTELLATION_RESULTS_STORE"] == "s3"
     # An init as PID 1: a StopTask in a program's first second is not ignored (PID 1 ignores SIGTERM without a handler).
     assert generator["linuxParameters"] == aggregator["linuxParameters"] == {"initProcessEnabled": True}
+    # A stopped task ends k6 gracefully, then the aggregator flushes: Fargate's longest wait, not 30 s.
+    assert generator["stopTimeout"] == aggregator["stopTimeout"] == 120
     assert generator["logConfiguration"]["options"] == {
         "awslogs-group": "/ecs/lt", "awslogs-region": "us-east-2", "awslogs-stream-prefix": LOAD_GENERATOR}
     # Nothing of a run is in the task definition: a new run registers no new revision.
