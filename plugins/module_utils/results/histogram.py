@@ -410,6 +410,10 @@ def _put_double(out: bytearray, value: Count) -> None:
     out += _DOUBLE.pack(float(value))
 
 
+# A zigzag varint of one byte (below 0x80) decoded, by the byte.
+_UNZIGZAG_BYTE = [(byte >> 1) ^ -(byte & 1) for byte in range(0x80)]
+
+
 class _Reader:
     def __init__(self, data: bytes) -> None:
         self._data = data
@@ -432,7 +436,13 @@ class _Reader:
     def delta_counts(self, count: int) -> list[int]:
         """The next ``count`` bucket counts, written as zigzag varints of each count minus the one
         before: one loop without calls, for the buckets are most of a histogram."""
-        data, position, counts, previous = self._data, self._position, [], 0
+        data, position = self._data, self._position
+        deltas = data[position : position + count]
+        if len(deltas) == count and (not deltas or max(deltas) < 0x80):
+            # Each delta in one byte (|delta| < 64), as in most latency histograms: at C speed.
+            self._position = position + count
+            return list(accumulate(map(_UNZIGZAG_BYTE.__getitem__, deltas)))
+        counts, previous = [], 0
         for _index in range(count):
             value = shift = 0
             while True:

@@ -190,8 +190,11 @@ def test_from_native_refuses_what_it_cannot_represent(arguments, message):
         histogram_of([0.25]),
         histogram_of([*latencies(11, 1000), 0.0, 3.0, 4096.0]),
         histogram_of(latencies(12, 1000, sigma=3.0), schema=-2),
+        # Bucket counts that differ by 64 or more from the one before: deltas of several bytes.
+        Histogram(3, buckets={-40: 1, -39: 500, -38: 70, -37: 7000, -35: 1}, count=7572, sum=1.5),
+        Histogram(3, buckets={-40: 5, -39: 63, -38: 1, -37: 64}, count=133, sum=0.1),
     ],
-    ids=["empty", "zeros only", "single value", "typical", "coarse and wide"],
+    ids=["empty", "zeros only", "single value", "typical", "coarse and wide", "big steps", "steps at the one-byte edge"],
 )
 def test_serialization_round_trip_is_exact(histogram):
     text = histogram.serialize()
