@@ -433,6 +433,54 @@ def test_two_overlapping_runs_then_stop_test_half_way_through_the_first(producti
     production.assert_empty([HOME, *remote])
 
 
+def test_a_task_stopped_mid_run_keeps_its_records_up_to_the_stop_and_run_test_names_it(production, tmp_path):
+    """StopTask (as a Spot interruption does): ECS signals both containers at once. k6 ends
+    gracefully and pushes its last metrics, which the aggregator still takes, then flushes: the
+    store holds what the target served, but for the iterations cut short by the stop."""
+    deployment, run_id = "prodsigterm", "prod-sigterm-1"
+    remote = {"us-east-2": 2}
+    seen: list = []
+    with api_like_target(median_ms=1.0, seen=seen) as url:
+        variables = settings(
+            production, tmp_path, deployment, run_id, remote, 20,
+            script=script(tmp_path, STEADY_SCRIPT),
+            constellation_max_vus_per_task=1,
+            constellation_script_env={"TARGET": url},
+            constellation_wait=False,
+        )
+        assert playbook("init", variables).rc == 0
+        assert playbook("run_test", variables).rc == 0
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            start_at = playbook_state(production, deployment, run_id)["start_at"]
+            if start_at is not None and orchestrator_state.now_ms() > start_at + 6000:
+                break
+            time.sleep(1)
+        else:
+            pytest.fail("the run did not start within 240 s")
+        ecs = production.client("ecs", "us-east-2")
+        stopped = next(task for task in production.run_tasks("us-east-2", deployment, run_id) if task_index(task) == 1)
+        ecs.stop_task(cluster=deployment, task=stopped["taskArn"], reason="Spot interruption, as a test")
+
+        waited = playbook("run_test", variables | {"constellation_wait": True, "constellation_wait_poll_seconds": 2})
+        served = len(seen)
+
+    assert waited.rc != 0  # the load did not run to its end in task 1
+    assert "task 1: exit 105" in " ".join(waited.stdout.split()), waited.output[-4000:]
+    task = next(task for task in production.run_tasks("us-east-2", deployment, run_id) if task_index(task) == 1)
+    assert {c["name"]: c["exitCode"] for c in task["containers"]} == {"load-generator": 105, "aggregator": 0}
+    records, _progress = stored(production, f"{deployment}-123456789012-{HOME}", run_id)
+    stored_requests = sum(r.requests for r in records if isinstance(r, RequestRecord))
+    # Each of the 2 VUs may have one request cut short by the stop, which the target served.
+    print(f"a task stopped mid-run: target served {served}, the store holds {stored_requests}")
+    assert served - 2 <= stored_requests <= served, (served, stored_requests)
+    aggregator_log = [json.loads(line) for line in production.task_logs("us-east-2", task["taskArn"], "aggregator") if line.startswith("{")]
+    assert [e["event"] for e in aggregator_log if e["event"] in ("stop_asked", "finish_not_asked")] == ["stop_asked"]
+
+    assert playbook("teardown_all", variables).rc == 0
+    production.assert_empty([HOME, *remote])
+
+
 ABORT_SCRIPT = """
 import http from 'k6/http';
 import { sleep } from 'k6';
