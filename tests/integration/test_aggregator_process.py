@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -257,10 +258,17 @@ def test_a_stop_signal_without_finish_flushes_after_the_wait(moto, bucket, tmp_p
 def test_bad_requests_get_an_answer_and_a_log_line_not_a_traceback(aggregator):
     assert aggregator.request("POST", "/api/v1/write", b"\x00garbage")[0] == 400
     assert aggregator.request("GET", "/nowhere")[0] == 404
+    # A client that stalls mid-request is cut off (10 s), and /finish is answered after it.
+    stalled = socket.create_connection(("127.0.0.1", aggregator.port), timeout=30)
+    stalled.sendall(b"POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\npartial")
+    asking = time.monotonic()
     assert aggregator.request("POST", "/finish")[0] == 200
+    assert time.monotonic() - asking < 25
+    stalled.close()
     assert aggregator.wait() == 0
     assert "Traceback" not in aggregator.output()
     assert [e["event"] for e in aggregator.events() if e["level"] == "warning"] == ["bad_push"]
+    assert [e["bad_pushes"] for e in aggregator.events() if e["event"] == "summary"] == [1]
 
 
 @pytest.mark.parametrize(

@@ -163,6 +163,7 @@ class AggregatorServer(HTTPServer):
         self.writer = writer
         self.finished = Event()
         self.pushes = 0
+        self.bad_pushes = 0  # answered 400: not remote-write, or past a limit
         self.push_seconds = 0.0
 
     def flush(self) -> dict[str, Any]:
@@ -171,11 +172,19 @@ class AggregatorServer(HTTPServer):
         if not self.writer.drain(FLUSH_SECONDS):
             LOG.error("flush_timed_out", extra={"fields": {"seconds": FLUSH_SECONDS, **self.writer.summary()}})
         mean_ms = 1000 * self.push_seconds / self.pushes if self.pushes else 0.0
-        return {**self.writer.summary(), "pushes": self.pushes, "mean_push_ms": round(mean_ms, 3)}
+        return {
+            **self.writer.summary(),
+            "pushes": self.pushes,
+            "bad_pushes": self.bad_pushes,
+            "mean_push_ms": round(mean_ms, 3),
+        }
 
 
 class Handler(BaseHTTPRequestHandler):
     server: AggregatorServer
+    # One thread serves every request: a client that stalls mid-request is cut off after this
+    # long, not left to hold up k6's pushes and /finish.
+    timeout = 10
 
     def do_GET(self) -> None:
         if self.path == "/ready":
@@ -199,6 +208,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             pushed = decode(body, METRICS)
         except MalformedRequest as error:
+            self.server.bad_pushes += 1
             LOG.warning("bad_push", extra={"fields": {"error": str(error), "bytes": len(body)}})
             self._reply(HTTPStatus.BAD_REQUEST, {"error": str(error)})
             return

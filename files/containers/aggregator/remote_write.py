@@ -51,6 +51,11 @@ class Series:
         return next((value for key, value in self.labels if key == name), "")
 
 
+# What a push may decompress to: snappy expands up to about 21 times, so a body within the
+# server's limit could otherwise take gigabytes. k6's pushes are kilobytes to a few megabytes.
+MAX_DECOMPRESSED_BYTES = 128 * 1024 * 1024
+
+
 def decode(body: bytes, metrics: frozenset[str]) -> list[Series]:
     """The latest value of every series of ``metrics`` in a remote-write request body.
 
@@ -58,6 +63,9 @@ def decode(body: bytes, metrics: frozenset[str]) -> list[Series]:
     per request name and the aggregator needs only a few metrics.
     """
     try:
+        length = cramjam.snappy.decompress_raw_len(body)
+        if length > MAX_DECOMPRESSED_BYTES:
+            raise MalformedRequest(f"the body decompresses to {length} bytes, over the limit of {MAX_DECOMPRESSED_BYTES}")
         request = remote_pb2.WriteRequest.FromString(bytes(cramjam.snappy.decompress_raw(body)))
     except cramjam.DecompressionError as error:
         raise MalformedRequest(f"the body is not snappy-compressed: {error}") from None

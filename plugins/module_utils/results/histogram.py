@@ -107,10 +107,17 @@ class Histogram:
         """
         if any(length for _offset, length in negative_spans):
             raise HistogramError("negative buckets are not supported: latencies are never negative")
+        # Checked before the indices are made: a few bytes can declare a span of millions of buckets.
+        covered = 0
+        for _offset, length in spans:
+            if length < 0:
+                raise HistogramError(f"a span length is negative: {length}")
+            covered += length
+        given = len(counts) if counts else len(deltas)
+        if covered != given:
+            raise HistogramError(f"the spans cover {covered} buckets but {given} counts were given")
         indices = _span_indices(spans)
         values = list(counts) if counts else list(accumulate(deltas))
-        if len(values) != len(indices):
-            raise HistogramError(f"the spans cover {len(indices)} buckets but {len(values)} counts were given")
         if any(value < 0 for value in values):
             raise HistogramError("a bucket count is negative")
         buckets = {index: value for index, value in zip(indices, values, strict=True) if value}

@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 import threading
+import tracemalloc
 import urllib.request
 from pathlib import Path
 
@@ -90,6 +91,8 @@ def test_the_captured_body_aggregates_into_records_with_k6s_totals():
     [
         (b"not snappy at all", "not snappy-compressed"),
         (bytes(cramjam.snappy.compress_raw(b"\xff\xff\xff")), "not a remote-write protobuf"),
+        # A few bytes whose header declares 1.3 GB: refused before anything is decompressed.
+        (b"\x80\xa2\xf1\xec\x04\x00abc", "decompresses to 1302089984 bytes, over the limit of 134217728"),
     ],
 )
 def test_a_malformed_body_is_refused_with_a_reason(body, message):
@@ -107,6 +110,26 @@ def test_a_histogram_with_inconsistent_spans_is_refused():
     body = bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
     with pytest.raises(MalformedRequest, match=DURATION):
         decode(body, METRICS)
+
+
+def test_a_huge_span_in_a_tiny_push_is_refused_before_its_buckets_are_made():
+    """74 bytes declaring a span of 5 million buckets once took 210 MB."""
+    request = remote_pb2.WriteRequest()
+    series = request.timeseries.add()
+    series.labels.add(name="__name__", value=DURATION)
+    histogram = series.histograms.add(count_int=1, schema=3, timestamp=1000)
+    histogram.positive_spans.add(offset=0, length=5_000_000)
+    histogram.positive_deltas.append(1)
+    body = bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
+    assert len(body) < 100
+    tracemalloc.start()
+    try:
+        with pytest.raises(MalformedRequest, match="the spans cover 5000000 buckets but 1 counts were given"):
+            decode(body, METRICS)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024 * 1024, peak
 
 
 # ---- Cumulative series into intervals.
