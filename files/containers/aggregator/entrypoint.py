@@ -41,6 +41,8 @@ Environment:
 ``CONSTELLATION_AGGREGATOR_PORT``     port (default 9464)
 ``CONSTELLATION_STOP_WAIT_SECONDS``   after a stop signal, how long to wait for ``/finish``
                                       (default 65, ``STOP_WAIT_SECONDS``)
+``CONSTELLATION_MAX_REQUEST_NAMES``   request names kept apart per task (default 1000); the
+                                      rest are summed into ``(other)`` (intervals.py)
 
 Locally it runs as ``python entrypoint.py`` with ``PYTHONPATH`` holding
 ``plugins/module_utils`` and ``files/containers/aggregator``.
@@ -70,6 +72,7 @@ from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError
 
 import stores
+from intervals import DEFAULT_MAX_REQUEST_NAMES
 from intervals import METRICS
 from intervals import Identity
 from intervals import IntervalAggregator
@@ -102,6 +105,7 @@ class Settings:
     host: str
     port: int
     stop_wait_seconds: int = int(STOP_WAIT_SECONDS)
+    max_request_names: int = DEFAULT_MAX_REQUEST_NAMES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -131,6 +135,7 @@ class Settings:
             host=env.get("CONSTELLATION_AGGREGATOR_HOST", "127.0.0.1"),
             port=_integer(env, "CONSTELLATION_AGGREGATOR_PORT", 9464, minimum=0),
             stop_wait_seconds=_integer(env, "CONSTELLATION_STOP_WAIT_SECONDS", int(STOP_WAIT_SECONDS), minimum=0),
+            max_request_names=_integer(env, "CONSTELLATION_MAX_REQUEST_NAMES", DEFAULT_MAX_REQUEST_NAMES, minimum=1),
         )
 
 
@@ -176,6 +181,7 @@ class AggregatorServer(HTTPServer):
             **self.writer.summary(),
             "pushes": self.pushes,
             "bad_pushes": self.bad_pushes,
+            "folded_request_names": self.aggregator.folded_request_names,
             "mean_push_ms": round(mean_ms, 3),
         }
 
@@ -268,7 +274,7 @@ def configure_logging() -> None:
 def serve(settings: Settings, store: stores.Store) -> int:
     """Serve until /finish or a signal, write everything held, and return the exit status."""
     writer = stores.Writer(store)
-    aggregator = IntervalAggregator(settings.identity, settings.interval_seconds * 1000)
+    aggregator = IntervalAggregator(settings.identity, settings.interval_seconds * 1000, settings.max_request_names)
     server = AggregatorServer((settings.host, settings.port), aggregator, writer)
     stop_asked = Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

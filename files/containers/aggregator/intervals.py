@@ -12,6 +12,11 @@ follows. A value stamped before that (a gauge updated earlier) goes to the oldes
 open rather than being lost. A total that goes down means k6 restarted: the new total is the delta.
 The first push of a series counts everything since the start of the test, which is right for an
 aggregator that starts before k6 (the load generator starts it first).
+
+A task keeps at most ``max_request_names`` request names (k6 names a request by its URL unless the
+script tags it with ``name``, so a script that builds URLs would make a record per URL and
+interval): the names seen after that are summed into the request ``OTHER_REQUESTS``, and how many
+names were folded so is counted (``folded_request_names``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from dataclasses import field
 
 from results.histogram import Histogram
 from results.histogram import HistogramError
+from results.records import OTHER_REQUESTS
 from results.records import Record
 from results.records import RequestRecord
 from results.records import TaskRecord
@@ -40,6 +46,10 @@ DATA_SENT = "k6_data_sent_total"
 VUS = "k6_vus"
 METRICS = frozenset({DURATION, REQUESTS, FAILED_RATE, ITERATIONS, DATA_RECEIVED, DATA_SENT, VUS})
 _TASK_COUNTERS = {ITERATIONS: "iterations", DATA_RECEIVED: "data_received", DATA_SENT: "data_sent"}
+
+DEFAULT_MAX_REQUEST_NAMES = 1000
+# Folded names are counted up to this many (a set of them is kept for that, bounded).
+MAX_FOLDED_NAMES_COUNTED = 100_000
 
 LOG = logging.getLogger("aggregator")
 
@@ -76,9 +86,12 @@ class Identity:
 class IntervalAggregator:
     """Accumulates pushes into intervals of ``length_ms`` and hands out the completed ones' records."""
 
-    def __init__(self, identity: Identity, length_ms: int) -> None:
+    def __init__(self, identity: Identity, length_ms: int, max_request_names: int = DEFAULT_MAX_REQUEST_NAMES) -> None:
         self.identity = identity
         self.length_ms = length_ms
+        self.max_request_names = max_request_names
+        self._request_names: set[str] = set()
+        self._folded_names: set[str] = set()
         self._totals: dict[SeriesKey, float | Histogram] = {}
         self._intervals: dict[int, _Interval] = {}
         self._open_from = 0  # every interval that starts before this was handed out
@@ -106,19 +119,41 @@ class IntervalAggregator:
         elif series.metric == REQUESTS:
             count = round(self._counter_delta(series.metric, series))
             if count:
-                interval.of(_request_key(series)).requests += count
+                interval.of(self._request_key(series)).requests += count
         elif series.metric == FAILED_RATE:
             # k6 sends the failed fraction so far; times the same series' request total it is the
             # failure total, a counter like the others.
             failures = round(series.value * requests.get(series.labels, 0))
             count = round(self._counter_delta(series.metric, series, failures))
             if count:
-                interval.of(_request_key(series)).failures += count
+                interval.of(self._request_key(series)).failures += count
         elif series.metric == DURATION:
             latency = self._histogram_delta(series)
             if latency.count:
-                entry = interval.of(_request_key(series))
+                entry = interval.of(self._request_key(series))
                 entry.latency = entry.latency.merge(latency)
+
+    @property
+    def folded_request_names(self) -> int:
+        """How many request names were summed into OTHER_REQUESTS (counted up to MAX_FOLDED_NAMES_COUNTED)."""
+        return len(self._folded_names)
+
+    def _request_key(self, series: Series) -> RequestKey:
+        name = series.label("name")
+        if name not in self._request_names:
+            if len(self._request_names) < self.max_request_names:
+                self._request_names.add(name)
+            else:
+                if name not in self._folded_names and len(self._folded_names) < MAX_FOLDED_NAMES_COUNTED:
+                    if not self._folded_names:
+                        LOG.warning(
+                            "request_names_folded",
+                            extra={"fields": {"limit": self.max_request_names, "into": OTHER_REQUESTS,
+                                              "hint": "tag requests with a name (k6's tags: { name: ... })"}},
+                        )
+                    self._folded_names.add(name)
+                name = OTHER_REQUESTS
+        return name, series.label("method"), status_class(series.label("status"))
 
     def _counter_delta(self, metric: str, series: Series, total: float | None = None) -> float:
         total = series.value if total is None else total
@@ -178,6 +213,3 @@ class IntervalAggregator:
                 extra={"fields": {"hint": "run k6 with K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM=true"}},
             )
 
-
-def _request_key(series: Series) -> RequestKey:
-    return series.label("name"), series.label("method"), status_class(series.label("status"))

@@ -47,6 +47,8 @@ except ImportError:  # the aggregator ships this file and histogram.py as top-le
     from histogram import deserialize  # type: ignore[no-redef]
 
 _STATUS_CLASSES = {"1": "1xx", "2": "2xx", "3": "3xx", "4": "4xx", "5": "5xx"}
+# The request name a task's aggregator sums every name past its first ones into (intervals.py).
+OTHER_REQUESTS = "(other)"
 
 
 @dataclass(frozen=True)

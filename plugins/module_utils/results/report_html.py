@@ -38,6 +38,8 @@ else:
     HAS_PLOTLY = True
     PLOTLY_IMPORT_ERROR = None
 
+from .records import OTHER_REQUESTS
+
 NO_DATA = "\u2014"
 OVERALL = "overall"
 PERCENTILES = ("p50", "p90", "p95", "p99")
@@ -480,7 +482,14 @@ def _requests(summary: dict[str, Any]) -> str:
     ]
     headers = ["Request", "Method", "Requests", "Failed", "Error rate", "req/s", "avg ms", "p50 ms", "p90 ms",
                "p95 ms", "p99 ms", "max ms"]
-    return _section("requests", "Requests", _table(headers, rows, "llrrrrrrrrrr"))
+    table = _table(headers, rows, "llrrrrrrrrrr")
+    if any(entry.get("request") == OTHER_REQUESTS for entry in requests):
+        table += _note(
+            f"{OTHER_REQUESTS}: the requests of every name past a task's first 1,000 (by default), summed. k6 names a"
+            " request by its URL unless the script tags it: give requests to URLs that vary a name, e.g."
+            " http.get(url, { tags: { name: 'user' } })."
+        )
+    return _section("requests", "Requests", table)
 
 
 def _regions_side_by_side(summary: dict[str, Any]) -> str:

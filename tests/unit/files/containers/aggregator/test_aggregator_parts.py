@@ -172,6 +172,23 @@ def test_series_of_one_request_name_and_status_class_add_up():
     assert record.latency == latency(0.1, 0.1, 0.1).merge(latency(0.2, 0.2))
 
 
+def test_request_names_past_the_limit_are_summed_into_other_and_counted(caplog):
+    """A script that builds URLs makes a request name per URL: a task keeps the first names apart."""
+    aggregator = IntervalAggregator(WHO, 5000, max_request_names=2)
+    urls = [(("method", "GET"), ("name", f"/users/{user}"), ("status", "200")) for user in range(6)]
+    with caplog.at_level(logging.WARNING, logger="aggregator"):
+        for at_ms in (1_000, 2_000):  # the same series twice: cumulative totals, counted once
+            pushed = [push(at_ms, index + 1, 0.0, latency(*[0.1] * (index + 1)), labels) for index, labels in enumerate(urls)]
+            aggregator.add([series for one in pushed for series in one])
+    records = aggregator.close_all()
+    by_name = {record.request: record for record in records if isinstance(record, RequestRecord)}
+    assert sorted(by_name) == ["(other)", "/users/0", "/users/1"]
+    assert by_name["(other)"].requests == 3 + 4 + 5 + 6 and by_name["(other)"].latency.count == 18
+    assert sum(record.requests for record in by_name.values()) == sum(range(1, 7))
+    assert aggregator.folded_request_names == 4
+    assert [r.getMessage() for r in caplog.records] == ["request_names_folded"]
+
+
 def test_a_restarted_k6_starts_its_totals_over():
     aggregator = IntervalAggregator(WHO, 5000)
     aggregator.add(push(1_000, 10, 0.0, latency(*[0.1] * 10)))

@@ -423,3 +423,12 @@ def test_a_stopped_or_aborted_run_says_so_on_the_page_and_in_the_table():
     assert "ABORTED at 2026-12-05T12:01:40.000Z: http_req_failed rate<0.01 breached" in table.splitlines()[1]
     assert "STOPPED at" in summary_table(dict(full_summary(), stop=dict(stop, reason="stopped", detail="")))
     assert "STOPPED" not in render(full_summary()) and "ABORTED" not in render(full_summary())
+
+
+def test_requests_summed_into_other_come_with_the_hint_to_name_them():
+    summary = full_summary()
+    other = dict(summary["requests"][0], request="(other)")
+    page = render(dict(summary, requests=[*summary["requests"], other]))
+    assert "(other): the requests of every name past a task&#x27;s first 1,000" in page
+    assert "tags: { name: &#x27;user&#x27; }" in page
+    assert "(other): the requests" not in render(summary)
