@@ -342,6 +342,17 @@ export default function () {
 """
 
 
+def wait_for_load(production, deployment: str, run_id: str, seconds: float) -> None:
+    """Return once the run's start was decided and its load has run for ``seconds``."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        start_at = playbook_state(production, deployment, run_id)["start_at"]
+        if start_at is not None and orchestrator_state.now_ms() > start_at + seconds * 1000:
+            return
+        time.sleep(1)
+    pytest.fail("the run did not start within 240 s")
+
+
 def granted_runs(production, deployment: str, region: str) -> list[str]:
     """The runs whose script the region's task role may read now (its policy "runs", run_grants)."""
     iam, role = production.client("iam", HOME), f"{deployment}-task-{region}"
@@ -373,14 +384,7 @@ def test_two_overlapping_runs_then_stop_test_half_way_through_the_first(producti
         assert launched.rc == 0, launched.output[-6000:]
         assert granted_runs(production, deployment, "us-east-2") == granted_runs(production, deployment, "ca-central-1") == [run_a]
 
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:  # the start decided and some load run
-            start_at = playbook_state(production, deployment, run_a)["start_at"]
-            if start_at is not None and orchestrator_state.now_ms() > start_at + 5000:
-                break
-            time.sleep(2)
-        else:
-            pytest.fail("the run did not start within 240 s")
+        wait_for_load(production, deployment, run_a, seconds=5)
 
         # Run B in one of A's regions, from its own directory, waited for: A keeps its grants meanwhile.
         overlapping = dict(
@@ -450,14 +454,7 @@ def test_a_task_stopped_mid_run_keeps_its_records_up_to_the_stop_and_run_test_na
         )
         assert playbook("init", variables).rc == 0
         assert playbook("run_test", variables).rc == 0
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            start_at = playbook_state(production, deployment, run_id)["start_at"]
-            if start_at is not None and orchestrator_state.now_ms() > start_at + 6000:
-                break
-            time.sleep(1)
-        else:
-            pytest.fail("the run did not start within 240 s")
+        wait_for_load(production, deployment, run_id, seconds=6)
         ecs = production.client("ecs", "us-east-2")
         stopped = next(task for task in production.run_tasks("us-east-2", deployment, run_id) if task_index(task) == 1)
         ecs.stop_task(cluster=deployment, task=stopped["taskArn"], reason="Spot interruption, as a test")

@@ -212,4 +212,3 @@ class IntervalAggregator:
                 "no_latency_histograms",
                 extra={"fields": {"hint": "run k6 with K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM=true"}},
             )
-
