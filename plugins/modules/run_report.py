@@ -158,7 +158,7 @@ failed_tasks:
   type: list
   elements: dict
   sample: [{"region": "us-east-2", "task": "1", "exit_code": 107,
-            "message": "us-east-2 task 1 ended with k6 exit code 107 (its share of the load may be missing)"}]
+            "message": "us-east-2 task 1 ended with exit 107 (k6 ScriptException): its share of the load may be missing"}]
 failures:
   description: The messages of RV(breaches) and RV(failed_tasks), one line each.
   returned: success
@@ -181,6 +181,7 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.constellation.loadtest.plugins.module_utils.run import orchestrator_state
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.exit_codes import describe_exit_code
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import progress
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_data
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_html
@@ -308,7 +309,7 @@ def failed_tasks_of(summary):
             "region": region,
             "task": task,
             "exit_code": code,
-            "message": f"{region} task {task} ended with k6 exit code {code} (its share of the load may be missing)",
+            "message": f"{region} task {task} ended with exit {code} ({describe_exit_code(int(code))}): its share of the load may be missing",
         }
         for region, codes in sorted(summary.get("exit_codes", {}).items())
         for task, code in sorted(codes.items(), key=lambda item: int(item[0]))

@@ -241,6 +241,20 @@ def test_a_stop_signal_keeps_taking_pushes_until_finish_then_writes_the_partial_
     assert summary["pushes"] == 2 and summary["unflushed"] == 0
 
 
+def test_a_stop_signal_before_any_push_finishes_at_once(moto, bucket, tmp_path):
+    """k6 never ran (the script was refused, the run stopped before the start): nothing to wait for."""
+    aggregator = Aggregator(moto, tmp_path)
+    try:
+        aggregator.wait_ready()
+        signalled = time.monotonic()
+        aggregator.process.send_signal(signal.SIGTERM)
+        assert aggregator.wait() == 0
+        assert time.monotonic() - signalled < 5
+    finally:
+        aggregator.stop()
+    assert [e["pushes"] for e in aggregator.events() if e["event"] == "pushes_ended"] == [0]
+
+
 def test_a_stop_signal_without_finish_flushes_after_the_wait(moto, bucket, tmp_path):
     """The load generator died: the aggregator flushes what it has after its bounded wait."""
     aggregator = Aggregator(moto, tmp_path, CONSTELLATION_INTERVAL_SECONDS="3600", CONSTELLATION_STOP_WAIT_SECONDS="2")

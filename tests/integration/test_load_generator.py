@@ -639,3 +639,21 @@ def test_the_script_environment_reaches_k6_as_arguments_never_as_its_own_environ
     assert command[command.index("--env"):command.index("--env") + 4] == ["--env", "GREETING=hi", "--env", "PATH=/nowhere"]
     assert LOAD_GENERATOR.k6_environment(settings).get("PATH") != "/nowhere"  # k6 itself runs as it would
     assert "GREETING" not in LOAD_GENERATOR.k6_environment(settings)
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "follow_up", "final"),
+    [
+        (0, [], 0),
+        (0, [Failure.AGGREGATOR_FINISH, Failure.TEST_END], int(Failure.AGGREGATOR_FINISH)),
+        # The load ran, so the lost flush is what the run must hear of, not a code it accepts.
+        (99, [Failure.AGGREGATOR_FINISH], int(Failure.AGGREGATOR_FINISH)),
+        (105, [Failure.AGGREGATOR_FINISH], int(Failure.AGGREGATOR_FINISH)),
+        (int(Failure.RUN_STOPPED), [Failure.TEST_END], int(Failure.TEST_END)),
+        # The load did not run: that is the task's story, whatever came after.
+        (107, [Failure.AGGREGATOR_FINISH], 107),
+        (int(Failure.START_TIMEOUT), [Failure.TEST_END], int(Failure.START_TIMEOUT)),
+    ],
+)
+def test_a_lost_flush_is_never_hidden_behind_an_exit_code_the_run_accepts(exit_code, follow_up, final):
+    assert LOAD_GENERATOR.final_exit_code(exit_code, follow_up) == final

@@ -18,6 +18,8 @@ from pathlib import Path
 from run import orchestrator_state
 import pytest
 from conftest import PRODUCTION, REPO, VENV_BIN, built_images, our_containers, our_pods, run_playbook
+import podman
+from ecs_runner import TASK_LABEL
 from results.records import RequestRecord, TaskRecord, from_json
 from targets import api_like_target
 
@@ -437,17 +439,38 @@ def test_two_overlapping_runs_then_stop_test_half_way_through_the_first(producti
     production.assert_empty([HOME, *remote])
 
 
-def test_a_task_stopped_mid_run_keeps_its_records_up_to_the_stop_and_run_test_names_it(production, tmp_path):
-    """StopTask (as a Spot interruption does): ECS signals both containers at once. k6 ends
-    gracefully and pushes its last metrics, which the aggregator still takes, then flushes: the
-    store holds what the target served, but for the iterations cut short by the stop."""
-    deployment, run_id = "prodsigterm", "prod-sigterm-1"
-    remote = {"us-east-2": 2}
+def kill_container(task_arn: str, container: str) -> None:
+    """SIGKILL one container of an emulated ECS task, as an out-of-memory kill or a crash would end it."""
+    env = podman.environment()
+    names = podman.run(["ps", "--format", "{{.Names}}", "--filter", f"label={TASK_LABEL}={task_arn}"], env).stdout.split()
+    (name,) = [name for name in names if name.endswith(f"-{container}")]
+    podman.run(["kill", "--signal", "KILL", name], env)
+
+
+PER_TASK_SCRIPT = """
+import http from 'k6/http';
+import { sleep } from 'k6';
+export default function () {
+  http.get(`${__ENV.TARGET}/api/task-${__ENV.CONSTELLATION_TASK_INDEX}`, { tags: { name: 'by-task' } });
+  sleep(0.05);
+}
+"""
+
+
+def test_a_stopped_task_keeps_its_records_and_a_killed_aggregator_fails_the_run_naming_each_task(production, tmp_path):
+    """Two faults in one run of 3 tasks, 6 s into 20 s. Task 1 is stopped with StopTask, as a Spot
+    interruption does: ECS signals both containers at once, k6 ends gracefully and pushes its last
+    metrics, which the aggregator still takes, then flushes. Task 2's aggregator is killed (it is
+    not essential to ECS): k6 runs on, what the aggregator held is lost, and /finish is refused.
+    The target counts each task's requests: task 0's and task 1's are all in the store, task 2's
+    are not, and the run fails naming tasks 1 and 2."""
+    deployment, run_id = "prodfaults", "prod-faults-1"
+    remote = {"us-east-2": 3}
     seen: list = []
     with api_like_target(median_ms=1.0, seen=seen) as url:
         variables = settings(
             production, tmp_path, deployment, run_id, remote, 20,
-            script=script(tmp_path, STEADY_SCRIPT),
+            script=script(tmp_path, PER_TASK_SCRIPT),
             constellation_max_vus_per_task=1,
             constellation_script_env={"TARGET": url},
             constellation_wait=False,
@@ -455,28 +478,31 @@ def test_a_task_stopped_mid_run_keeps_its_records_up_to_the_stop_and_run_test_na
         assert playbook("init", variables).rc == 0
         assert playbook("run_test", variables).rc == 0
         wait_for_load(production, deployment, run_id, seconds=6)
-        ecs = production.client("ecs", "us-east-2")
-        stopped = next(task for task in production.run_tasks("us-east-2", deployment, run_id) if task_index(task) == 1)
-        ecs.stop_task(cluster=deployment, task=stopped["taskArn"], reason="Spot interruption, as a test")
+        tasks = {task_index(task): task for task in production.run_tasks("us-east-2", deployment, run_id)}
+        production.client("ecs", "us-east-2").stop_task(cluster=deployment, task=tasks[1]["taskArn"], reason="Spot interruption, as a test")
+        kill_container(tasks[2]["taskArn"], "aggregator")
 
         waited = playbook("run_test", variables | {"constellation_wait": True, "constellation_wait_poll_seconds": 2})
-        served = len(seen)
+        served = {index: sum(1 for path, _headers in seen if path == f"/api/task-{index}") for index in range(3)}
 
-    assert waited.rc != 0  # the load did not run to its end in task 1
-    assert "task 1: exit 105" in " ".join(waited.stdout.split()), waited.output[-4000:]
-    task = next(task for task in production.run_tasks("us-east-2", deployment, run_id) if task_index(task) == 1)
-    assert {c["name"]: c["exitCode"] for c in task["containers"]} == {"load-generator": 105, "aggregator": 0}
+    message = " ".join(waited.stdout.split())
+    assert waited.rc != 0 and "task 1: exit 105" in message and "task 2: exit 87" in message, waited.output[-4000:]
     records, _progress = stored(production, f"{deployment}-123456789012-{HOME}", run_id)
-    stored_requests = sum(r.requests for r in records if isinstance(r, RequestRecord))
-    # Each of the 2 VUs may have one request cut short by the stop, which the target served.
-    print(f"a task stopped mid-run: target served {served}, the store holds {stored_requests}")
-    assert served - 2 <= stored_requests <= served, (served, stored_requests)
-    aggregator_log = [json.loads(line) for line in production.task_logs("us-east-2", task["taskArn"], "aggregator") if line.startswith("{")]
-    # Whichever container's SIGTERM came first, the aggregator flushed on the generator's /finish,
+    in_store = {index: sum(r.requests for r in records if isinstance(r, RequestRecord) and r.task == str(index)) for index in range(3)}
+    print(f"faults: target served {served} by task, the store holds {in_store}")
+    assert in_store[0] == served[0] > 0
+    # The stopped task's VU may have one request cut short by the stop, which the target served.
+    assert served[1] - 1 <= in_store[1] <= served[1] and in_store[1] < served[0]
+    assert in_store[2] < served[2]
+    stopped = [json.loads(line) for line in production.task_logs("us-east-2", tasks[1]["taskArn"], "aggregator") if line.startswith("{")]
+    # Whichever container got its SIGTERM first, the aggregator flushed on the generator's /finish,
     # after k6's last push, and wrote everything.
-    assert "finish_not_asked" not in [e["event"] for e in aggregator_log]
-    summary = next(e for e in aggregator_log if e["event"] == "summary")
+    assert "finish_not_asked" not in [e["event"] for e in stopped]
+    summary = next(e for e in stopped if e["event"] == "summary")
     assert summary["written"] == summary["produced"] > 0 and summary["unflushed"] == 0, summary
+    report = playbook("visualize", variables | {"constellation_report_dir": str(tmp_path / "report")})
+    assert report.rc != 0, report.output[-4000:]
+    assert "us-east-2 task 2 ended with exit 87 (load generator AGGREGATOR_FINISH)" in " ".join(report.stdout.split())
 
     assert playbook("teardown_all", variables).rc == 0
     production.assert_empty([HOME, *remote])

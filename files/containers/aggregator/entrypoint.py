@@ -14,8 +14,8 @@ HTTP, on ``CONSTELLATION_AGGREGATOR_HOST``:``CONSTELLATION_AGGREGATOR_PORT``:
 
 SIGTERM or SIGINT (ECS stops both containers of a task at once: StopTask, a Spot interruption)
 asks the aggregator to finish once k6 has: it keeps taking pushes, k6's last one included, until
-the load generator asks ``/finish`` after k6 ended, or ``STOP_WAIT_SECONDS`` at most, then does what
-``/finish`` does. A flush takes at most ``FLUSH_SECONDS``, so that both fit in the task
+the load generator asks ``/finish`` after k6 ended, or no push came for ``PUSHES_IDLE_SECONDS`` (k6
+is gone, or never ran), or ``STOP_WAIT_SECONDS`` at most, then does what ``/finish`` does. A flush takes at most ``FLUSH_SECONDS``, so that both fit in the task
 definition's ``stopTimeout`` (120 s, Fargate's maximum) before ECS kills the container. The exit
 status is 0 when every record produced was written, 1 when some were rejected, failed or not
 written in time (each is logged), 2 for a bad configuration or an unreachable store. Logs are JSON
@@ -85,6 +85,9 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 # stopTimeout of 120 s, ECS kills the container after that.
 STOP_WAIT_SECONDS = 65
 FLUSH_SECONDS = 45.0
+# k6 pushes every second while it runs, its graceful stop included: after a stop signal, no push
+# for this long (or none ever: k6 never ran) means there is nothing more to wait for.
+PUSHES_IDLE_SECONDS = 5.0
 LOG = logging.getLogger("aggregator")
 
 
@@ -168,6 +171,7 @@ class AggregatorServer(HTTPServer):
         self.writer = writer
         self.finished = Event()
         self.pushes = 0
+        self.last_push_at: Optional[float] = None  # time.monotonic() of the last push taken
         self.bad_pushes = 0  # answered 400: not remote-write, or past a limit
         self.push_seconds = 0.0
 
@@ -220,6 +224,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.server.writer.submit(self.server.aggregator.add(pushed))
         self.server.pushes += 1
+        self.server.last_push_at = time.monotonic()
         self.server.push_seconds += time.perf_counter() - started
         self._reply(HTTPStatus.NO_CONTENT)
 
@@ -290,6 +295,10 @@ def serve(settings: Settings, store: stores.Store) -> int:
             give_up_at = time.monotonic() + settings.stop_wait_seconds
         if give_up_at is not None and time.monotonic() >= give_up_at:
             LOG.warning("finish_not_asked", extra={"fields": {"waited_s": settings.stop_wait_seconds}})
+            break
+        last_push_at = server.last_push_at
+        if give_up_at is not None and (last_push_at is None or time.monotonic() - last_push_at >= PUSHES_IDLE_SECONDS):
+            LOG.info("pushes_ended", extra={"fields": {"pushes": server.pushes, "idle_s": PUSHES_IDLE_SECONDS}})
             break
         time.sleep(0.1)
     # Finishing now: a SIGTERM from here on (ECS stops the sidecar once the load generator exited)

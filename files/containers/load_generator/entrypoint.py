@@ -73,6 +73,7 @@ from botocore.exceptions import ClientError
 
 from run.exit_codes import Failure
 from run.exit_codes import describe_exit_code
+from run.exit_codes import load_ran
 from run.orchestrator_client import OrchestratorClient
 from run.orchestrator_client import OrchestratorError
 from run.orchestrator_client import OrchestratorUnavailable
@@ -535,9 +536,12 @@ class LoadGenerator:
         except Interrupted as interruption:
             log("warning", "interrupted", exit_code=interruption.exit_code, message=str(interruption))
             exit_code = interruption.exit_code
-        follow_up = [self.finish_aggregator()] if aggregator_ready else []
-        follow_up.append(self.report_end(exit_code, k6_run.test_end_fields() if k6_run else {}))
-        return final_exit_code(exit_code, [failure for failure in follow_up if failure is not None])
+        flushed = [self.finish_aggregator()] if aggregator_ready else []
+        # The orchestrator hears of a flush the aggregator did not confirm (its records are
+        # missing): run_test and the report judge the run by the codes it keeps.
+        exit_code = final_exit_code(exit_code, [failure for failure in flushed if failure is not None])
+        reported = self.report_end(exit_code, k6_run.test_end_fields() if k6_run else {})
+        return final_exit_code(exit_code, [reported] if reported is not None else [])
 
     def fetch_script(self, workdir: Path) -> Path:
         s = self.settings
@@ -785,8 +789,11 @@ class LoadGenerator:
 
 
 def final_exit_code(exit_code: int, follow_up_failures: list[Failure]) -> int:
-    """The run's own failure (k6's or ours) first; else the first failure after it."""
-    if exit_code != 0 or not follow_up_failures:
+    """The run's own failure (k6's or ours) first, unless the load ran (0, k6's crossed thresholds
+    99, a stopped run's 105 or 90): then the first failure after it, a flush the aggregator did not
+    confirm or an end not reported, which would otherwise hide behind a code the run accepts
+    (records missing from a task whose k6 crossed a threshold would go unnoticed)."""
+    if not follow_up_failures or not load_ran(exit_code, stopped=True):
         return exit_code
     return int(follow_up_failures[0])
 
