@@ -466,46 +466,34 @@ def stop_run(client, table: str, run_id: str, reason: str, detail: str = "") -> 
     if reason not in STOP_REASONS:
         raise OrchestratorStateError(f"reason must be one of {', '.join(STOP_REASONS)}, got {shown(reason)}")
     stop = {"at": now_ms(), "reason": reason, "detail": str(detail)[:MAX_STOP_DETAIL_CHARS]}
-    try:
-        _call(
-            client.update_item,
-            table,
-            TableName=table,
-            Key={"run_id": {"S": run_id}},
-            UpdateExpression="SET #stop = :stop",
-            ConditionExpression="attribute_exists(run_id) AND attribute_not_exists(#stop)",
-            ExpressionAttributeNames={"#stop": "stop"},
-            ExpressionAttributeValues={
-                ":stop": {"M": {"at": {"N": str(stop["at"])}, "reason": {"S": reason}, "detail": {"S": stop["detail"]}}}
-            },
-        )
-    except ClientError as error:
-        if _error_code(error) != "ConditionalCheckFailedException":
-            raise
-        return _get_run(client, table, run_id)["stop"], False  # raises RunNotFoundError for a missing run
-    return stop, True
+    stopped = _update_run_if(
+        client,
+        table,
+        run_id,
+        UpdateExpression="SET #stop = :stop",
+        ConditionExpression="attribute_exists(run_id) AND attribute_not_exists(#stop)",
+        ExpressionAttributeNames={"#stop": "stop"},
+        ExpressionAttributeValues={
+            ":stop": {"M": {"at": {"N": str(stop["at"])}, "reason": {"S": reason}, "detail": {"S": stop["detail"]}}}
+        },
+    )
+    return (stop, True) if stopped else (_get_run(client, table, run_id)["stop"], False)
 
 
 def end_run(client, table: str, run_id: str) -> bool:
     """The run's tasks have all stopped: it is no longer active (:func:`active_runs`). Return
     whether this call ended it (False: it had ended, or expired, before)."""
-    now = now_ms()
-    try:
-        _call(
-            client.update_item,
-            table,
-            TableName=table,
-            Key={"run_id": {"S": run_id}},
-            UpdateExpression="SET active_until = :now",
-            ConditionExpression="attribute_exists(run_id) AND active_until > :now",
-            ExpressionAttributeValues={":now": {"N": str(now)}},
-        )
-    except ClientError as error:
-        if _error_code(error) != "ConditionalCheckFailedException":
-            raise
+    ended = _update_run_if(
+        client,
+        table,
+        run_id,
+        UpdateExpression="SET active_until = :now",
+        ConditionExpression="attribute_exists(run_id) AND active_until > :now",
+        ExpressionAttributeValues={":now": {"N": str(now_ms())}},
+    )
+    if not ended:
         _get_run(client, table, run_id)  # raises RunNotFoundError for a missing run
-        return False
-    return True
+    return ended
 
 
 def active_runs(client, table: str) -> dict[str, list[str]]:
@@ -833,6 +821,18 @@ def _update_run_maps(client, table: str, run_id: str, update: Callable[[], dict]
         ExpressionAttributeValues={":empty": {"M": {}}},
     )
     return update()
+
+
+def _update_run_if(client, table: str, run_id: str, **update: Any) -> bool:
+    """One conditional UpdateItem of the run's item; False when its condition did not hold (the
+    caller reads the run to tell a missing run from one already changed)."""
+    try:
+        _call(client.update_item, table, TableName=table, Key={"run_id": {"S": run_id}}, **update)
+    except ClientError as error:
+        if _error_code(error) != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
 
 
 def _get_run(client, table: str, run_id: str) -> dict:
