@@ -19,8 +19,10 @@ gave that task alone (``orchestrator_state.task_token``). Three events:
     (the task's own clock corrected by the offset it estimated from ``server_time``); and
     ``"thresholds": {"<metric selector>": {"<expression>": bool}}``, k6's verdict on each
     threshold of the task's script, true if it passed (e.g.
-    ``{"http_req_duration{region:us-east-2}": {"p(95)<500": true}}``). Each is kept as first
-    reported; verdicts beyond the run item's size budget are dropped, and the task flagged.
+    ``{"http_req_duration{region:us-east-2}": {"p(95)<500": true}}``); and ``"accounting":
+    {"k6_requests": int, ...}``, what became of the task's requests (``ACCOUNTING_FIELDS`` of
+    ``run/orchestrator_state.py``). Each is kept as first reported; verdicts beyond the run
+    item's size budget are dropped, and the task flagged.
 
 Nothing else: runs are planned, read and deleted by the playbooks in DynamoDB, which no task may
 touch. An event is at most ``MAX_EVENT_BYTES`` of JSON and every field is bounded.
@@ -168,6 +170,7 @@ def _test_end(event: dict, client, table: str) -> dict:
         exit_code,
         started_at=event.get("started_at"),
         thresholds=event.get("thresholds"),
+        accounting=event.get("accounting"),
     )
     if completion["region_completed_now"]:
         on_region_complete(run_id, region)

@@ -107,6 +107,17 @@ run:
         - A task that ended before k6 resumed reports none.
       type: dict
       sample: {"us-east-2": {"0": 1748779260004, "1": 1748779260011, "2": 1748779260007}, "ap-northeast-1": {}}
+    accounting:
+      description:
+        - What became of each task's requests, by region and task id, as the task first reported it
+          in its end. Every field is optional.
+        - V(k6_requests) is what k6 counted, V(requests_received) what the task's aggregator took in from
+          k6, V(requests_written) what it wrote to the results store, V(records_lost) the records it
+          produced and did not write, V(store_retries) the calls to the store it tried again, and
+          V(ended_at) when k6's load ended (epoch milliseconds on the orchestrator's clock).
+      type: dict
+      sample: {"us-east-2": {"0": {"k6_requests": 1561, "requests_received": 1561, "requests_written": 1561,
+               "records_lost": 0, "store_retries": 2, "ended_at": 1748779280011}}}
     start_skew_ms:
       description:
         - The spread of RV(run.started_at) over every task that reported it, in milliseconds

@@ -128,9 +128,19 @@ summary:
       type: bool
       sample: true
     verdict:
-      description: V(pass), V(fail) or V(partial) (the run has not ended).
+      description:
+        - V(pass), V(fail), V(partial) (the run has not ended) or V(incomplete) (results of a task are
+          missing, RV(incomplete)); missing results come before thresholds, which judged part of the load.
       type: str
       sample: pass
+    accounting:
+      description:
+        - Per task, the requests k6 counted against those in the results store, what its aggregator
+          wrote, lost and retried, and what is missing; the totals of the run.
+      type: dict
+      sample: {"k6_requests": 1561, "stored_requests": 1561, "store_retries": 0, "incomplete": [],
+               "tasks": {"us-east-2": {"0": {"k6_requests": 1561, "requests_received": 1561,
+               "requests_written": 1561, "records_lost": 0, "store_retries": 0, "stored_requests": 1561, "missing": []}}}}
     overall:
       description: Requests, failures, error rate, throughput and latency percentiles of the whole run.
       type: dict
@@ -159,6 +169,15 @@ failed_tasks:
   elements: dict
   sample: [{"region": "us-east-2", "task": "1", "exit_code": 107,
             "message": "us-east-2 task 1 ended with exit 107 (k6 ScriptException): its share of the load may be missing"}]
+incomplete:
+  description:
+    - The tasks whose results are missing, one line each naming the task and what is missing (the
+      requests k6 counted that are not in the results store, records the aggregator could not write,
+      a final flush it did not confirm). Not empty makes the verdict V(incomplete).
+  returned: success
+  type: list
+  elements: str
+  sample: ["us-east-2 task 1: 326 of the 386 requests k6 counted are not in the results store"]
 failures:
   description: The messages of RV(breaches) and RV(failed_tasks), one line each.
   returned: success
@@ -260,12 +279,13 @@ def read_script_thresholds(module, s3, bucket, run_id):
         raise ReportError(f"the thresholds of the script of run {run_id}: {e}") from None
 
 
-def read_records(module, run_id, run):
+def read_records(module, run_id, run, fold=None):
+    """The run's records folded over the tasks; ``fold`` (a report_data.TaskFold) keeps each task's requests."""
     params = module.params
     if params["results_store"] == "s3":
-        return report_data.read_records_s3(module.client("s3"), params["bucket"], run_id)
+        return report_data.read_records_s3(module.client("s3"), params["bucket"], run_id, fold)
     return report_data.read_records_timestream(
-        module.client("timestream-query"), params["database"], params["table"], run_id, run.get("start_at")
+        module.client("timestream-query"), params["database"], params["table"], run_id, run.get("start_at"), fold
     )
 
 
@@ -347,8 +367,9 @@ def build_report(module):
         baseline_run = read_run(dynamodb, params["state_table"], params["baseline_run_id"])
         baseline_records = read_records(module, params["baseline_run_id"], baseline_run)
 
+    fold = report_data.TaskFold()
     summary = report_data.build_summary(
-        read_records(module, run_id, run),
+        read_records(module, run_id, run, fold),
         run=run,
         plan=manifest["regions"],
         run_id=run_id,
@@ -360,6 +381,7 @@ def build_report(module):
         baseline_run=baseline_run,
         # With the script load model the script decides how long the load runs.
         duration_ms=manifest.get("duration_ms") if manifest.get("load_model") == "vus" else None,
+        stored_requests=fold.requests_by_task,
     )
     summary["executor"] = manifest.get("executor")
     summary["duration_ms"] = manifest.get("duration_ms")
@@ -380,6 +402,7 @@ def build_report(module):
         table=report_html.summary_table(summary).splitlines(),
         breaches=breaches,
         failed_tasks=failed_tasks,
+        incomplete=summary["accounting"]["incomplete"],
         failures=[item["message"] for item in breaches + failed_tasks],
     )
 

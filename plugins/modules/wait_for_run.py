@@ -118,8 +118,9 @@ lines:
 regions:
   description:
     - Per region at the last poll, whether it has ended, its task counts and tasks, the planned tasks
-      that have not reported the end of the test (C(unfinished), task indexes) and the tasks whose load
-      did not run to the end (C(failed), each with its exit code named; 0 and 99 ran it).
+      that have not reported the end of the test (C(unfinished), task indexes), the tasks whose load
+      did not run to the end (C(failed), each with its exit code named; 0 and 99 ran it) and the tasks
+      whose results are missing by their own accounting (C(incomplete), each with what is missing).
   returned: always
   type: dict
   sample:
@@ -129,6 +130,7 @@ regions:
       tasks: []
       unfinished: []
       failed: ["task 1: exit 107 (k6 ScriptException)"]
+      incomplete: ["us-east-2 task 0: its aggregator could not write 12 records to the results store"]
 still_running:
   description: The regions that had not ended at the last poll.
   returned: always

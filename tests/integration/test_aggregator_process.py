@@ -187,6 +187,10 @@ def test_k6_through_the_aggregator_to_s3_keeps_k6s_counts_and_percentiles(aggreg
     status, body = aggregator.request("POST", "/finish")
     assert status == 200, body
     assert aggregator.wait() == 0
+    # What the load generator hands on in test-end's accounting: k6's count, taken in and written.
+    counts = json.loads(body)
+    assert counts["requests_received"] == counts["requests_written"] == k6["http_reqs"]["count"]
+    assert counts["lost"] == counts["dropped"] == 0
 
     records = stored_records(bucket)
     requests = [r for r in records if isinstance(r, RequestRecord)]

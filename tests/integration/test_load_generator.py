@@ -249,6 +249,17 @@ def test_every_task_reports_when_k6_resumed_on_the_orchestrators_clock(vus_run):
     assert vus_run.state["start_skew_ms"] == max(offsets) - min(offsets)
 
 
+def test_every_task_reports_k6s_count_and_the_end_of_its_load_by_k6s_own_run_time(vus_run):
+    """test-end's accounting: what k6 counted, and when its load ended (the span throughput divides by)."""
+    accounting, started_at = vus_run.state["accounting"], vus_run.state["started_at"]
+    for region in ("ca-central-1", "us-east-2"):
+        for task in ("0", "1", "2"):
+            counts = accounting[region][task]
+            assert counts["k6_requests"] == 0, counts  # the script makes no HTTP request
+            k6_run_ms = vus_run.summaries[f"{region}-{task}"]["state"]["testRunDurationMs"]
+            assert abs(counts["ended_at"] - started_at[region][task] - k6_run_ms) <= 5, (counts, k6_run_ms)
+
+
 def test_k6_pushes_metrics_to_the_aggregator(vus_run):
     for result in vus_run.results:
         finished = [line for line in json_lines(result.aggregator_log) if line.get("event") == "stub-aggregator-finished"]

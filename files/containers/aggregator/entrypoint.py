@@ -11,6 +11,10 @@ HTTP, on ``CONSTELLATION_AGGREGATOR_HOST``:``CONSTELLATION_AGGREGATOR_PORT``:
 ``GET /ready``          200 once the store answered and pushes are accepted.
 ``POST /finish``        write everything held, the current partial interval included; answer
                         200 with the counts once written (500 if any record could not be), exit.
+                        The counts: records ``produced``, ``written``, ``rejected``, ``failed``,
+                        ``dropped`` (the writer's queue was full), ``unflushed``, ``lost`` (all
+                        but written); ``requests_received`` (from k6's pushes) and
+                        ``requests_written``; the store's ``retries``; ``pushes``, ``bad_pushes``.
 
 SIGTERM or SIGINT (ECS stops both containers of a task at once: StopTask, a Spot interruption)
 asks the aggregator to finish once k6 has: it keeps taking pushes, k6's last one included, until
@@ -183,6 +187,7 @@ class AggregatorServer(HTTPServer):
         mean_ms = 1000 * self.push_seconds / self.pushes if self.pushes else 0.0
         return {
             **self.writer.summary(),
+            "requests_received": self.aggregator.requests_received,
             "pushes": self.pushes,
             "bad_pushes": self.bad_pushes,
             "folded_request_names": self.aggregator.folded_request_names,

@@ -95,6 +95,7 @@ class IntervalAggregator:
         self._totals: dict[SeriesKey, float | Histogram] = {}
         self._intervals: dict[int, _Interval] = {}
         self._open_from = 0  # every interval that starts before this was handed out
+        self.requests_received = 0  # the requests k6's pushes counted, all intervals together
         self._warned_no_histograms = False
 
     def add(self, pushed: list[Series]) -> list[Record]:
@@ -120,6 +121,7 @@ class IntervalAggregator:
             count = round(self._counter_delta(series.metric, series))
             if count:
                 interval.of(self._request_key(series)).requests += count
+                self.requests_received += count
         elif series.metric == FAILED_RATE:
             # k6 sends the failed fraction so far; times the same series' request total it is the
             # failure total, a counter like the others.

@@ -2,8 +2,11 @@
 
 Retries are botocore's "standard" mode: jittered exponential backoff (capped at 20 s a wait) on
 throttling (``ThrottlingException``, ...), 5xx answers (``InternalServerException``) and
-connection errors, ``MAX_ATTEMPTS`` attempts in all. A batch that still fails, and every record
-Timestream rejects, is logged record by record and counted: nothing is dropped silently.
+connection errors, ``MAX_ATTEMPTS`` attempts in all; each attempt after the first is counted
+(``retries`` in the writer's summary). A batch that still fails, and every record Timestream
+rejects, is logged record by record and counted: nothing is dropped silently. The writer holds at
+most ``MAX_QUEUED_RECORDS`` records waiting for a slow store; a batch past that is dropped, logged
+and counted, so that a store that stopped answering costs records, not the task's memory.
 
 The S3 store also keeps the task's running totals (``progress.json``, see progress.py) beside its
 records, so that a run's progress is a few small reads rather than every record.
@@ -30,10 +33,14 @@ from results.progress import PROGRESS_OBJECT
 from results.progress import TaskProgress
 from results.progress import task_records_prefix
 from results.records import Record
+from results.records import RequestRecord
 from results.records import to_json
 from results.records import to_timestream
 
 MAX_ATTEMPTS = 8
+# About 10 minutes of a task's records at 1,000 request names and 5 s intervals (a record holds
+# a histogram of at most a few kilobytes): far more than a store that answers ever lets pile up.
+MAX_QUEUED_RECORDS = 100_000
 TIMESTREAM_BATCH = 100  # the most records one WriteRecords call takes
 # The S3 store rewrites a task's progress.json at most this often, and on the final flush: current
 # enough for a poll every 30 s, and half as many PUTs as the records of 5 s intervals.
@@ -60,21 +67,54 @@ def until_granted(call: Any, **request: Any) -> Any:
             if time.monotonic() + GRANT_RETRY_DELAY_SECONDS > deadline:
                 raise
             LOG.warning("access_denied_retry", extra={"fields": {"error": str(error)}})
+            RETRIES.count()
             time.sleep(GRANT_RETRY_DELAY_SECONDS)
+
+
+class RetryCount:
+    """Calls to the store tried again: botocore's retries (every attempt after a call's first, seen
+    on ``request-created``) and a denied write tried again (:func:`until_granted`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.retries = 0
+
+    def count(self) -> None:
+        with self._lock:
+            self.retries += 1
+
+    def watch(self, aws_client: Any) -> Any:
+        """Count ``aws_client``'s retries from now on; the client."""
+        aws_client.meta.events.register("request-created", self._on_request)
+        return aws_client
+
+    def _on_request(self, request: Any, **_kwargs: Any) -> None:
+        if getattr(request, "context", {}).get("retries", {}).get("attempt", 1) > 1:
+            self.count()
+
+
+RETRIES = RetryCount()  # the aggregator's one store: one count
 
 
 @dataclass
 class Outcome:
-    """What became of records handed to a store."""
+    """What became of records handed to a store: records, and the requests in the written ones."""
 
     written: int = 0
     rejected: int = 0
     failed: int = 0
+    requests_written: int = 0
 
     def add(self, other: Outcome) -> None:
         self.written += other.written
         self.rejected += other.rejected
         self.failed += other.failed
+        self.requests_written += other.requests_written
+
+
+def requests_in(records: list[Record]) -> int:
+    """The requests the request records among ``records`` count."""
+    return sum(record.requests for record in records if isinstance(record, RequestRecord))
 
 
 class Store(Protocol):
@@ -89,7 +129,7 @@ class Store(Protocol):
 
 def client(service: str, region: str, endpoint_url: Optional[str]) -> Any:
     config = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS})
-    return boto3.client(service, region_name=region, endpoint_url=endpoint_url, config=config)
+    return RETRIES.watch(boto3.client(service, region_name=region, endpoint_url=endpoint_url, config=config))
 
 
 class TimestreamStore:
@@ -123,7 +163,7 @@ class TimestreamStore:
             return _failed(batch, error)
         except BotoCoreError as error:
             return _failed(batch, error)
-        return Outcome(written=len(batch))
+        return Outcome(written=len(batch), requests_written=requests_in(batch))
 
 
 class S3Store:
@@ -156,7 +196,7 @@ class S3Store:
         self._progress_saved = False
         if self._progress_saved_at is None or time.monotonic() - self._progress_saved_at >= PROGRESS_SECONDS:
             self.save_progress()
-        return Outcome(written=len(records))
+        return Outcome(written=len(records), requests_written=requests_in(records))
 
     def save_progress(self) -> None:
         """Overwrite progress.json with the totals of the records written so far, unless it has them.
@@ -187,18 +227,37 @@ class S3Store:
 class Writer:
     """Hands records to a store on its own thread, so a slow or throttled store never stalls k6."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, max_queued_records: int = MAX_QUEUED_RECORDS) -> None:
         self.store = store
         self.produced = 0
+        self.dropped = 0
         self.outcome = Outcome()
+        self._max_queued = max_queued_records
+        self._queued = 0  # records submitted and not yet taken by the writer thread
+        self._queued_lock = threading.Lock()
+        self._retries_before = RETRIES.retries
         self._queue: queue.Queue[Optional[list[Record]]] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
         self._thread.start()
 
     def submit(self, records: list[Record]) -> None:
-        if records:
-            self.produced += len(records)
-            self._queue.put(records)
+        """Queue ``records`` for the store, or drop them (counted, logged) when the queue is full."""
+        if not records:
+            return
+        self.produced += len(records)
+        with self._queued_lock:
+            full = self._queued + len(records) > self._max_queued
+            if not full:
+                self._queued += len(records)
+        if full:
+            self.dropped += len(records)
+            LOG.error(
+                "records_dropped",
+                extra={"fields": {"records": len(records), "requests": requests_in(records), "queued": self._queued,
+                                  "reason": "the results store is not keeping up"}},
+            )
+            return
+        self._queue.put(records)
 
     def drain(self, timeout: Optional[float] = None) -> bool:
         """Return True once everything submitted so far has been written (or counted as lost), and
@@ -218,8 +277,15 @@ class Writer:
         self._thread.join(timeout)
 
     def summary(self) -> dict[str, int]:
-        settled = self.outcome.written + self.outcome.rejected + self.outcome.failed
-        return {"produced": self.produced, **vars(self.outcome), "unflushed": self.produced - settled}
+        settled = self.outcome.written + self.outcome.rejected + self.outcome.failed + self.dropped
+        return {
+            "produced": self.produced,
+            **vars(self.outcome),
+            "dropped": self.dropped,
+            "unflushed": self.produced - settled,
+            "lost": self.produced - self.outcome.written,
+            "retries": RETRIES.retries - self._retries_before,
+        }
 
     def _run(self) -> None:
         while True:
@@ -227,6 +293,8 @@ class Writer:
             try:
                 if records is None:
                     return
+                with self._queued_lock:
+                    self._queued -= len(records)
                 self.outcome.add(self.store.write(records))
             finally:
                 self._queue.task_done()
@@ -241,7 +309,9 @@ def _rejected(batch: list[Record], rejections: list[dict[str, Any]]) -> Outcome:
             "record_rejected",
             extra={"fields": {"reason": rejection.get("Reason"), "record": _describe(record)}},
         )
-    return Outcome(written=len(batch) - len(rejections), rejected=len(rejections))
+    rejected = {rejection.get("RecordIndex", -1) for rejection in rejections}
+    kept = [record for index, record in enumerate(batch) if index not in rejected]
+    return Outcome(written=len(kept), rejected=len(batch) - len(kept), requests_written=requests_in(kept))
 
 
 def _failed(batch: list[Record], error: Exception) -> Outcome:

@@ -96,6 +96,7 @@ K6_STOP_GRACE_SECONDS = 60
 # The aggregator writes everything it holds to the results store before answering /finish.
 AGGREGATOR_FINISH_TIMEOUT_SECONDS = 60  # its flush takes 45 s at most (FLUSH_SECONDS)
 HTTP_TIMEOUT_SECONDS = 5
+MAX_ANSWER_BYTES = 64 * 1024  # the most of an HTTP answer the load generator reads
 # An orchestrator that does not answer (a timeout, throttling) is asked again, with backoff:
 # registering until the start timeout, reporting the end this many times.
 RETRY_FIRST_DELAY_SECONDS = 1.0
@@ -368,20 +369,47 @@ def read_script_tags(settings: Settings, script: Path) -> dict[str, str] | None:
     return tags
 
 
-def read_thresholds(summary_export: Path) -> dict[str, dict[str, bool]] | None:
-    """k6's verdict on each threshold, ``{metric selector: {expression: passed}}``; None without a summary.
+def read_summary_metrics(summary_export: Path) -> dict[str, Any] | None:
+    """The ``metrics`` of k6's summary export; None without one.
 
-    In the summary export a threshold maps to whether it was *crossed*: k6 1.1 writes
-    ``"count>100": true`` for a counter at 3, so the verdict is its negation. k6 writes the
-    summary after a script exception and after SIGTERM too, but not when it cannot start or
-    is killed.
+    k6 writes the summary after a script exception and after SIGTERM too, but not when it cannot
+    start or is killed.
     """
     try:
         summary = json.loads(summary_export.read_text())
     except (OSError, ValueError):
         return None
     metrics = summary.get("metrics") if isinstance(summary, dict) else None
-    if not isinstance(metrics, dict):
+    return metrics if isinstance(metrics, dict) else None
+
+
+def read_requests(metrics: Mapping[str, Any] | None) -> tuple[int | None, float | None]:
+    """The requests k6 counted (``http_reqs``) and how long its load ran by its own clock, in ms.
+
+    k6's rate is the count over the test's run time, so the run time is their ratio; a script
+    without HTTP requests gives it by its iterations. A summary without either gives no duration,
+    and no summary no count.
+    """
+    if metrics is None:
+        return None, None
+    duration_ms = None
+    for name in ("http_reqs", "iterations"):
+        metric = metrics.get(name)
+        count, rate = (metric.get("count"), metric.get("rate")) if isinstance(metric, dict) else (None, None)
+        if isinstance(count, (int, float)) and isinstance(rate, (int, float)) and count > 0 and rate > 0:
+            duration_ms = 1000 * count / rate
+            break
+    requests = metrics.get("http_reqs", {}).get("count", 0) if isinstance(metrics.get("http_reqs", {}), dict) else 0
+    return (int(requests) if isinstance(requests, (int, float)) else 0), duration_ms
+
+
+def read_thresholds(metrics: Mapping[str, Any] | None) -> dict[str, dict[str, bool]] | None:
+    """k6's verdict on each threshold, ``{metric selector: {expression: passed}}``; None without a summary.
+
+    In the summary export a threshold maps to whether it was *crossed*: k6 1.1 writes
+    ``"count>100": true`` for a counter at 3, so the verdict is its negation.
+    """
+    if metrics is None:
         return None
     verdicts = {}
     for selector, metric in metrics.items():
@@ -431,13 +459,46 @@ def k6_environment(settings: Settings) -> dict[str, str]:
 
 def http_request(url: str, method: str = "GET", body: dict | None = None, timeout: float = HTTP_TIMEOUT_SECONDS) -> int:
     """Send one request; return the status code (raise OSError if nothing answered)."""
+    return http_exchange(url, method, body, timeout)[0]
+
+
+def http_exchange(
+    url: str, method: str = "GET", body: dict | None = None, timeout: float = HTTP_TIMEOUT_SECONDS
+) -> tuple[int, Any]:
+    """Send one request; return the status code and the JSON answer, None if it has none (raise
+    OSError if nothing answered)."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status
+            status, answer = response.status, response.read(MAX_ANSWER_BYTES)
     except urllib.error.HTTPError as error:
-        return error.code
+        status, answer = error.code, error.read(MAX_ANSWER_BYTES)
+    try:
+        return status, json.loads(answer) if answer else None
+    except ValueError:
+        return status, None
+
+
+# The aggregator's /finish counts, as test-end's accounting names them (orchestrator_state's
+# ACCOUNTING_FIELDS): what it took in from k6, wrote, lost and retried.
+_AGGREGATOR_COUNTS = {
+    "requests_received": "requests_received",
+    "requests_written": "requests_written",
+    "lost": "records_lost",
+    "retries": "store_retries",
+}
+
+
+def aggregator_accounting(answer: Any) -> dict[str, int]:
+    """The aggregator's counts in ``answer`` (/finish's JSON) that test-end carries; those missing are left out."""
+    if not isinstance(answer, dict):
+        return {}
+    return {
+        field: answer[count]
+        for count, field in _AGGREGATOR_COUNTS.items()
+        if isinstance(answer.get(count), int) and not isinstance(answer.get(count), bool) and answer[count] >= 0
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -458,15 +519,20 @@ class Start:
 
 @dataclass(frozen=True)
 class K6Run:
-    """How k6 ran: its exit code, when it resumed and its threshold verdicts (None if unknown)."""
+    """How k6 ran: its exit code, when it resumed and ended, its threshold verdicts and the
+    requests it counted (None if unknown)."""
 
     exit_code: int
     started_at: int | None  # epoch ms on the orchestrator's clock
     thresholds: dict[str, dict[str, bool]] | None
+    requests: int | None = None
+    ended_at: int | None = None  # epoch ms on the orchestrator's clock
 
     def test_end_fields(self) -> dict[str, Any]:
-        """The optional fields of ``test-end`` that are known."""
+        """The optional fields of ``test-end`` that are known (``accounting`` completed by the aggregator's counts)."""
         fields = {"started_at": self.started_at, "thresholds": self.thresholds}
+        accounting = {"k6_requests": self.requests, "ended_at": self.ended_at}
+        fields["accounting"] = {name: value for name, value in accounting.items() if value is not None} or None
         return {name: value for name, value in fields.items() if value is not None}
 
 
@@ -536,11 +602,14 @@ class LoadGenerator:
         except Interrupted as interruption:
             log("warning", "interrupted", exit_code=interruption.exit_code, message=str(interruption))
             exit_code = interruption.exit_code
-        flushed = [self.finish_aggregator()] if aggregator_ready else []
+        flush_failure, counts = self.finish_aggregator() if aggregator_ready else (None, {})
         # The orchestrator hears of a flush the aggregator did not confirm (its records are
         # missing): run_test and the report judge the run by the codes it keeps.
-        exit_code = final_exit_code(exit_code, [failure for failure in flushed if failure is not None])
-        reported = self.report_end(exit_code, k6_run.test_end_fields() if k6_run else {})
+        exit_code = final_exit_code(exit_code, [flush_failure] if flush_failure is not None else [])
+        fields = k6_run.test_end_fields() if k6_run else {}
+        if counts:
+            fields["accounting"] = {**fields.get("accounting", {}), **counts}
+        reported = self.report_end(exit_code, fields)
         return final_exit_code(exit_code, [reported] if reported is not None else [])
 
     def fetch_script(self, workdir: Path) -> Path:
@@ -671,6 +740,7 @@ class LoadGenerator:
                 self.pause(start_monotonic - time.monotonic())
                 started_at = start.on_orchestrator_clock(self.resume_k6(start.at_local_ms))
             exit_code = self.wait_for_k6()
+            exited_at = start.on_orchestrator_clock(time.time() * 1000)
         except (Interrupted, LoadGeneratorError):
             self.stop_k6()
             raise
@@ -680,7 +750,12 @@ class LoadGenerator:
             exit_code=exit_code,
             meaning=describe_exit_code(exit_code),
         )
-        return K6Run(exit_code, started_at, read_thresholds(summary_export))
+        metrics = read_summary_metrics(summary_export)
+        requests, duration_ms = read_requests(metrics)
+        # The load ended when k6's own run time says, after it resumed; k6 exits a little later
+        # (its last push, the summary), which is the bound when the run time is unknown.
+        ended_at = exited_at if started_at is None or duration_ms is None else min(exited_at, started_at + round(duration_ms))
+        return K6Run(exit_code, started_at, read_thresholds(metrics), requests, ended_at if started_at else None)
 
     def wait_for_k6(self) -> int:
         """Wait for k6 to exit, asking the orchestrator every interval whether the run was stopped.
@@ -749,19 +824,22 @@ class LoadGenerator:
             self.k6.kill()
             self.k6.wait()
 
-    def finish_aggregator(self) -> Failure | None:
+    def finish_aggregator(self) -> tuple[Failure | None, dict[str, int]]:
+        """Ask the aggregator to write everything and exit: a failure if it did not confirm, and
+        the counts it answered with for test-end's ``accounting`` (none if it did not answer)."""
         url = f"{self.settings.aggregator_url}/finish"
         try:
-            status = http_request(url, method="POST", body={}, timeout=AGGREGATOR_FINISH_TIMEOUT_SECONDS)
+            status, answer = http_exchange(url, method="POST", body={}, timeout=AGGREGATOR_FINISH_TIMEOUT_SECONDS)
         except OSError as error:
-            status, detail = None, str(error)
+            status, answer, detail = None, None, str(error)
         else:
             detail = f"HTTP {status}"
+        counts = aggregator_accounting(answer)
         if status == 200:
-            log("info", "aggregator-finished")
-            return None
-        log("error", "aggregator-finish-failed", url=url, message=f"results of this task may be incomplete: {detail}")
-        return Failure.AGGREGATOR_FINISH
+            log("info", "aggregator-finished", **counts)
+            return None, counts
+        log("error", "aggregator-finish-failed", url=url, message=f"results of this task may be incomplete: {detail}", **counts)
+        return Failure.AGGREGATOR_FINISH, counts
 
     def report_end(self, exit_code: int, k6_fields: Mapping[str, Any]) -> Failure | None:
         """Report ``test-end``: the exit code, and what is known of k6's run (``K6Run.test_end_fields``).

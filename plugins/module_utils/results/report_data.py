@@ -17,13 +17,14 @@ Definitions the summary relies on:
 
 * Percentiles come from the histograms of every task and region merged bucket by bucket
   (merging is exact, so the order does not matter); latencies are milliseconds.
-* ``measured_seconds``, the span every throughput (``rps``, counter ``rate``) divides by, runs
-  from the start of the load to the end of the last interval read. The start is the earliest
-  task's actual k6 start (``started_at``) if the run state has it, else the planned ``start_at``,
-  but never before the first interval read (a partial run's span is the data so far). The end is
-  the start plus the planned duration when that falls inside the last interval read; otherwise
-  (the duration unknown, as with the ``script`` load model, or a partial run) the end of the last
-  interval, which can make the span up to one interval longer than the load.
+* ``measured_seconds``, the span every throughput (``rps``, counter ``rate``) divides by, is the
+  time the load ran: from the earliest task's k6 start (``started_at``) to the latest task's k6
+  end (``accounting.ended_at``: k6's own run time after its start), both on the orchestrator's
+  clock, when every task that started reported its end; so it is right for either load model.
+  Otherwise (a partial run, tasks of an earlier image) it runs from that start (else the planned
+  ``start_at``, but never before the first interval read) to the end of the last interval read, or
+  to the start plus the planned duration when that falls inside the last interval: the span of
+  aligned intervals, up to one interval longer than the load.
 * Each time series point covers one interval: its ``rps`` divides by the interval's length, and
   its ``vus`` is the sum of the VUs the tasks reported for it (null if none did). Every series has
   a point for every interval start found in the run's records.
@@ -49,6 +50,9 @@ try:
 except ImportError:
     pass  # Handled by the modules (AnsibleAWSModule) and the tests
 
+from .accounting import AGGREGATOR_UNCONFIRMED
+from .accounting import describe_losses
+from .accounting import task_losses
 from .histogram import Histogram
 from .histogram import merge_all
 from .progress import READ_THREADS
@@ -121,12 +125,15 @@ class TaskFold:
 
     def __init__(self) -> None:
         self.read = 0
+        self.requests_by_task: dict[tuple[str, str], int] = {}  # (region, task) -> its requests read
         self._requests: dict[tuple, list] = {}
         self._tasks: dict[tuple, list[int]] = {}
 
     def add(self, record: Record) -> None:
         self.read += 1
         if isinstance(record, RequestRecord):
+            task = (record.region, record.task)
+            self.requests_by_task[task] = self.requests_by_task.get(task, 0) + record.requests
             mix = 0 if record.failures == 0 else 1 if record.failures == record.requests else 2
             key = (record.run_id, record.region, record.request, record.method, record.status_class, record.start_ms, record.length_ms, mix)
             held = self._requests.get(key)
@@ -159,9 +166,9 @@ class TaskFold:
         return folded
 
 
-def read_records_s3(client, bucket: str, run_id: str) -> list[Record]:
+def read_records_s3(client, bucket: str, run_id: str, fold: Optional[TaskFold] = None) -> list[Record]:
     """Every record in the run's ``*.jsonl`` objects of ``bucket``, folded over the tasks
-    (:class:`TaskFold`); RecordsError names a bad line.
+    (:class:`TaskFold`, ``fold`` if given: it keeps each task's requests); RecordsError names a bad line.
 
     The objects are read ``READ_THREADS`` at a time and parsed in key order, one after the other.
     """
@@ -173,7 +180,7 @@ def read_records_s3(client, bucket: str, run_id: str) -> list[Record]:
         for item in page.get("Contents", [])
         if is_record_key(item["Key"])
     )
-    fold = TaskFold()
+    fold = TaskFold() if fold is None else fold
 
     def body(key: str) -> bytes:
         return client.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -213,17 +220,17 @@ def timestream_query(database: str, table: str, run_id: str, start_at_ms: Option
 
 
 def read_records_timestream(
-    client, database: str, table: str, run_id: str, start_at_ms: Optional[int] = None
+    client, database: str, table: str, run_id: str, start_at_ms: Optional[int] = None, fold: Optional[TaskFold] = None
 ) -> list[Record]:
     """Every record of the run in a Timestream table, read through every page of the query, folded
-    over the tasks (:class:`TaskFold`).
+    over the tasks (:class:`TaskFold`, ``fold`` if given).
 
     Timestream answers a long query with pages of no rows and a NextToken until it has results;
     :func:`progress.timestream_rows` follows them. One table holds both kinds, so each row has NULLs in the other
     kind's columns, which :func:`records.from_timestream_row` does not read.
     """
     query = timestream_query(database, table, run_id, start_at_ms)
-    fold = TaskFold()
+    fold = TaskFold() if fold is None else fold
     try:
         for names, data in timestream_rows(client, query):
             where = f"row {fold.read + 1} of the Timestream query on {database}.{table}"
@@ -256,6 +263,7 @@ def build_summary(
     baseline_run_id: Optional[str] = None,
     baseline_run: Optional[Mapping[str, Any]] = None,
     duration_ms: Optional[int] = None,
+    stored_requests: Optional[Mapping[tuple[str, str], int]] = None,
 ) -> dict[str, Any]:
     """summary.json (docs/summary.md) of the run's records, its state ``run`` (describe_run) and ``plan``.
 
@@ -263,9 +271,13 @@ def build_summary(
     (:func:`thresholds.parse_all`). ``baseline_run`` (describe_run of the baseline) is optional:
     it gives the baseline's start, without which its span starts at its first interval.
     ``duration_ms``, the planned length of the load when known, ends the span before the end of the
-    last interval when the load ended earlier.
+    last interval when the load ended earlier. ``stored_requests`` is each task's requests in the
+    store, ``{(region, task): requests}`` (:attr:`TaskFold.requests_by_task`); without it they are
+    counted from ``records``, which must then be the tasks' own.
     """
     ordered = _ordered(records)
+    if stored_requests is None:
+        stored_requests = _requests_by_task(ordered)
     measured = measured_seconds(ordered, run, duration_ms)
     interval = interval_ms(ordered)
     starts = sorted({record.start_ms for record in ordered})
@@ -276,6 +288,7 @@ def build_summary(
     )
     complete = is_complete(run)
     exit_codes = _sorted_mapping(run.get("exit_codes") or {})
+    accounting = _accounting(run, stored_requests)
     stop = run.get("stop")
     overall = data.totals(None, measured)
     by_region = {region: data.totals(region, measured) for region in regions}
@@ -306,7 +319,42 @@ def build_summary(
         "task_thresholds": _sorted_mapping(run.get("task_thresholds") or {}),
         "exit_codes": exit_codes,
         "baseline": _baseline(overall, by_region, data.regions, baseline_records, baseline_run_id, baseline_run),
-        "verdict": verdict(complete, evaluated, exit_codes, stopped=bool(stop)),
+        "accounting": accounting,
+        "verdict": verdict(complete, evaluated, exit_codes, stopped=bool(stop), incomplete=bool(accounting["incomplete"])),
+    }
+
+
+def _requests_by_task(records: Iterable[Record]) -> dict[tuple[str, str], int]:
+    counted: dict[tuple[str, str], int] = defaultdict(int)
+    for record in records:
+        if isinstance(record, RequestRecord):
+            counted[(record.region, record.task)] += record.requests
+    return dict(counted)
+
+
+def _accounting(run: Mapping[str, Any], stored_requests: Mapping[tuple[str, str], int]) -> dict[str, Any]:
+    """Each ended task's requests as k6 counted them against the store's, and what is missing (docs/summary.md)."""
+    reported = run.get("accounting") or {}
+    exit_codes = run.get("exit_codes") or {}
+    tasks: dict[str, dict[str, dict[str, Any]]] = {}
+    incomplete = []
+    for region in sorted(set(reported) | set(exit_codes)):
+        ended = set(reported.get(region) or {}) | set(exit_codes.get(region) or {})
+        for task in sorted(ended, key=int):
+            counts = dict((reported.get(region) or {}).get(task) or {})
+            counts.pop("ended_at", None)
+            stored = stored_requests.get((region, task), 0)
+            reasons = task_losses(counts, (exit_codes.get(region) or {}).get(task), stored)
+            tasks.setdefault(region, {})[task] = {**counts, "stored_requests": stored, "missing": reasons}
+            if reasons:
+                incomplete.append(describe_losses(region, task, reasons))
+    counted = [entry["k6_requests"] for by_task in tasks.values() for entry in by_task.values() if "k6_requests" in entry]
+    return {
+        "k6_requests": sum(counted) if counted else None,
+        "stored_requests": sum(stored_requests.values()),
+        "store_retries": sum(entry.get("store_retries", 0) for by_task in tasks.values() for entry in by_task.values()),
+        "incomplete": incomplete,
+        "tasks": tasks,
     }
 
 
@@ -315,16 +363,25 @@ def measured_seconds(
 ) -> Optional[float]:
     """The span throughput divides by (see the module docstring); None without records.
 
-    From the start of the load to the end of the last interval read, or to the start plus
+    From the first k6 start to the last k6 end when every task that started reported its end.
+    Else from the start of the load to the end of the last interval read, or to the start plus
     ``duration_ms`` if that is earlier but still inside the last interval (the intervals are
     aligned, so the last one usually runs past the end of the load).
     """
     if not records:
         return None
+    started = [ms for tasks in (run.get("started_at") or {}).values() for ms in tasks.values()]
+    ended = [
+        counts["ended_at"]
+        for tasks in (run.get("accounting") or {}).values()
+        for counts in tasks.values()
+        if "ended_at" in counts
+    ]
+    if started and len(ended) >= len(started) and max(ended) > min(started):
+        return (max(ended) - min(started)) / 1000
     first = min(record.start_ms for record in records)
     end = max(record.start_ms + record.length_ms for record in records)
     last_start = max(record.start_ms for record in records)
-    started = [ms for tasks in (run.get("started_at") or {}).values() for ms in tasks.values()]
     began = min(started) if started else run.get("start_at")
     start = began if began is not None and first <= began < end else first
     if duration_ms and began is not None and last_start < began + duration_ms < end:
@@ -354,15 +411,20 @@ def verdict(
     thresholds: Sequence[Mapping[str, Any]],
     exit_codes: Mapping[str, Mapping[str, int]],
     stopped: bool = False,
+    incomplete: bool = False,
 ) -> str:
-    """``partial`` while tasks run; ``fail`` on a breached threshold or a task that failed; else ``pass``.
+    """``partial`` while tasks run; ``incomplete`` when results of a task are missing (the
+    accounting); ``fail`` on a breached threshold or a task that failed; else ``pass``.
 
-    A task that only crossed one of its own thresholds (k6's exit code 99) does not fail the run by
-    itself: it judged its slice of the load, and the merged data decides. In a ``stopped`` run the
-    verdict is that of what ran: a task ended by the stop did not fail.
+    Missing results come first: the thresholds were judged on part of the data. A task that only
+    crossed one of its own thresholds (k6's exit code 99) does not fail the run by itself: it
+    judged its slice of the load, and the merged data decides. In a ``stopped`` run the verdict is
+    that of what ran: a task ended by the stop did not fail.
     """
     if not complete:
         return "partial"
+    if incomplete:
+        return "incomplete"
     if any(not threshold["ok"] for threshold in thresholds):
         return "fail"
     if any(not ran_its_load(code, stopped) for codes in exit_codes.values() for code in codes.values()):
@@ -373,10 +435,12 @@ def verdict(
 def ran_its_load(exit_code: int, stopped: bool = False) -> bool:
     """Whether a task that ended with ``exit_code`` ran its share of the load (thresholds aside).
 
-    0, and 99 (its own thresholds crossed); in a ``stopped`` run also a task the stop ended.
-    The same rule as run/exit_codes.load_ran, which the data plane's side uses.
+    0, and 99 (its own thresholds crossed); in a ``stopped`` run also a task the stop ended. A task
+    whose aggregator did not confirm its flush ran its load and lost results: the accounting says
+    so (``incomplete``), not this. The same rule as run/exit_codes.load_ran, which the data plane's
+    side uses.
     """
-    return exit_code in (0, K6_THRESHOLDS_CROSSED) or (stopped and exit_code in STOPPED_RUN_EXIT_CODES)
+    return exit_code in (0, K6_THRESHOLDS_CROSSED, AGGREGATOR_UNCONFIRMED) or (stopped and exit_code in STOPPED_RUN_EXIT_CODES)
 
 
 class _Data:

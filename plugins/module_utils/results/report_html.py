@@ -74,6 +74,7 @@ LATENCY_LABELS = {"min": "min", "avg": "avg", "med": "p50", "p90": "p90", "p95":
 LATENCY_METRICS = frozenset({"min", "avg", "med", "p50", "p90", "p95", "p99", "max"})
 LOWER_IS_BETTER = frozenset({"error_rate", "failures"}) | LATENCY_METRICS
 TEXT_WIDTH = 78  # Ansible's YAML output folds longer strings
+MAX_LISTED_LOSSES = 20  # tasks with missing results named in the banner and the text table; all are in summary.json
 
 
 class _Html(str):
@@ -245,6 +246,16 @@ def _progress_text(summary: dict[str, Any]) -> str:
     )
 
 
+def _accounting_text(accounting: dict[str, Any]) -> str:
+    """k6's count against the store's, in a phrase."""
+    counted, stored = accounting.get("k6_requests"), accounting.get("stored_requests")
+    if counted is None:
+        return f"the results store holds {_count(stored)} requests; the tasks did not report k6's count"
+    missing = counted - (stored or 0)
+    tail = "all" if missing <= 0 else f"{_count(missing)} missing"
+    return f"k6 counted {_count(counted)} requests, the store holds {_count(stored)}: {tail}"
+
+
 def _stop_text(stop: dict[str, Any]) -> str:
     label = "ABORTED" if stop.get("reason") == "aborted" else "STOPPED"
     detail = f": {stop['detail']}" if stop.get("detail") else ""
@@ -258,6 +269,17 @@ def _banners(summary: dict[str, Any]) -> str:
         banners.append(
             f'<div class="banner partial" role="alert"><strong>{html.escape(_stop_text(stop))}</strong> &mdash; the run '
             "ended before its planned duration. These numbers and the verdict cover what ran until then.</div>"
+        )
+    accounting = summary.get("accounting") or {}
+    if accounting.get("incomplete"):
+        lines = "".join(f"<li>{html.escape(line)}</li>" for line in accounting["incomplete"][:MAX_LISTED_LOSSES])
+        more = len(accounting["incomplete"]) - MAX_LISTED_LOSSES
+        banners.append(
+            '<div class="banner partial" role="alert"><strong>INCOMPLETE RESULTS</strong> &mdash; '
+            f"{html.escape(_accounting_text(accounting))}. The numbers and thresholds below judge part of "
+            f'the load:<ul class="plain">{lines}</ul>'
+            + (f"and {more:,} more tasks (summary.json, <code>accounting</code>)" if more > 0 else "")
+            + "</div>"
         )
     if not summary.get("complete", False):
         banners.append(
@@ -608,19 +630,34 @@ def _task_threshold_list(verdicts: dict[str, dict[str, bool]]) -> _Html:
 def _tasks(summary: dict[str, Any]) -> str:
     exit_codes = summary.get("exit_codes") or {}
     task_thresholds = summary.get("task_thresholds") or {}
+    accounting = (summary.get("accounting") or {}).get("tasks") or {}
     plan = summary.get("plan") or {}
     rows = []
     for region in dict.fromkeys([*_regions(summary), *exit_codes, *task_thresholds]):
         codes = exit_codes.get(region) or {}
         verdicts = task_thresholds.get(region) or {}
+        counts = accounting.get(region) or {}
         # Tasks are numbered from 0 in each region: the planned ones that have not reported show too.
         planned = {str(index) for index in range((plan.get(region) or {}).get("tasks") or 0)}
         for task in sorted({*codes, *verdicts, *planned}, key=_task_order):
-            rows.append([region, task, _exit_code(codes.get(task)), _task_threshold_list(verdicts.get(task) or {})])
+            task_counts = counts.get(task) or {}
+            missing = task_counts.get("missing") or []
+            rows.append([
+                region,
+                task,
+                _exit_code(codes.get(task)),
+                _count(task_counts.get("k6_requests")),
+                _count(task_counts.get("stored_requests")),
+                _Html(_badge("MISSING", "fail") + " " + html.escape("; ".join(missing))) if missing else _count(task_counts.get("store_retries")),
+                _task_threshold_list(verdicts.get(task) or {}),
+            ])
     if not rows:
         return _section("tasks", "k6 results per task", _note("No task is planned or has reported a result."))
-    table = _table(["Region", "Task", "k6 exit code", "k6 thresholds in the task"], rows, "lrll")
-    return _section("tasks", "k6 results per task", table)
+    headers = [
+        "Region", "Task", "k6 exit code", "requests k6 counted", "in the results store",
+        "store retries, or what is missing", "k6 thresholds in the task",
+    ]
+    return _section("tasks", "k6 results per task", _table(headers, rows, "lrrrrll"))
 
 
 # ---- The page.
@@ -785,6 +822,11 @@ def summary_table(summary: dict[str, Any]) -> str:
     if not summary.get("complete", False):
         progress = _progress_text(summary).replace(NO_DATA, "-")
         lines.append(_clip(f"PARTIAL: not finished ({progress})", TEXT_WIDTH))
+    accounting = summary.get("accounting") or {}
+    if accounting:
+        label = "INCOMPLETE: " if accounting.get("incomplete") else "accounting: "
+        lines.append(_clip(label + _accounting_text(accounting), TEXT_WIDTH))
+        lines.extend(_clip("  " + line, TEXT_WIDTH) for line in accounting.get("incomplete", [])[:MAX_LISTED_LOSSES])
     lines.append(
         f"{'scope':<16} {'requests':>9} {'req/s':>9} {'errors':>7} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}"
     )

@@ -71,5 +71,10 @@ def load_ran(code: int, stopped: bool = False) -> bool:
 
     In a ``stopped`` run (stop_test, a global abort), ending early is running to the end: a task
     whose k6 was stopped (105) or that was stopped before the start (RUN_STOPPED) ran what it had to.
+    A task whose aggregator did not confirm its flush (AGGREGATOR_FINISH, which the load generator
+    reports only when the load ran) ran its load and lost results: results/accounting.py judges
+    that, as incomplete.
     """
-    return code in (0, THRESHOLDS_CROSSED) or (stopped and code in (EXTERNAL_ABORT, Failure.RUN_STOPPED))
+    return code in (0, THRESHOLDS_CROSSED, Failure.AGGREGATOR_FINISH) or (
+        stopped and code in (EXTERNAL_ABORT, Failure.RUN_STOPPED)
+    )

@@ -25,6 +25,9 @@ Run item attributes:
 ``exit_codes`` (M: ``"<region>#<task_id>"`` -> N) the first exit code each task reported
 ``started_at`` (M: ``"<region>#<task_id>"`` -> N) when each task's k6 resumed, in epoch ms on
     the orchestrator's clock, as first reported
+``accounting`` (M: ``"<region>#<task_id>"`` -> M: short name -> N) what each task first reported
+    of its requests and records (:data:`ACCOUNTING_FIELDS`): what k6 counted, what its
+    aggregator took in and wrote, the records it lost and the store's retries, and when k6 ended
 ``task_thresholds`` (M: ``"<region>#<task_id>"`` -> M: metric selector -> M: expression -> BOOL)
     k6's threshold verdicts (true: passed) each task first reported, cut to fit the item
 ``thresholds_truncated`` (SS of ``"<region>#<task_id>"``) the tasks whose verdicts were cut;
@@ -76,10 +79,10 @@ _KEY_SEPARATOR = "#"
 # A run is one item, and DynamoDB items are at most 400 KB. The threshold verdicts of all tasks
 # together get THRESHOLDS_ITEM_BUDGET_BYTES, shared by the planned tasks and at most
 # MAX_THRESHOLD_BYTES_PER_TASK each (about 40 verdicts of a short selector and expression);
-# the rest of the item takes under 100 bytes a task. A selector or expression longer than
+# the rest of the item takes under 160 bytes a task (the accounting about 60 of them). A selector or expression longer than
 # MAX_THRESHOLD_NAME_CHARS, and verdicts past MAX_THRESHOLDS_PER_TASK, are dropped, never cut:
 # a cut name would name another threshold.
-THRESHOLDS_ITEM_BUDGET_BYTES = 128 * 1024
+THRESHOLDS_ITEM_BUDGET_BYTES = 64 * 1024
 MAX_THRESHOLD_BYTES_PER_TASK = 4 * 1024
 MAX_THRESHOLDS_PER_TASK = 50
 MAX_THRESHOLD_NAME_CHARS = 200
@@ -99,6 +102,18 @@ STOP_REASONS = ("stopped", "aborted")
 # How long a run may stay active (its grants held) at most: a run never ended expires.
 MAX_ACTIVE_SECONDS = 7 * 24 * 3_600
 MAX_STOP_DETAIL_CHARS = 500
+
+# A task's accounting (test-end's ``accounting``): each field a count, or for ``ended_at`` epoch ms
+# on the orchestrator's clock, stored under a one-letter name to keep 2,000 tasks in the item.
+ACCOUNTING_FIELDS = {
+    "k6_requests": "k",  # the requests k6 counted (its summary's http_reqs)
+    "requests_received": "a",  # the requests the aggregator took in from k6's pushes
+    "requests_written": "w",  # the requests in the records the aggregator wrote to the store
+    "records_lost": "l",  # records the aggregator produced and did not write (rejected, failed, dropped, unflushed)
+    "store_retries": "r",  # calls to the results store tried again (throttled, 5xx)
+    "ended_at": "e",  # when k6's load ended, epoch ms on the orchestrator's clock
+}
+MAX_ACCOUNTING_COUNT = 10**15
 
 
 class OrchestratorStateError(Exception):
@@ -210,7 +225,7 @@ def check_task_in_plan(plan: dict[str, int], run_id: str, region: str, task_id: 
         )
 
 
-def validate_started_at(started_at: Any) -> int | None:
+def validate_started_at(started_at: Any, field: str = "started_at") -> int | None:
     """Return the instant a task's k6 resumed (epoch ms, within a day of now), or None if not reported."""
     if started_at is None:
         return None
@@ -220,9 +235,29 @@ def validate_started_at(started_at: Any) -> int | None:
         or abs(started_at - now_ms()) > MAX_CLOCK_DISTANCE_MS
     ):
         raise OrchestratorStateError(
-            f"started_at must be epoch milliseconds within a day of now, got {shown(started_at)}"
+            f"{field} must be epoch milliseconds within a day of now, got {shown(started_at)}"
         )
     return started_at
+
+
+def validate_accounting(accounting: Any) -> dict[str, int] | None:
+    """Return a task's accounting (:data:`ACCOUNTING_FIELDS`, each optional), or None if not reported."""
+    if accounting is None:
+        return None
+    if not isinstance(accounting, dict):
+        raise OrchestratorStateError(f"accounting must be a mapping of field to count, got {shown(accounting)}")
+    for name, value in accounting.items():
+        if name not in ACCOUNTING_FIELDS:
+            raise OrchestratorStateError(
+                f"accounting has an unknown field {shown(name)} (known: {', '.join(ACCOUNTING_FIELDS)})"
+            )
+        if name == "ended_at":
+            validate_started_at(value, "accounting.ended_at")
+        elif isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_ACCOUNTING_COUNT:
+            raise OrchestratorStateError(
+                f"accounting.{name} must be an integer from 0 to {MAX_ACCOUNTING_COUNT - 1}, got {shown(value)}"
+            )
+    return accounting
 
 
 def validate_exit_code(exit_code: Any) -> int:
@@ -393,6 +428,7 @@ def reset_run(
             # Tasks' values are set as map entries (exit_codes.#task), which needs the map to exist.
             "exit_codes": {"M": {}},
             "started_at": {"M": {}},
+            "accounting": {"M": {}},
             "task_thresholds": {"M": {}},
             "created_at": {"N": str(created_at)},
             "active_until": {"N": str(created_at + active_seconds * 1000)},
@@ -530,12 +566,14 @@ def record_test_end(
     exit_code: int,
     started_at: int | None = None,
     thresholds: dict[str, dict[str, bool]] | None = None,
+    accounting: dict[str, int] | None = None,
 ) -> dict:
     """Record that a task finished with ``exit_code``; report whether its region is done.
 
     Only the task itself can (``token``). ``started_at`` (when its k6 resumed, epoch ms on the
-    orchestrator's clock) and ``thresholds`` (k6's verdicts, ``{metric selector: {expression:
-    passed}}``) are optional; every field is validated before anything is written.
+    orchestrator's clock), ``thresholds`` (k6's verdicts, ``{metric selector: {expression:
+    passed}}``) and ``accounting`` (:data:`ACCOUNTING_FIELDS`) are optional; every field is
+    validated before anything is written.
 
     Adding to the completed set is idempotent, and the exit code and the start are set only if
     absent (the first report wins), so a retried or duplicated ``test-end`` changes nothing. The
@@ -546,6 +584,7 @@ def record_test_end(
     exit_code = validate_exit_code(exit_code)
     started_at = validate_started_at(started_at)
     thresholds = validate_thresholds(thresholds)
+    accounting = validate_accounting(accounting)
     task_id, head = _authenticate(client, table, run_id, region, task_id, token)
     key = task_key(region, task_id)
     update = "ADD completed_tasks :task SET exit_codes.#task = if_not_exists(exit_codes.#task, :code)"
@@ -553,6 +592,11 @@ def record_test_end(
     if started_at is not None:
         update += ", started_at.#task = if_not_exists(started_at.#task, :started_at)"
         values[":started_at"] = {"N": str(started_at)}
+    if accounting:
+        update += ", accounting.#task = if_not_exists(accounting.#task, :accounting)"
+        values[":accounting"] = {
+            "M": {ACCOUNTING_FIELDS[name]: {"N": str(value)} for name, value in sorted(accounting.items())}
+        }
     try:
         item = _update_run_maps(
             client,
@@ -610,6 +654,7 @@ def describe_run(run: dict) -> dict:
         "completed_regions": sorted(region for region in plan if len(completed[region]) == plan[region]),
         "exit_codes": _by_region(run["exit_codes"], plan),
         "started_at": _by_region(run["started_at"], plan),
+        "accounting": _by_region(run["accounting"], plan),
         "start_skew_ms": max(started_at) - min(started_at) if started_at else None,
         "task_thresholds": _by_region(run["task_thresholds"], plan),
         "thresholds_truncated": {
@@ -802,8 +847,8 @@ def _thresholds_value(verdicts: dict[str, dict[str, bool]]) -> dict:
 def _update_run_maps(client, table: str, run_id: str, update: Callable[[], dict]) -> dict:
     """Run ``update``, which sets entries of the run's maps; create missing maps and retry once.
 
-    Runs reset by an earlier version of this file have no ``started_at`` or ``task_thresholds``
-    map, and setting an entry of a missing map is a ValidationException.
+    Runs reset by an earlier version of this file have no ``started_at``, ``task_thresholds`` or
+    ``accounting`` map, and setting an entry of a missing map is a ValidationException.
     """
     try:
         return update()
@@ -816,7 +861,7 @@ def _update_run_maps(client, table: str, run_id: str, update: Callable[[], dict]
         TableName=table,
         Key={"run_id": {"S": run_id}},
         UpdateExpression="SET started_at = if_not_exists(started_at, :empty),"
-        " task_thresholds = if_not_exists(task_thresholds, :empty)",
+        " task_thresholds = if_not_exists(task_thresholds, :empty), accounting = if_not_exists(accounting, :empty)",
         ConditionExpression="attribute_exists(run_id)",
         ExpressionAttributeValues={":empty": {"M": {}}},
     )
@@ -863,6 +908,10 @@ def _decode_run(item: dict) -> dict:
         "completed_tasks": set(item.get("completed_tasks", {}).get("SS", [])),
         "exit_codes": {key: int(value["N"]) for key, value in item.get("exit_codes", {}).get("M", {}).items()},
         "started_at": {key: int(value["N"]) for key, value in item.get("started_at", {}).get("M", {}).items()},
+        "accounting": {
+            key: {_ACCOUNTING_NAMES[short]: int(number["N"]) for short, number in value["M"].items() if short in _ACCOUNTING_NAMES}
+            for key, value in item.get("accounting", {}).get("M", {}).items()
+        },
         "task_thresholds": {
             key: {
                 selector: {expression: verdict["BOOL"] for expression, verdict in expressions["M"].items()}
@@ -877,6 +926,9 @@ def _decode_run(item: dict) -> dict:
         "active_until": int(item["active_until"]["N"]) if "active_until" in item else None,
         "stop": _decode_stop(item["stop"]["M"]) if "stop" in item else None,
     }
+
+
+_ACCOUNTING_NAMES = {short: name for name, short in ACCOUNTING_FIELDS.items()}
 
 
 def _decode_stop(stop: dict) -> dict:

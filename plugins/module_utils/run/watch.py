@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 from typing import Mapping
 
+from ..results.accounting import describe_losses
+from ..results.accounting import task_losses
 from .exit_codes import describe_exit_code
 from .exit_codes import load_ran
 
@@ -55,6 +57,17 @@ class RegionPoll:
             if not load_ran(int(code), stopped)
         ]
 
+    def incomplete(self) -> list[str]:
+        """The tasks whose results are missing by their own accounting (results/accounting.py), each named with what."""
+        codes = self.run.get("exit_codes", {}).get(self.region, {})
+        accounting = self.run.get("accounting", {}).get(self.region, {})
+        losses = []
+        for task in sorted(set(codes) | set(accounting), key=int):
+            reasons = task_losses(accounting.get(task), codes.get(task))
+            if reasons:
+                losses.append(describe_losses(self.region, task, reasons))
+        return losses
+
     def summary(self) -> dict[str, Any]:
         """What the wait returns of the region."""
         return {
@@ -63,6 +76,7 @@ class RegionPoll:
             "tasks": self.tasks["tasks"],
             "unfinished": self.unfinished(),
             "failed": self.failed(),
+            "incomplete": self.incomplete(),
         }
 
     def line(self) -> str:

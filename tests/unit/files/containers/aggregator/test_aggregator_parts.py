@@ -288,7 +288,11 @@ def test_throttled_timestream_writes_are_retried_until_every_record_is_written_o
     writer.submit(records[120:])
     writer.drain()
     writer.stop()
-    assert writer.summary() == {"produced": 250, "written": 250, "rejected": 0, "failed": 0, "unflushed": 0}
+    requests = sum(record.requests for record in records if isinstance(record, RequestRecord))
+    assert writer.summary() == {
+        "produced": 250, "written": 250, "rejected": 0, "failed": 0, "dropped": 0, "unflushed": 0, "lost": 0,
+        "requests_written": requests, "retries": len(throttled),
+    }
     total_calls = next(calls)
     assert len(throttled) / total_calls >= 0.3
     assert sorted(map(json.dumps, stored_timestream_records(moto))) == sorted(
@@ -437,11 +441,67 @@ def test_a_flush_that_outlasts_its_time_counts_what_is_not_written_as_unflushed(
     writer.submit(interval_records(3))
     writer.submit(interval_records(2))
     assert writer.drain(timeout=0.2) is False
-    assert writer.summary() == {"produced": 5, "written": 0, "rejected": 0, "failed": 0, "unflushed": 5}
+    assert writer.summary() == {
+        "produced": 5, "written": 0, "rejected": 0, "failed": 0, "dropped": 0, "unflushed": 5, "lost": 5,
+        "requests_written": 0, "retries": 0,
+    }
     release.set()
     assert writer.drain(timeout=10) is True
     writer.stop(timeout=10)
     assert writer.summary()["unflushed"] == 0 and writer.summary()["written"] == 5
+
+
+def test_a_store_that_stops_answering_costs_records_counted_as_dropped_not_the_tasks_memory(caplog):
+    """The writer holds a bounded number of records: past it a batch is dropped, logged with its requests, and counted lost."""
+    release = threading.Event()
+    writing = threading.Event()
+
+    class StalledStore:
+        def check(self) -> None:
+            pass
+
+        def write(self, records):
+            writing.set()
+            release.wait(10)
+            return stores.Outcome(written=len(records), requests_written=stores.requests_in(records))
+
+        def save_progress(self) -> None:
+            pass
+
+    writer = stores.Writer(StalledStore(), max_queued_records=10)
+    with caplog.at_level(logging.ERROR, logger="aggregator"):
+        writer.submit(interval_records(4))  # taken by the writer thread, which then waits on the store
+        assert writing.wait(10)
+        for _batch in range(5):
+            writer.submit(interval_records(4))
+    release.set()
+    assert writer.drain(timeout=10) is True
+    writer.stop(timeout=10)
+    summary = writer.summary()
+    # 4 in the store's hands; 8 more fit the queue of 10 (the first 4 left it); 12 dropped.
+    assert (summary["produced"], summary["written"], summary["dropped"], summary["lost"]) == (24, 12, 12, 12)
+    assert summary["requests_written"] == 12 * 10
+    drops = [r.fields for r in caplog.records if r.getMessage() == "records_dropped"]
+    assert [drop["requests"] for drop in drops] == [40, 40, 40]
+
+
+def test_the_aggregator_counts_the_requests_k6_pushed_across_intervals_and_names():
+    aggregator = IntervalAggregator(Identity("run-1", "eu-west-1", "0"), 1000, max_request_names=1)
+    records = aggregator.add(push(500, 3, 0.0, latency(0.1, 0.1, 0.1)))
+    records += aggregator.add(push(1500, 7, 0.0, latency(0.1, 0.1, 0.1, 0.2, 0.2, 0.2, 0.2)))
+    records += aggregator.add(push(1600, 2, 0.0, latency(0.1, 0.1), labels=(("method", "GET"), ("name", "other"), ("status", "200"))))
+    records += aggregator.close_all()
+    assert aggregator.requests_received == 9 == sum(r.requests for r in records if isinstance(r, RequestRecord))
+
+
+def test_rejected_records_leave_their_requests_out_of_the_requests_written(timestream):
+    def reject_one(request, **_kwargs):
+        return error_response(request, 419, "RejectedRecordsException", RejectedRecords=[{"RecordIndex": 0, "Reason": "Too old"}])
+
+    timestream.meta.events.register("before-send.timestream-write.WriteRecords", reject_one)
+    records = interval_records(5)
+    outcome = stores.TimestreamStore(timestream, "results", "intervals").write(records)
+    assert (outcome.written, outcome.rejected, outcome.requests_written) == (4, 1, 40)
 
 
 def test_a_denied_write_is_tried_again_while_the_grant_propagates_then_counted_lost(home_bucket, monkeypatch):

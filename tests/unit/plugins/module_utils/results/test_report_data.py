@@ -19,6 +19,8 @@ from botocore.stub import Stubber
 
 REPO = Path(__file__).resolve().parents[5]
 
+from ansible_collections.constellation.loadtest.plugins.module_utils.results import accounting
+from ansible_collections.constellation.loadtest.plugins.module_utils.run import exit_codes
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_data
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.orchestrator_state import iso8601_utc
 from ansible_collections.constellation.loadtest.plugins.module_utils.results.histogram import Histogram
@@ -146,14 +148,87 @@ def test_records_folded_over_the_tasks_give_the_same_summary_with_far_fewer_reco
         },
         "constellation_thresholds",
     )
-    fold = folded(records)
-    assert len(fold) < len(records)
-    assert {record.task for record in fold} == {report_data.ALL_TASKS}
-    assert summary_of(fold, thresholds=thresholds) == summary_of(records, thresholds=thresholds)
+    fold = report_data.TaskFold()
+    for record in records:
+        fold.add(record)
+    assert len(fold.records()) < len(records)
+    assert {record.task for record in fold.records()} == {report_data.ALL_TASKS}
+    folded_summary = summary_of(fold.records(), thresholds=thresholds, stored_requests=fold.requests_by_task)
+    assert folded_summary == summary_of(records, thresholds=thresholds)
     # Requests that partly failed stay apart from those that all or none did, as in the tasks' records.
     other_task = dataclasses.replace(records[0], task="9")
     assert len(folded([dataclasses.replace(records[0], failures=1), other_task])) == 2
     assert len(folded([records[0], other_task])) == 1
+
+
+def stored_by_task(records) -> dict:
+    stored: dict = {}
+    for record in records:
+        if isinstance(record, RequestRecord):
+            stored[(record.region, record.task)] = stored.get((record.region, record.task), 0) + record.requests
+    return stored
+
+
+def accounting_of(records, changes=None) -> dict:
+    """Every task's accounting as a task whose aggregator wrote everything reports it; ``changes`` by (region, task)."""
+    reported: dict = {}
+    for (region, task), requests in stored_by_task(records).items():
+        counts = {"k6_requests": requests, "requests_received": requests, "requests_written": requests,
+                  "records_lost": 0, "store_retries": 1}
+        reported.setdefault(region, {})[task] = {**counts, **(changes or {}).get((region, task), {})}
+    return reported
+
+
+def test_every_request_k6_counted_in_the_store_makes_a_complete_accounting():
+    records, _samples = make_run()
+    summary = summary_of(records, run=describe_run(accounting=accounting_of(records)))
+    accounting = summary["accounting"]
+    assert accounting["incomplete"] == [] and summary["verdict"] == "pass"
+    assert accounting["k6_requests"] == accounting["stored_requests"] == summary["overall"]["requests"]
+    assert accounting["store_retries"] == len(stored_by_task(records))
+    region, task = sorted(stored_by_task(records))[0]
+    assert accounting["tasks"][region][task]["stored_requests"] == accounting["tasks"][region][task]["k6_requests"]
+
+
+def test_requests_k6_counted_that_are_not_in_the_store_make_the_verdict_incomplete_naming_the_task():
+    records, _samples = make_run()
+    region, task = sorted(stored_by_task(records))[-1]
+    held = stored_by_task(records)[(region, task)]
+    # The aggregator was killed: it reported nothing, the store holds what it wrote before.
+    reported = accounting_of(records, {(region, task): {"k6_requests": held + 326}})
+    for field in ("requests_received", "requests_written", "records_lost", "store_retries"):
+        reported[region][task].pop(field)
+    exit_codes = {r: {t: (87 if (r, t) == (region, task) else 0) for t in tasks} for r, tasks in reported.items()}
+    run = describe_run(accounting=reported, exit_codes=exit_codes)
+    failing = parse_all({"http_req_duration": ["p(95)<1"]}, "constellation_thresholds")
+
+    summary = summary_of(records, run=run, thresholds=failing)
+
+    assert summary["verdict"] == "incomplete", "missing results come before the thresholds they skew"
+    (line,) = summary["accounting"]["incomplete"]
+    assert line.startswith(f"{region} task {task}: its aggregator did not confirm the final flush")
+    assert f"326 of the {held + 326:,} requests k6 counted are not in the results store" in line
+    assert summary["accounting"]["tasks"][region][task]["missing"] and summary["accounting"]["k6_requests"] == summary["overall"]["requests"] + 326
+
+
+def test_records_an_aggregator_could_not_write_make_the_verdict_incomplete_even_when_k6s_count_is_there():
+    records, _samples = make_run()
+    region, task = sorted(stored_by_task(records))[0]
+    run = describe_run(accounting=accounting_of(records, {(region, task): {"records_lost": 4}}))
+    summary = summary_of(records, run=run)
+    assert summary["verdict"] == "incomplete"
+    assert summary["accounting"]["incomplete"] == [f"{region} task {task}: its aggregator could not write 4 records to the results store"]
+
+
+def test_tasks_of_an_earlier_image_without_accounting_are_judged_as_before():
+    records, _samples = make_run()
+    summary = summary_of(records)
+    assert summary["verdict"] == "pass" and summary["accounting"]["incomplete"] == []
+    assert summary["accounting"]["k6_requests"] is None
+
+
+def test_the_accountings_exit_code_is_the_load_generators():
+    assert accounting.AGGREGATOR_UNCONFIRMED == exit_codes.Failure.AGGREGATOR_FINISH
 
 
 def nearest_rank(values: list[float], q: float) -> float:
@@ -389,6 +464,7 @@ TOP_LEVEL = {
     "schema", "run_id", "deployment", "results_store", "complete", "stop", "progress", "start_at_ms", "start_at",
     "start_skew_ms", "data_from_ms", "data_to_ms", "measured_seconds", "interval_ms", "plan", "overall", "regions",
     "requests", "status_classes", "timeseries", "thresholds", "task_thresholds", "exit_codes", "baseline", "verdict",
+    "accounting",
 }  # fmt: skip
 TOTALS = {"requests", "failures", "error_rate", "rps", "iterations", "data_received", "data_sent", "latency"}
 LATENCY = {"min", "avg", "med", "p90", "p95", "p99", "max"}
@@ -637,6 +713,21 @@ def test_the_planned_duration_ends_the_span_inside_the_last_interval(duration_ms
     records, _samples = make_run()
     summary = summary_of(records, run=describe_run(start_at=T0 + 2500), duration_ms=duration_ms)
     assert summary["measured_seconds"] == measured
+
+
+def test_the_span_of_a_run_whose_tasks_reported_their_end_is_k6s_own_start_to_end():
+    """Aligned intervals stretch the span (an arrival-rate run of 20 s read as 22.4 s); k6's own ends do not."""
+    records, _samples = make_run()
+    started = {"us-east-2": {"0": T0 + 1000, "1": T0 + 1040}, "eu-west-1": {"0": T0 + 1010}}
+    ends = {"us-east-2": {"0": T0 + 21_000, "1": T0 + 21_020}, "eu-west-1": {"0": T0 + 20_990}}
+    accounting = {region: {task: {"ended_at": end} for task, end in tasks.items()} for region, tasks in ends.items()}
+    summary = summary_of(records, run=describe_run(started_at=started, accounting=accounting), duration_ms=40_000)
+    assert summary["measured_seconds"] == 20.02
+    assert summary["overall"]["rps"] == round(summary["overall"]["requests"] / 20.02, 3)
+    # One task has not reported its end yet: the span of the data so far.
+    del accounting["eu-west-1"]["0"]
+    partial = summary_of(records, run=describe_run(started_at=started, accounting=accounting))
+    assert partial["measured_seconds"] == 29.0
 
 
 def test_the_verdict_of_a_stopped_run_is_that_of_what_ran():

@@ -432,3 +432,23 @@ def test_requests_summed_into_other_come_with_the_hint_to_name_them():
     assert "(other): the requests of every name past a task&#x27;s first 1,000" in page
     assert "tags: { name: &#x27;user&#x27; }" in page
     assert "(other): the requests" not in render(summary)
+
+
+def test_missing_results_are_named_on_the_page_in_the_tasks_table_and_in_the_text_table():
+    line = "us-east-2 task 1: 326 of the 386 requests k6 counted are not in the results store"
+    accounting = {
+        "k6_requests": 2_097, "stored_requests": 1_771, "store_retries": 0, "incomplete": [line],
+        "tasks": {"us-east-2": {"1": {"k6_requests": 386, "stored_requests": 60, "missing": [line.split(": ", 1)[1]]}}},
+    }
+    summary = dict(full_summary(), verdict="incomplete", accounting=accounting)
+
+    page, table = render(summary), summary_table(summary)
+
+    assert "INCOMPLETE RESULTS" in page and html.escape(line) in page
+    assert "k6 counted 2,097 requests, the store holds 1,771: 326 missing" in page
+    assert '<td class="num">386</td><td class="num">60</td><td><span class="badge fail">MISSING</span> 326 of' in page
+    assert "INCOMPLETE: k6 counted 2,097 requests, the store holds 1,771: 326 missing" in table
+    assert "  us-east-2 task 1: 326 of the 386" in table
+    complete = dict(full_summary(), accounting=dict(accounting, incomplete=[], stored_requests=2_097, tasks={}))
+    assert "INCOMPLETE RESULTS" not in render(complete)
+    assert "accounting: k6 counted 2,097 requests, the store holds 2,097: all" in summary_table(complete)

@@ -258,16 +258,37 @@ def test_started_at_and_thresholds_are_kept_as_first_reported(lambda_env):
     assert orchestrator_state.read_run(lambda_env, TABLE, "k6")["started_at"]["us-east-2"] == {"1": now + 7}
 
 
+def test_each_tasks_accounting_is_kept_as_first_reported(lambda_env):
+    plan(lambda_env, "counts", {"us-east-2": 2, "eu-west-1": 1})
+    now = orchestrator_state.now_ms()
+    counts = {
+        "k6_requests": 1561, "requests_received": 1561, "requests_written": 1272, "records_lost": 3,
+        "store_retries": 2, "ended_at": now + 20_000,
+    }
+    assert end("counts", "us-east-2", "0", started_at=now, accounting=counts)["ok"]
+    assert end("counts", "us-east-2", "0", accounting={"k6_requests": 1})["ok"]  # a repeated end changes nothing
+    assert end("counts", "us-east-2", "1", exit_code=87, accounting={"k6_requests": 386})["ok"]  # the aggregator never answered
+    assert end("counts", "eu-west-1", "0")["ok"]  # a task of an earlier image reports none
+
+    run = orchestrator_state.read_run(lambda_env, TABLE, "counts")
+    assert run["accounting"] == {"us-east-2": {"0": counts, "1": {"k6_requests": 386}}, "eu-west-1": {}}
+    item = raw_item(lambda_env, "counts")
+    assert set(item["accounting"]["M"]["us-east-2#0"]["M"]) == set("kawlre"), "stored under one-letter names"
+
+
 def test_test_end_fills_in_maps_missing_from_a_run_reset_by_an_earlier_version(dynamodb):
     key = orchestrator_state.reset_run(dynamodb, TABLE, "old", {"us-east-2": 1}, 30)
     dynamodb.update_item(
-        TableName=TABLE, Key={"run_id": {"S": "old"}}, UpdateExpression="REMOVE started_at, task_thresholds"
+        TableName=TABLE, Key={"run_id": {"S": "old"}}, UpdateExpression="REMOVE started_at, task_thresholds, accounting"
     )
     token, now = orchestrator_state.task_token(key, "old", "us-east-2", 0), orchestrator_state.now_ms()
 
-    orchestrator_state.record_test_end(dynamodb, TABLE, "old", "us-east-2", "0", token, 0, now, {"checks": {"rate>0.9": True}})
+    orchestrator_state.record_test_end(
+        dynamodb, TABLE, "old", "us-east-2", "0", token, 0, now, {"checks": {"rate>0.9": True}}, {"k6_requests": 9}
+    )
 
     run = orchestrator_state.read_run(dynamodb, TABLE, "old")
+    assert run["accounting"] == {"us-east-2": {"0": {"k6_requests": 9}}}
     assert run["started_at"] == {"us-east-2": {"0": now}} and run["completed_regions"] == ["us-east-2"]
     assert run["task_thresholds"] == {"us-east-2": {"0": {"checks": {"rate>0.9": True}}}}
 
@@ -441,6 +462,12 @@ MALFORMED_EVENTS = [
         ["thresholds['checks']: an expression must be a non-empty string", "''"],
         id="threshold-expression-empty",
     ),
+    pytest.param({**TEST_END, "accounting": [1]}, ["accounting must be a mapping", "[1]"], id="accounting-not-a-mapping"),
+    pytest.param({**TEST_END, "accounting": {"served": 3}}, ["accounting has an unknown field", "'served'", "k6_requests"], id="accounting-unknown-field"),
+    pytest.param({**TEST_END, "accounting": {"k6_requests": -1}}, ["accounting.k6_requests must be an integer", "-1"], id="accounting-negative"),
+    pytest.param({**TEST_END, "accounting": {"records_lost": 1.5}}, ["accounting.records_lost", "1.5"], id="accounting-not-an-integer"),
+    pytest.param({**TEST_END, "accounting": {"store_retries": True}}, ["accounting.store_retries", "True"], id="accounting-bool"),
+    pytest.param({**TEST_END, "accounting": {"ended_at": 5}}, ["accounting.ended_at must be epoch milliseconds", "5"], id="accounting-ended-long-ago"),
     # Hostile: what a task (or a script that got hold of the task's credentials) might try.
     pytest.param({"type": "test-reset", "run_id": "plan", "regions": {"us-east-2": 1}}, ["'type'", "'test-reset'"], id="reset"),
     pytest.param({**REGISTER, "token": "forged"}, ["token does not prove task 0 of region us-east-2"], id="forged-token"),

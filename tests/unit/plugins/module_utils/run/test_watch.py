@@ -78,3 +78,24 @@ def test_in_a_stopped_run_a_task_the_stop_ended_ran_its_load_and_a_crash_still_d
 
     (stopped,) = poll({"us-east-2": 3}, {"us-east-2": tasks(stopped=3)}, dict(run, stop={"reason": "stopped"}), {"regions": {}})
     assert stopped.failed() == ["task 2: exit 107 (k6 ScriptException)"]
+
+
+def test_the_judge_names_tasks_whose_results_are_missing_apart_from_loads_that_did_not_run():
+    run = {
+        "completed_tasks": {"us-east-2": ["0", "1", "2", "3"]},
+        "exit_codes": {"us-east-2": {"0": 0, "1": 87, "2": 0, "3": 0}},
+        "accounting": {"us-east-2": {
+            "0": {"k6_requests": 500, "requests_received": 500, "requests_written": 500, "records_lost": 0},
+            "1": {"k6_requests": 386},  # the aggregator was killed: no counts of its own
+            "2": {"k6_requests": 500, "requests_received": 500, "requests_written": 440, "records_lost": 3},
+            "3": {"k6_requests": 500, "requests_received": 499, "requests_written": 499, "records_lost": 0},
+        }},
+    }
+    (region,) = poll({"us-east-2": 4}, {"us-east-2": tasks(stopped=4)}, run, {"regions": {}})
+    assert region.failed() == [], "a lost flush is missing results, not a load that did not run"
+    assert region.summary()["incomplete"] == region.incomplete() == [
+        "us-east-2 task 1: its aggregator did not confirm the final flush (it died, or the results store refused its records)",
+        "us-east-2 task 2: its aggregator could not write 3 records to the results store; "
+        "60 of the 500 requests k6 counted are not in the records its aggregator wrote",
+        "us-east-2 task 3: 1 of the 500 requests k6 counted are not in the records its aggregator wrote",
+    ]

@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright: constellation.loadtest contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""What became of each task's requests: nothing is lost silently.
+
+Every task reports in its ``test-end`` what k6 counted (``k6_requests``, from k6's own summary)
+and what its aggregator did with it: the requests it took in from k6's pushes, the requests in the
+records it wrote, the records it lost and the store calls it tried again (the orchestrator keeps
+it: ``orchestrator_state.ACCOUNTING_FIELDS``). A task's results are **incomplete** when
+
+* its aggregator did not confirm the final flush (the task's exit code
+  :data:`AGGREGATOR_UNCONFIRMED`: killed, out of memory, or the store refused to the end),
+* its aggregator lost records (rejected, failed, dropped from a full queue, not flushed in time),
+* or fewer requests are in the results store (or, before the report reads the store, in what the
+  aggregator wrote) than k6 counted.
+
+run_test judges the aggregators' counts as soon as the tasks ended (``run/watch.py``); the report
+judges the store itself and makes the verdict ``incomplete``. Either fails the play unless the user
+sets ``constellation_allow_incomplete``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from typing import Optional
+
+# The load generator's exit code when the aggregator did not confirm its flush: run/exit_codes's
+# Failure.AGGREGATOR_FINISH (this layer imports nothing of run/; a unit test keeps them equal).
+AGGREGATOR_UNCONFIRMED = 87
+
+
+def task_losses(
+    accounting: Optional[Mapping[str, Any]], exit_code: Optional[int], stored_requests: Optional[int] = None
+) -> list[str]:
+    """Why one task's results are incomplete, each reason a phrase; empty when nothing is missing.
+
+    ``accounting`` is what the task reported (None or empty for a task that reported none);
+    ``stored_requests`` what the results store holds of it, when read. Without it the requests
+    the aggregator wrote stand for the store's.
+    """
+    accounting = accounting or {}
+    reasons = []
+    if exit_code == AGGREGATOR_UNCONFIRMED:
+        reasons.append("its aggregator did not confirm the final flush (it died, or the results store refused its records)")
+    lost = accounting.get("records_lost") or 0
+    if lost:
+        reasons.append(f"its aggregator could not write {lost:,} records to the results store")
+    k6_requests = accounting.get("k6_requests")
+    held = stored_requests if stored_requests is not None else accounting.get("requests_written")
+    if k6_requests is not None and held is not None and held < k6_requests:
+        where = "in the results store" if stored_requests is not None else "in the records its aggregator wrote"
+        reasons.append(f"{k6_requests - held:,} of the {k6_requests:,} requests k6 counted are not {where}")
+    return reasons
+
+
+def describe_losses(region: str, task: str, reasons: list[str]) -> str:
+    """One line naming the task and what it lost."""
+    return f"{region} task {task}: " + "; ".join(reasons)
