@@ -37,19 +37,24 @@ def task_losses(
     """Why one task's results are incomplete, each reason a phrase; empty when nothing is missing.
 
     ``accounting`` is what the task reported (None or empty for a task that reported none);
-    ``stored_requests`` what the results store holds of it, when read. Without it the requests
-    the aggregator wrote stand for the store's.
+    ``stored_requests`` what the results store holds of it, when read. The store is the truth when
+    k6's count is known: an aggregator that did not confirm its flush in time may still have written
+    everything before its container was stopped, and then nothing is missing. Without the store the
+    aggregator's own counts judge: its unconfirmed flush, its lost records, the requests it wrote.
     """
     accounting = accounting or {}
+    k6_requests = accounting.get("k6_requests")
+    held = stored_requests if stored_requests is not None else accounting.get("requests_written")
+    short = k6_requests is not None and held is not None and held < k6_requests
+    if stored_requests is not None and k6_requests is not None and not short:
+        return []
     reasons = []
     if exit_code == AGGREGATOR_UNCONFIRMED:
         reasons.append("its aggregator did not confirm the final flush (it died, or the results store refused its records)")
     lost = accounting.get("records_lost") or 0
     if lost:
         reasons.append(f"its aggregator could not write {lost:,} records to the results store")
-    k6_requests = accounting.get("k6_requests")
-    held = stored_requests if stored_requests is not None else accounting.get("requests_written")
-    if k6_requests is not None and held is not None and held < k6_requests:
+    if short:
         where = "in the results store" if stored_requests is not None else "in the records its aggregator wrote"
         reasons.append(f"{k6_requests - held:,} of the {k6_requests:,} requests k6 counted are not {where}")
     return reasons

@@ -211,13 +211,24 @@ def test_requests_k6_counted_that_are_not_in_the_store_make_the_verdict_incomple
     assert summary["accounting"]["tasks"][region][task]["missing"] and summary["accounting"]["k6_requests"] == summary["overall"]["requests"] + 326
 
 
-def test_records_an_aggregator_could_not_write_make_the_verdict_incomplete_even_when_k6s_count_is_there():
+def test_the_store_holding_every_request_k6_counted_outweighs_a_flush_reported_lost():
+    """The aggregator answered /finish before it could write everything, and wrote it before its container
+    stopped: the store is the truth. Without k6's count, the aggregator's own report judges."""
     records, _samples = make_run()
     region, task = sorted(stored_by_task(records))[0]
-    run = describe_run(accounting=accounting_of(records, {(region, task): {"records_lost": 4}}))
-    summary = summary_of(records, run=run)
+    late = {(region, task): {"records_lost": 4, "requests_written": 0}}
+    exit_codes = {r: {t: (87 if (r, t) == (region, task) else 0) for t in tasks} for r, tasks in accounting_of(records).items()}
+    summary = summary_of(records, run=describe_run(accounting=accounting_of(records, late), exit_codes=exit_codes))
+    assert summary["verdict"] == "pass" and summary["accounting"]["incomplete"] == []
+
+    unknown = accounting_of(records, late)
+    del unknown[region][task]["k6_requests"]
+    summary = summary_of(records, run=describe_run(accounting=unknown, exit_codes=exit_codes))
     assert summary["verdict"] == "incomplete"
-    assert summary["accounting"]["incomplete"] == [f"{region} task {task}: its aggregator could not write 4 records to the results store"]
+    assert summary["accounting"]["incomplete"] == [
+        f"{region} task {task}: its aggregator did not confirm the final flush (it died, or the results store refused its records);"
+        " its aggregator could not write 4 records to the results store"
+    ]
 
 
 def test_tasks_of_an_earlier_image_without_accounting_are_judged_as_before():
