@@ -283,7 +283,7 @@ def configure_logging() -> None:
 
 def serve(settings: Settings, store: stores.Store) -> int:
     """Serve until /finish or a signal, write everything held, and return the exit status."""
-    writer = stores.Writer(store)
+    writer = stores.Writer(store, retries_from=0)  # the store's check's retries count too
     aggregator = IntervalAggregator(settings.identity, settings.interval_seconds * 1000, settings.max_request_names)
     server = AggregatorServer((settings.host, settings.port), aggregator, writer)
     stop_asked = Event()

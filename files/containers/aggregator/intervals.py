@@ -17,6 +17,12 @@ A task keeps at most ``max_request_names`` request names (k6 names a request by 
 script tags it with ``name``, so a script that builds URLs would make a record per URL and
 interval): the names seen after that are summed into the request ``OTHER_REQUESTS``, and how many
 names were folded so is counted (``folded_request_names``).
+
+The previous total of every series is kept for the whole test, idle or not: k6's remote-write
+output sends a series only when it has new samples, with its total since the start, so a total
+forgotten while the series was idle would count everything again when it returns. What a series
+costs is a few numbers and one histogram; ``benchmarks/aggregator_cardinality.py`` measures the
+memory and CPU at 10,000 URLs.
 """
 
 from __future__ import annotations

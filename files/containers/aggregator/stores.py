@@ -227,7 +227,8 @@ class S3Store:
 class Writer:
     """Hands records to a store on its own thread, so a slow or throttled store never stalls k6."""
 
-    def __init__(self, store: Store, max_queued_records: int = MAX_QUEUED_RECORDS) -> None:
+    def __init__(self, store: Store, max_queued_records: int = MAX_QUEUED_RECORDS, retries_from: Optional[int] = None) -> None:
+        """``retries_from``: the store's retries counted before (the summary's are those after); the count now if None."""
         self.store = store
         self.produced = 0
         self.dropped = 0
@@ -235,7 +236,7 @@ class Writer:
         self._max_queued = max_queued_records
         self._queued = 0  # records submitted and not yet taken by the writer thread
         self._queued_lock = threading.Lock()
-        self._retries_before = RETRIES.retries
+        self._retries_before = RETRIES.retries if retries_from is None else retries_from
         self._queue: queue.Queue[Optional[list[Record]]] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
         self._thread.start()
