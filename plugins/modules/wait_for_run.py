@@ -118,7 +118,8 @@ lines:
 regions:
   description:
     - Per region at the last poll, whether it has ended, its task counts and tasks, the planned tasks
-      that have not reported the end of the test (C(unfinished), task indexes), the tasks whose load
+      that have not reported the end of the test (C(unfinished), task indexes), while the run has no
+      start the tasks that have not registered (C(unregistered), task indexes), the tasks whose load
       did not run to the end (C(failed), each with its exit code named; 0 and 99 ran it) and the tasks
       whose results are missing by their own accounting (C(incomplete), each with what is missing).
   returned: always
@@ -129,6 +130,7 @@ regions:
       counts: {"pending": 0, "running": 0, "stopped": 2, "total": 2}
       tasks: []
       unfinished: []
+      unregistered: []
       failed: ["task 1: exit 107 (k6 ScriptException)"]
       incomplete: ["us-east-2 task 0: its aggregator could not write 12 records to the results store"]
 still_running:

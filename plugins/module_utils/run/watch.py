@@ -43,6 +43,13 @@ class RegionPoll:
         completed = {int(task) for task in self.run.get("completed_tasks", {}).get(self.region, [])}
         return [task for task in range(self.planned) if task not in completed]
 
+    def unregistered(self) -> list[int]:
+        """The planned tasks that never registered, while the run has no start: what it waits for, or waited for in vain."""
+        if self.run.get("start_at") is not None:
+            return []
+        registered = {int(task) for task in self.run.get("registered_tasks", {}).get(self.region, [])}
+        return [task for task in range(self.planned) if task not in registered]
+
     def failed(self) -> list[str]:
         """The tasks that reported an end whose load did not run to the end, with their exit code named.
 
@@ -75,6 +82,7 @@ class RegionPoll:
             "counts": self.tasks["counts"],
             "tasks": self.tasks["tasks"],
             "unfinished": self.unfinished(),
+            "unregistered": self.unregistered(),
             "failed": self.failed(),
             "incomplete": self.incomplete(),
         }

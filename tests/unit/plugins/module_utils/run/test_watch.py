@@ -99,3 +99,12 @@ def test_the_judge_names_tasks_whose_results_are_missing_apart_from_loads_that_d
         "60 of the 500 requests k6 counted are not in the records its aggregator wrote",
         "us-east-2 task 3: 1 of the 500 requests k6 counted are not in the records its aggregator wrote",
     ]
+
+
+def test_a_run_that_never_started_names_the_tasks_that_never_registered():
+    run = {"registered_tasks": {"us-east-2": ["0", "2"]}, "completed_tasks": {"us-east-2": ["0", "1", "2"]},
+           "exit_codes": {"us-east-2": {"0": 85, "1": 84, "2": 85}}}
+    (region,) = poll({"us-east-2": 3}, {"us-east-2": tasks(stopped=3)}, run, {"regions": {}})
+    assert region.summary()["unregistered"] == [1]
+    started = dict(run, start_at=1_764_000_000_000, registered_tasks={"us-east-2": ["0", "1", "2"]})
+    assert poll({"us-east-2": 3}, {"us-east-2": tasks(stopped=3)}, started, {"regions": {}})[0].unregistered() == []
