@@ -11,6 +11,10 @@
 * **Lambda functions run.** Invoke runs the deployed function's code (tools/lambda_runner.py).
 * **Task role credentials** are served to the tasks' containers, as ECS serves them, at
   ``/_emulator/ecs-credentials/<task id>``.
+* **Faults on request.** ``POST /_emulator/faults`` with a JSON list of rules answers a share of
+  the requests each rule matches with an AWS error instead of serving them (see :class:`Faults`);
+  ``GET /_emulator/faults`` counts what was injected (a POST answers the counts of the rules it replaced). Fault tests throttle the results store, deny
+  it, or make the orchestrator function fail now and then, on the path users run.
 * **Service Quotas** knows the Fargate On-Demand vCPU quota (``L-3032A538``), which moto does not:
   ``CONSTELLATION_EMULATOR_FARGATE_VCPUS`` vCPUs per region (6 unless set), so that check.yml
   compares the plan with a quota here as it does on AWS.
@@ -29,9 +33,11 @@ tests of single modules use.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
+import random
 import signal
 import sys
 import threading
@@ -61,17 +67,89 @@ RUN_TASK_OVERRIDES_MAX_CHARS = 8192  # ECS's limit on RunTask's overrides
 FARGATE_VCPU_QUOTA = ("fargate", "L-3032A538")
 
 
+FAULTS_PATH = "/_emulator/faults"
+
+
+class Faults:
+    """Errors answered instead of AWS's for a share of the requests a rule matches.
+
+    A rule: ``name`` (what the counts say), ``method`` (``PUT``...), ``path_contains`` (a part of the
+    request's path: ``/records/us-east-2/1/``, ``/invocations``), optionally ``path_suffix``
+    (``.jsonl``: records, not the progress object), optionally ``body_contains`` (a part of the
+    request's body: ``"task_id": "1"``), ``share`` (0 to 1 of the matching
+    requests), ``status`` and ``code`` (``503`` ``SlowDown``, ``403`` ``AccessDenied``, ``429``
+    ``TooManyRequestsException``) and ``protocol`` (``xml`` as S3 answers, ``json`` as Lambda's REST
+    API does). The first rule that matches decides; every injected error is counted by rule name.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rules: list[dict] = []
+        self.injected: dict[str, int] = {}
+        self.random = random.Random(7)
+
+    def configure(self, rules: list[dict]) -> None:
+        with self.lock:
+            self.rules, self.injected = list(rules), {rule["name"]: 0 for rule in rules}
+
+    def pick(self, environ) -> dict | None:
+        """The rule whose error answers this request, counted; None to serve it."""
+        path = environ.get("PATH_INFO", "")
+        with self.lock:
+            rules = list(self.rules)
+        body = None
+        if any("body_contains" in rule for rule in rules):
+            # Read whole, and handed on to moto as if unread.
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+        with self.lock:
+            for rule in rules:
+                if (
+                    environ.get("REQUEST_METHOD") == rule["method"]
+                    and rule["path_contains"] in path
+                    and path.endswith(rule.get("path_suffix", ""))
+                    and ("body_contains" not in rule or rule["body_contains"].encode() in body)
+                ):
+                    if self.random.random() < rule["share"]:
+                        self.injected[rule["name"]] += 1
+                        return rule
+                    return None
+        return None
+
+    @staticmethod
+    def answer(rule: dict, start_response):
+        message = f"injected by the emulator's fault rule {rule['name']!r}"
+        if rule.get("protocol") == "json":
+            body = json.dumps({"Type": "User", "message": message}).encode()
+            headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", rule["code"])]
+        else:
+            body = f"<Error><Code>{rule['code']}</Code><Message>{message}</Message></Error>".encode()
+            headers = [("Content-Type", "application/xml")]
+        start_response(f"{rule['status']} {rule['code']}", [*headers, ("Content-Length", str(len(body)))])
+        return [body]
+
+
 class EmulatedAWS(DomainDispatcherApplication):
-    """moto's WSGI application: DynamoDB one request at a time, task credentials, resets that stop tasks."""
+    """moto's WSGI application: DynamoDB one request at a time, task credentials, resets that stop tasks,
+    faults on request."""
 
     dynamodb_lock = threading.Lock()
     tasks: ecs_runner.TaskRunner | None = None
     functions: FunctionRunner | None = None
+    faults = Faults()
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path.startswith(CREDENTIALS_PATH):
             return self._credentials(path[len(CREDENTIALS_PATH):], environ, start_response)
+        if path == FAULTS_PATH:
+            return self._faults(environ, start_response)
+        fault = self.faults.pick(environ)
+        if fault is not None:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            if length:
+                environ["wsgi.input"].read(length)  # the request is taken whole, as AWS would
+            return self.faults.answer(fault, start_response)
         if path == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
             if self.tasks:
                 self.tasks.reset()
@@ -82,6 +160,15 @@ class EmulatedAWS(DomainDispatcherApplication):
             with self.dynamodb_lock:
                 return super().__call__(environ, start_response)
         return super().__call__(environ, start_response)
+
+    def _faults(self, environ, start_response):
+        with self.faults.lock:
+            body = json.dumps({"injected": dict(self.faults.injected)}).encode()
+        if environ.get("REQUEST_METHOD") == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            self.faults.configure(json.loads(environ["wsgi.input"].read(length) or b"[]"))
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
     def _credentials(self, task_id: str, environ, start_response):
         found = self.tasks.credentials(task_id, environ.get("HTTP_AUTHORIZATION", "")) if self.tasks else None

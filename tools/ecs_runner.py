@@ -33,6 +33,12 @@ What differs from Fargate, and why it does not matter for what runs here:
   runner's log directory (``tasks/<region>/<task id>/<container>.log``), and is copied to the
   CloudWatch Logs group of the definition's ``logConfiguration`` when the container has exited.
 
+A host's clock that is off (for the start-skew benchmark): ``CONSTELLATION_EMULATOR_CLOCK_OFFSETS``,
+JSON ``{"<region>/<task index>": seconds}`` in the emulator's environment, runs that task's load
+generator with libfaketime (Debian's ``faketime``, mounted from the host) shifting its wall clock
+by that many seconds. k6 is a static Go binary that libfaketime cannot shift; the load generator
+is what reads the clock to wait for the start, so it is what a wrong host clock would mislead.
+
 Pods and containers carry the labels ``constellation.emulator=<session>`` and
 ``constellation.emulator-pid=<the emulator's pid>``: :meth:`TaskRunner.shutdown` stops and removes
 every one of them, and a new emulator removes those of emulators that were killed (:func:`remove_orphans`).
@@ -131,6 +137,18 @@ class TaskRun:
 
     def state(self, name: str) -> ContainerState:
         return next(state for state in self.task.containers if state.name == name)
+
+
+CLOCK_OFFSETS_VARIABLE = "CONSTELLATION_EMULATOR_CLOCK_OFFSETS"
+FAKETIME_LIBRARY = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+LOAD_GENERATOR_CONTAINER = "load-generator"
+
+
+def clock_offset(region: str, task_index: str | None) -> int | None:
+    """The seconds this task's load generator's clock is off by (CLOCK_OFFSETS_VARIABLE), None if not set."""
+    offsets = json.loads(os.environ.get(CLOCK_OFFSETS_VARIABLE) or "{}")
+    offset = offsets.get(f"{region}/{task_index}")
+    return None if offset is None else int(offset)
 
 
 def now() -> datetime:
@@ -378,6 +396,11 @@ class TaskRunner:
         }
         for container in run.containers:
             environment = {**container.environment, **ports, **ecs_environment}
+            offset = clock_offset(run.region, container.environment.get("CONSTELLATION_TASK_INDEX"))
+            shifted = offset is not None and container.name == LOAD_GENERATOR_CONTAINER
+            if shifted:
+                # Only the wall clock: time.monotonic() (how long to sleep) is right on any host.
+                environment.update(LD_PRELOAD=FAKETIME_LIBRARY, FAKETIME=f"{offset:+d}", FAKETIME_DONT_FAKE_MONOTONIC="1")
             env_file = run.log_dir / f".{container.name}.env"
             env_file.touch(mode=0o600)
             env_file.write_text("".join(f"{name}={value}\n" for name, value in sorted(environment.items())))
@@ -388,6 +411,8 @@ class TaskRunner:
                 "--env-file", str(env_file), "--stop-timeout", str(container.stop_timeout),
                 "--log-driver", "k8s-file", "--log-opt", f"path={run.log_dir / (container.name + '.log')}",
             ]
+            if shifted:
+                arguments += ["--volume", f"{FAKETIME_LIBRARY}:{FAKETIME_LIBRARY}:ro"]
             if container.entry_point:
                 arguments += ["--entrypoint", json.dumps(container.entry_point)]
             if container.init_process:

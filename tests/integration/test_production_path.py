@@ -13,6 +13,7 @@ import json
 import secrets
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 from run import orchestrator_state
@@ -518,6 +519,123 @@ def test_a_stopped_task_keeps_its_records_and_a_killed_aggregator_fails_the_run_
 
     assert playbook("teardown_all", variables).rc == 0
     production.assert_empty([HOME, *remote])
+
+
+def inject_faults(production, rules: list[dict]) -> dict[str, int]:
+    """Set the emulator's fault rules (tools/aws_emulator.py, Faults); what the rules replaced injected."""
+    request = urllib.request.Request(f"{production.url}/_emulator/faults", data=json.dumps(rules).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())["injected"]
+
+
+def test_a_throttled_store_loses_nothing_a_denied_one_is_named_and_a_flaky_orchestrator_is_retried(production, tmp_path, target):
+    """Three faults in one run of 2 tasks, 1 s intervals (a write a second), on the emulated AWS the
+    tasks call: 30 % of task 0's writes to the results store answered 503 SlowDown, every record
+    write of task 1 denied (AccessDenied), 30 % of the tasks' calls to the orchestrator function
+    throttled (429). Task 0 loses nothing and counts a retry per injected error; task 1's loss is
+    named; the run starts and completes through the throttled orchestrator."""
+    deployment, run_id = "prodstore", "prod-store-1"
+    prefix = f"/runs/{run_id}/records/us-east-2/"
+    rules = [
+        {"name": "slowdown", "method": "PUT", "path_contains": prefix + "0/", "share": 0.3, "status": 503, "code": "SlowDown"},
+        {"name": "denied", "method": "PUT", "path_contains": prefix + "1/", "path_suffix": ".jsonl", "share": 1.0,
+         "status": 403, "code": "AccessDenied"},
+        {"name": "orchestrator", "method": "POST", "path_contains": "/invocations", "share": 0.3, "status": 429,
+         "code": "TooManyRequestsException", "protocol": "json"},
+    ]
+    variables = settings(
+        production, tmp_path, deployment, run_id, {"us-east-2": 2}, 15,
+        script=script(tmp_path, VUS_SCRIPT),
+        constellation_max_vus_per_task=1,
+        constellation_results_interval_seconds=1,
+        constellation_script_env={"TARGET": target},
+    )
+    assert playbook("init", variables).rc == 0
+    inject_faults(production, rules)
+    try:
+        waited = playbook("run_test", variables)
+        # run_test ends when the load generators have: the aggregators may still be writing, until
+        # their containers exit, and a denied store stays denied until then.
+        wait_for_containers_to_exit(production, deployment, run_id)
+    finally:
+        injected = inject_faults(production, [])
+    print(f"store faults: injected {injected}")
+
+    message = " ".join(waited.stdout.split())
+    assert waited.rc != 0 and "results are missing: us-east-2 task 1" in message, waited.output[-4000:]
+    assert "task 0" not in message.split("results are missing:")[1].split("See the log group")[0]
+    state = playbook_state(production, deployment, run_id)
+    assert state["completed_tasks"] == {"us-east-2": ["0", "1"]}, "the run started and ended through a throttled orchestrator"
+    assert state["exit_codes"] == {"us-east-2": {"0": 0, "1": 87}}
+    assert injected["orchestrator"] > 0 and injected["slowdown"] > 0 and injected["denied"] > 0
+
+    report = playbook("visualize", variables | {"constellation_report_dir": str(tmp_path / "report")})
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    counted = summary["accounting"]["tasks"]["us-east-2"]
+    print(f"store faults: task 0 {counted['0']}, task 1 {counted['1']}")
+    # Task 0: every request k6 counted is in the store, and each injected 503 was one retry.
+    assert counted["0"]["k6_requests"] == counted["0"]["stored_requests"] > 0 and counted["0"]["missing"] == []
+    assert counted["0"]["store_retries"] == injected["slowdown"]
+    # Task 1: its aggregator could not write, and says so; the report names the loss.
+    assert counted["1"]["records_lost"] > 0 and counted["1"]["stored_requests"] < counted["1"]["k6_requests"]
+    assert summary["verdict"] == "incomplete" and report.rc != 0
+    assert "INCOMPLETE: us-east-2 task 1: its aggregator did not confirm the final flush" in " ".join(report.stdout.split())
+    denied = [json.loads(line) for line in production.task_logs("us-east-2", task_arn(production, deployment, run_id, 1), "aggregator")
+              if line.startswith("{")]
+    assert any(e["event"] == "record_not_written" and "AccessDenied" in e["error"] for e in denied)
+    # With the loss accepted, the same report judges what is there.
+    accepted = playbook("visualize", variables | {"constellation_report_dir": str(tmp_path / "report"), "constellation_allow_incomplete": "true"})
+    assert accepted.rc == 0, accepted.output[-3000:]
+
+    assert playbook("teardown_all", variables).rc == 0
+    production.assert_empty([HOME, "us-east-2"])
+
+
+def test_a_task_that_never_registers_keeps_the_run_from_starting_and_run_test_names_it(production, tmp_path):
+    """Task 1's registrations all fail (as a generator killed before registering never makes one):
+    the orchestrator never decides a start, no request is made, every task exits with its own code
+    at the start timeout, and run_test names the task that never registered."""
+    deployment, run_id = "prodnever", "prod-never-1"
+    registration = f'"type": "agg-record", "run_id": "{run_id}", "region": "us-east-2", "task_id": "1"'
+    rule = {"name": "register", "method": "POST", "path_contains": "/invocations", "body_contains": registration,
+            "share": 1.0, "status": 500, "code": "ServiceException", "protocol": "json"}
+    seen: list = []
+    with api_like_target(median_ms=1.0, seen=seen) as url:
+        variables = settings(
+            production, tmp_path, deployment, run_id, {"us-east-2": 2}, 10,
+            script=script(tmp_path, VUS_SCRIPT),
+            constellation_max_vus_per_task=1,
+            constellation_start_timeout_seconds=20,
+            constellation_script_env={"TARGET": url},
+        )
+        assert playbook("init", variables).rc == 0
+        inject_faults(production, [rule])
+        try:
+            waited = playbook("run_test", variables)
+        finally:
+            injected = inject_faults(production, [])
+
+    message = " ".join(waited.stdout.split())
+    assert waited.rc != 0 and "the run never started: task 1 never registered with the orchestrator" in message, waited.output[-4000:]
+    assert "task 0: exit 85 (load generator START_TIMEOUT)" in message and "task 1: exit 84 (load generator ORCHESTRATOR)" in message
+    state = playbook_state(production, deployment, run_id)
+    assert state["start_at"] is None and state["registered_tasks"] == {"us-east-2": ["0"]}
+    assert state["exit_codes"] == {"us-east-2": {"0": 85, "1": 84}} and injected["register"] > 0
+    assert seen == [], "no task ran any load"
+
+    assert playbook("teardown_all", variables).rc == 0
+    production.assert_empty([HOME, "us-east-2"])
+
+
+def wait_for_containers_to_exit(production, deployment: str, run_id: str, timeout: float = 150) -> None:
+    deadline = time.monotonic() + timeout
+    while any(task["lastStatus"] != "STOPPED" for task in production.run_tasks("us-east-2", deployment, run_id)):
+        assert time.monotonic() < deadline, "the tasks' containers did not exit"
+        time.sleep(2)
+
+
+def task_arn(production, deployment: str, run_id: str, index: int) -> str:
+    return next(t["taskArn"] for t in production.run_tasks("us-east-2", deployment, run_id) if task_index(t) == index)
 
 
 ABORT_SCRIPT = """
