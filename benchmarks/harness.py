@@ -39,8 +39,12 @@ os.environ.update(FAKE_CREDENTIALS)
 
 
 def create_bucket(endpoint: str):
+    """The benchmarks' bucket on the emulator (one bucket may serve several runs of one benchmark)."""
     s3 = boto3.client("s3", region_name=HOME, endpoint_url=endpoint)
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": HOME})
+    try:
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": HOME})
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
     return s3
 
 
@@ -60,8 +64,15 @@ def request_records(records: list) -> list[RequestRecord]:
 
 
 @contextlib.contextmanager
-def aggregator(endpoint: str, run_id: str, task: int = 0, region: str = "us-east-2", log_dir: Path | None = None) -> Iterator[str]:
-    """An aggregator process storing to the emulator's bucket; yields its remote-write URL."""
+def aggregator(
+    endpoint: str, run_id: str, task: int = 0, region: str = "us-east-2", log_dir: Path | None = None, usage: dict | None = None
+) -> Iterator[str]:
+    """An aggregator process storing to the emulator's bucket; yields its remote-write URL.
+
+    ``usage``, a dict, receives the CPU seconds the process used between ready and /finish (its
+    start-up left out), its peak resident memory in MB before /finish (``cpu_seconds``,
+    ``peak_rss_mb``), and /finish's answer (``finish``).
+    """
     port = free_port()
     entrypoints = Entrypoints.of_collection(REPO)
     env = dict(
@@ -81,8 +92,14 @@ def aggregator(endpoint: str, run_id: str, task: int = 0, region: str = "us-east
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{url}/ready", process, "the aggregator")
+        at_ready = process_usage(process.pid)["cpu_seconds"]
         yield f"{url}/api/v1/write"
-        urllib.request.urlopen(urllib.request.Request(f"{url}/finish", method="POST"), timeout=120).close()
+        if usage is not None:
+            usage.update(process_usage(process.pid))
+            usage["cpu_seconds"] -= at_ready
+        with urllib.request.urlopen(urllib.request.Request(f"{url}/finish", method="POST"), timeout=120) as answer:
+            if usage is not None:
+                usage["finish"] = json.loads(answer.read() or b"{}")
         process.wait(timeout=60)
     finally:
         if process.poll() is None:
@@ -90,6 +107,15 @@ def aggregator(endpoint: str, run_id: str, task: int = 0, region: str = "us-east
             process.wait()
         if log is not subprocess.DEVNULL:
             log.close()
+
+
+def process_usage(pid: int) -> dict[str, float]:
+    """The CPU seconds (user and system) a running process used so far, and its peak resident memory in MB."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime: fields 14 and 15 of stat
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {"cpu_seconds": cpu, "peak_rss_mb": int(status["VmHWM"].split()[0]) / 1024}
 
 
 def k6_output_env(write_url: str) -> dict[str, str]:

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
@@ -84,6 +85,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
     sigma = 0.5
     routes: ClassVar[dict[str, tuple[float, float]]] = {}  # path prefix -> (median ms, share of 503 answers)
     seen: ClassVar[list | None] = None  # when a list, every request's (path, headers) is appended to it
+    delay: ClassVar[Callable[[], float] | None] = None  # when set, each answer's wait in seconds, for every path
 
     def do_GET(self) -> None:
         self._answer()
@@ -100,7 +102,8 @@ class _ApiHandler(BaseHTTPRequestHandler):
             if self.path.startswith(prefix):
                 median_seconds, error_rate = route_median_ms / 1000, route_error_rate
                 break
-        time.sleep(random.lognormvariate(math.log(median_seconds), self.sigma))
+        delay = type(self).delay
+        time.sleep(delay() if delay is not None else random.lognormvariate(math.log(median_seconds), self.sigma))
         body = b'{"ok":true}'
         if self.path.endswith("/fail"):
             self.send_response(500)
@@ -128,17 +131,20 @@ def api_like_target(
     sigma: float = 0.5,
     routes: dict[str, tuple[float, float]] | None = None,
     seen: list | None = None,
+    delay: Callable[[], float] | None = None,
 ) -> Iterator[str]:
     """A threaded Python server on 127.0.0.1 with lognormal latencies; yields its base URL.
 
     ``routes`` gives paths starting with a prefix their own median latency (ms) and a share of
     ``503`` answers; other paths wait ``median_ms``. ``seen``, a list, receives every request's
-    path and headers.
+    path and headers. ``delay``, a function, draws every answer's wait (seconds) instead: another
+    distribution of latencies.
     """
     handler = type(
         "ApiHandler",
         (_ApiHandler,),
-        {"median_seconds": median_ms / 1000, "sigma": sigma, "routes": dict(routes or {}), "seen": seen},
+        {"median_seconds": median_ms / 1000, "sigma": sigma, "routes": dict(routes or {}), "seen": seen,
+         "delay": staticmethod(delay) if delay is not None else None},
     )
     server = _QuietServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
