@@ -27,10 +27,11 @@ SECONDS = 40
 URLS = (10, 1_000, 10_000)
 SCRIPT = """
 import http from 'k6/http';
+import exec from 'k6/execution';
 export const options = {{ scenarios: {{ urls: {{ executor: 'constant-arrival-rate', rate: {rate}, timeUnit: '1s',
   duration: '{seconds}s', preAllocatedVUs: 20 }} }} }};
 export default function () {{
-  http.get(`${{__ENV.TARGET}}/items/${{__ITER % {urls}}}`);
+  http.get(`${{__ENV.TARGET}}/items/${{exec.scenario.iterationInTest % {urls}}}`);  // __ITER counts per VU
 }}
 """
 
