@@ -399,8 +399,10 @@ class TaskRunner:
             offset = clock_offset(run.region, container.environment.get("CONSTELLATION_TASK_INDEX"))
             shifted = offset is not None and container.name == LOAD_GENERATOR_CONTAINER
             if shifted:
-                # Only the wall clock: time.monotonic() (how long to sleep) is right on any host.
-                environment.update(LD_PRELOAD=FAKETIME_LIBRARY, FAKETIME=f"{offset:+d}", FAKETIME_DONT_FAKE_MONOTONIC="1")
+                # The monotonic clock is shifted too, by the same constant, so intervals stay right:
+                # with FAKETIME_DONT_FAKE_MONOTONIC, libfaketime 0.9.10 hands Python 3.11's
+                # time.sleep (clock_nanosleep, TIMER_ABSTIME) a negative time (wolfcw/libfaketime#426).
+                environment.update(LD_PRELOAD=FAKETIME_LIBRARY, FAKETIME=f"{offset:+d}")
             env_file = run.log_dir / f".{container.name}.env"
             env_file.touch(mode=0o600)
             env_file.write_text("".join(f"{name}={value}\n" for name, value in sorted(environment.items())))

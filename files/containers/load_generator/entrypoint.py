@@ -109,6 +109,10 @@ GRANT_RETRY_DELAY_SECONDS = 2.0
 # A decided start this far ahead of the orchestrator's clock is refused (the plan allows
 # MAX_START_LEAD_SECONDS from the last registration, which is at most now).
 START_AHEAD_LIMIT_MS = (MAX_START_LEAD_SECONDS + 60) * 1000
+# The clock offset to the orchestrator is estimated from several test-init answers, keeping the one
+# with the shortest round trip (its error is at most half that round trip, as NTP reasons): up to
+# this many, within a quarter of the time left before the start.
+CLOCK_SAMPLES = 6
 
 
 class LoadGeneratorError(Exception):
@@ -715,8 +719,11 @@ class LoadGenerator:
                         f"the orchestrator decided a start {ahead_ms / 1000:.0f} s ahead, more than the"
                         f" {START_AHEAD_LIMIT_MS // 1000} s a plan allows; not waiting for it",
                     )
-                offset_ms = answer["server_time"] - (sent_ms + time.time() * 1000) / 2
-                log("info", "start-decided", start_at=answer["start_at"], clock_offset_ms=round(offset_ms, 1))
+                offset_ms, round_trip_ms = self.estimate_offset(answer, sent_ms)
+                log(
+                    "info", "start-decided", start_at=answer["start_at"], clock_offset_ms=round(offset_ms, 1),
+                    round_trip_ms=round(round_trip_ms, 1),
+                )
                 return Start(at_local_ms=answer["start_at"] - offset_ms, clock_offset_ms=offset_ms)
             if time.monotonic() + delay > self.deadline:
                 raise LoadGeneratorError(
@@ -727,6 +734,29 @@ class LoadGenerator:
                 )
             self.pause(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, POLL_MAX_DELAY_SECONDS)
+
+    def estimate_offset(self, answer: dict, sent_ms: float) -> tuple[float, float]:
+        """The orchestrator's clock minus ours, and the round trip it was measured over.
+
+        ``answer`` is the test-init answer that decided the start, asked at ``sent_ms``; more are
+        asked while there is time, and the one with the shortest round trip wins. A failed
+        sample is skipped: the first answer is always usable.
+        """
+        received_ms = time.time() * 1000
+        best = (answer["server_time"] - (sent_ms + received_ms) / 2, received_ms - sent_ms)
+        sample_until_ms = received_ms + (answer["start_at"] - answer["server_time"]) / 4
+        for _sample in range(CLOCK_SAMPLES - 1):
+            sent_ms = time.time() * 1000
+            if sent_ms + best[1] > sample_until_ms:
+                break
+            try:
+                server_time = self.orchestrator.start_state()["server_time"]
+            except (OrchestratorError, KeyError, TypeError):
+                continue
+            received_ms = time.time() * 1000
+            if received_ms - sent_ms < best[1]:
+                best = (server_time - (sent_ms + received_ms) / 2, received_ms - sent_ms)
+        return best
 
     def run_k6(self, script: Path, tags: Mapping[str, str], start: Start, summary_export: Path) -> K6Run:
         """Start k6 paused now, resume it at the start, and wait for it to exit."""
