@@ -79,7 +79,7 @@ sanity: venv
 	cd $(SANITY_ROOT) && git init --quiet && ansible-test sanity --venv --python 3.11 --color no
 
 # Each benchmark measures a ratio or figure in one run and prints it as its last line `name: value`.
-BENCHMARKS := pipeline_overhead write_cost percentile_accuracy start_skew parallel_regions orchestrator_scale report_scale
+BENCHMARKS := pipeline_overhead write_cost percentile_accuracy aggregator_cardinality start_skew parallel_regions orchestrator_scale report_scale
 bench: venv images
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light)

@@ -586,11 +586,12 @@ def estimate_cost(config: Config, tasks: int) -> dict[str, Any]:
     )
     intervals = math.ceil(config.duration_ms / (RESULTS_INTERVAL_SECONDS * 1000))
     if config.results_store == "timestream":
-        requests = tasks * intervals * REQUEST_NAMES_ASSUMED
+        # A record per request name and one of the task's own (VUs, iterations) per interval.
+        requests = tasks * intervals * (REQUEST_NAMES_ASSUMED + 1)
         results_store = requests * TIMESTREAM_USD_PER_MILLION_WRITES / 1_000_000
         store_assumption = (
             f"Timestream: {requests} record writes (tasks x {intervals} intervals of {RESULTS_INTERVAL_SECONDS} s x "
-            f"{REQUEST_NAMES_ASSUMED} request names) at ${TIMESTREAM_USD_PER_MILLION_WRITES:.2f} per million 1 KB writes"
+            f"({REQUEST_NAMES_ASSUMED} request names + the task's own)) at ${TIMESTREAM_USD_PER_MILLION_WRITES:.2f} per million 1 KB writes"
         )
     else:
         requests = tasks * intervals
