@@ -14,8 +14,8 @@ description:
     the time from 15 minutes before the run's decided start on, or
     every object under the run's prefix in the home bucket), its state from the orchestrator table
     and its manifest from the home bucket, merges the latency histograms of all tasks and regions,
-    and writes C(index.html) (a self-contained report that works offline) and C(summary.json)
-    into O(report_dir).
+    and writes C(index.html) (a self-contained report that works offline), C(summary.json) and
+    C(report.xml) (JUnit XML, for CI systems) into O(report_dir).
   - Thresholds are k6's own syntax and are evaluated on the merged data of every region. They
     are those of the run's script (its C(options.thresholds), read with C(k6 inspect)) and those
     of O(thresholds). Metrics the results store does not hold (checks, custom metrics) are judged
@@ -113,6 +113,13 @@ summary_file:
   returned: success
   type: str
   sample: reports/nightly-42/summary.json
+junit_file:
+  description:
+    - The path of C(report.xml), the run as JUnit XML for CI systems (Jenkins, GitLab, GitHub Actions, Azure DevOps).
+    - One test suite for the run, one test case per threshold and one per planned task.
+  returned: success
+  type: str
+  sample: reports/nightly-42/report.xml
 summary:
   description:
     - The content of C(summary.json); see the collection's C(docs/summary.md) for every field.
@@ -204,6 +211,7 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.run.exit_co
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import progress
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_data
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_html
+from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_junit
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import thresholds as k6_thresholds
 from ansible_collections.constellation.loadtest.plugins.module_utils.run import k6
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import RESULTS_STORE_OPTIONS
@@ -390,14 +398,18 @@ def build_report(module):
     report_dir = params["report_dir"]
     report_path = os.path.join(report_dir, "index.html")
     summary_path = os.path.join(report_dir, "summary.json")
-    changed = write_if_changed(report_path, report_html.render(summary), module.check_mode)
-    changed |= write_if_changed(summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n", module.check_mode)
+    junit_path = os.path.join(report_dir, "report.xml")
     breaches = breaches_of(summary)
     failed_tasks = failed_tasks_of(summary)
+    junit = report_junit.render(summary, {(task["region"], task["task"]): task["message"] for task in failed_tasks})
+    changed = write_if_changed(report_path, report_html.render(summary), module.check_mode)
+    changed |= write_if_changed(summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n", module.check_mode)
+    changed |= write_if_changed(junit_path, junit, module.check_mode)
     return dict(
         changed=changed,
         report=report_path,
         summary_file=summary_path,
+        junit_file=junit_path,
         summary=summary,
         table=report_html.summary_table(summary).splitlines(),
         breaches=breaches,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from run import orchestrator_state
 import pytest
+from lxml import etree
 from conftest import PRODUCTION, REPO, VENV_BIN, built_images, our_containers, our_pods, run_playbook
 import podman
 from ecs_runner import TASK_LABEL
@@ -30,6 +31,8 @@ pytestmark = PRODUCTION
 
 PLAYBOOKS = REPO / "playbooks"
 HOME = "eu-central-1"
+# The JUnit schema CI systems read (see the unit tests of report.xml).
+JUNIT_SCHEMA = etree.XMLSchema(etree.parse(str(REPO / "tests" / "unit" / "plugins" / "module_utils" / "results" / "data" / "junit.xsd")))
 
 
 @pytest.fixture
@@ -164,6 +167,11 @@ def test_vus_model_three_regions_as_containers_from_our_images_then_nothing_left
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert summary["complete"] is True and summary["verdict"] == "pass"
     assert summary["overall"]["requests"] == sum(r.requests for r in requests)
+    junit = etree.parse(str(tmp_path / "report" / "report.xml"))
+    JUNIT_SCHEMA.assertValid(junit)
+    assert [case.get("name") for case in junit.iter("testcase") if case.get("classname").startswith("tasks.")] == [
+        "ap-northeast-1 task 0", "ca-central-1 task 0", "us-east-2 task 0", "us-east-2 task 1"]
+    assert junit.find("testsuite").get("failures") == "0"
 
     assert playbook("teardown_all", variables).rc == 0
     production.assert_empty([HOME, *remote])
