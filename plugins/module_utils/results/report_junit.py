@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
 import xml.etree.ElementTree as ET
 
 SUITES_NAME = "constellation.loadtest"
@@ -32,6 +33,12 @@ def _show(value):
 def _seconds(summary):
     measured = summary.get("measured_seconds")
     return "%.3f" % measured if isinstance(measured, (int, float)) else "0"
+
+
+def _timestamp(summary):
+    """The run's start in the one form the schema takes: UTC, to the second, no zone."""
+    start_ms = summary.get("start_at_ms")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime((start_ms or 0) / 1000))
 
 
 def _threshold_case(threshold):
@@ -122,7 +129,7 @@ def render(summary, task_failures):
         "testsuite",
         dict(counts, name="run %s" % summary["run_id"], skipped=str(skipped), time=_seconds(summary), id="0",
              hostname=summary.get("deployment") or SUITES_NAME, package=SUITES_NAME,
-             timestamp=(summary.get("start_at") or "").rstrip("Z") or "1970-01-01T00:00:00"),
+             timestamp=_timestamp(summary)),
     )
     suite.append(_properties(summary))
     suite.extend(cases)

@@ -72,6 +72,12 @@ def test_tasks_still_running_and_thresholds_without_data_are_skipped_not_passed(
     assert empty.find("testsuite").get("time") == "0"
 
 
+def test_a_start_with_milliseconds_is_given_to_the_second():
+    summary = full_summary()
+    summary.update(start_at_ms=summary["start_at_ms"] + 44, start_at="2025-11-28T08:53:20.044Z")  # as the orchestrator decides it
+    assert parsed(render(summary, {})).find("testsuite").get("timestamp") == "2025-11-28T08:53:20"
+
+
 def test_same_summary_same_bytes():
     assert render(full_summary(), {}) == render(copy.deepcopy(full_summary()), {})
 
