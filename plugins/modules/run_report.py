@@ -318,14 +318,7 @@ def write_if_changed(path, content, check_mode):
 
 def breaches_of(summary):
     return [
-        dict(
-            threshold,
-            message=(
-                f"{threshold['name']} {threshold['expression']} breached: measured "
-                f"{_show(threshold.get('value'))}, limit {_show(threshold.get('limit'))}"
-                + (" (k6's verdicts of the tasks)" if threshold.get("evaluated_on") == "tasks" else "")
-            ),
-        )
+        dict(threshold, message=k6_thresholds.breach_message(threshold))
         for threshold in summary["thresholds"]
         if not threshold["ok"]
     ]
@@ -343,12 +336,6 @@ def failed_tasks_of(summary):
         for task, code in sorted(codes.items(), key=lambda item: int(item[0]))
         if not report_data.ran_its_load(code, stopped=bool(summary.get("stop")))
     ]
-
-
-def _show(value):
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def build_report(module):

@@ -19,6 +19,8 @@ __metaclass__ = type
 import time
 import xml.etree.ElementTree as ET
 
+from .thresholds import breach_message
+
 SUITES_NAME = "constellation.loadtest"
 
 
@@ -49,17 +51,7 @@ def _threshold_case(threshold):
     if threshold.get("ok") is None:
         ET.SubElement(case, "skipped", {"message": "not judged: no data matched it yet"})
     elif not threshold["ok"]:
-        failure = ET.SubElement(
-            case,
-            "failure",
-            {
-                "type": "threshold",
-                "message": "%s %s breached: measured %s, limit %s"
-                % (threshold["name"], threshold["expression"], _show(threshold.get("value")), _show(threshold.get("limit"))),
-            },
-        )
-        if threshold.get("evaluated_on") == "tasks":
-            failure.text = "Judged by k6's verdicts in the tasks: the results store does not hold this metric."
+        ET.SubElement(case, "failure", {"type": "threshold", "message": breach_message(threshold)})
     return case
 
 

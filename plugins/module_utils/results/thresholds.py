@@ -363,6 +363,18 @@ def rounded(value: Optional[float], digits: int) -> Optional[float]:
     return round(float(value), digits) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
+def breach_message(judged: Mapping[str, Any]) -> str:
+    """What a breached threshold of summary.json's ``thresholds`` says: expression, measured value, limit."""
+
+    def shown(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    return (
+        f"{judged['name']} {judged['expression']} breached: measured {shown(judged.get('value'))}, limit {shown(judged.get('limit'))}"
+        + (" (k6's verdicts of the tasks)" if judged.get("evaluated_on") == "tasks" else "")
+    )
+
+
 def _threshold(selector: str, metric: str, tags: dict[str, str], entry: Any, source: str) -> Threshold:
     options: dict[str, Any] = {}
     if isinstance(entry, Mapping):
