@@ -14,7 +14,10 @@ HTTP, on ``CONSTELLATION_AGGREGATOR_HOST``:``CONSTELLATION_AGGREGATOR_PORT``:
                         The counts: records ``produced``, ``written``, ``rejected``, ``failed``,
                         ``dropped`` (the writer's queue was full), ``unflushed``, ``lost`` (all
                         but written); ``requests_received`` (from k6's pushes) and
-                        ``requests_written``; the store's ``retries``; ``pushes``, ``bad_pushes``.
+                        ``requests_written``; the store's ``retries``; ``pushes``, ``bad_pushes``;
+                        with a Prometheus set, ``prometheus_sent``, ``prometheus_refused``,
+                        ``prometheus_dropped``, ``prometheus_retries`` and ``prometheus_lost``
+                        (refused or dropped: forward.py).
 
 SIGTERM or SIGINT (ECS stops both containers of a task at once: StopTask, a Spot interruption)
 asks the aggregator to finish once k6 has: it keeps taking pushes, k6's last one included, until
@@ -47,6 +50,10 @@ Environment:
                                       (default 65, ``STOP_WAIT_SECONDS``)
 ``CONSTELLATION_MAX_REQUEST_NAMES``   request names kept apart per task (default 1000); the
                                       rest are summed into ``(other)`` (intervals.py)
+``CONSTELLATION_PROMETHEUS_URL``      a remote-write endpoint to forward k6's pushes to, live,
+                                      labelled ``run_id``, ``region`` and ``task`` (forward.py);
+                                      ``CONSTELLATION_PROMETHEUS_AUTH`` (none, sigv4, bearer,
+                                      basic), ``_REGION``, ``_USERNAME``, ``_SECRET`` for it
 
 Locally it runs as ``python entrypoint.py`` with ``PYTHONPATH`` holding
 ``plugins/module_utils`` and ``files/containers/aggregator``.
@@ -75,13 +82,15 @@ from typing import Optional
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError
 
+import forward
 import stores
 from intervals import DEFAULT_MAX_REQUEST_NAMES
 from intervals import METRICS
 from intervals import Identity
 from intervals import IntervalAggregator
 from remote_write import MalformedRequest
-from remote_write import decode
+from remote_write import parse
+from remote_write import series_of
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 # After a stop signal: how long to wait for /finish (the load generator gives k6 60 s to end and
@@ -92,6 +101,9 @@ FLUSH_SECONDS = 45.0
 # k6 pushes every second while it runs, its graceful stop included: after a stop signal, no push
 # for this long (or none ever: k6 never ran) means there is nothing more to wait for.
 PUSHES_IDLE_SECONDS = 5.0
+# What the final flush gives a live-metrics endpoint (forward.py) to take the pushes still waiting,
+# at the same time as the results store's flush: a Prometheus that is down costs /finish this long.
+PROMETHEUS_FLUSH_SECONDS = 15.0
 LOG = logging.getLogger("aggregator")
 
 
@@ -113,6 +125,7 @@ class Settings:
     port: int
     stop_wait_seconds: int = int(STOP_WAIT_SECONDS)
     max_request_names: int = DEFAULT_MAX_REQUEST_NAMES
+    prometheus: Optional[forward.Settings] = None  # forward k6's pushes, live, there
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -143,7 +156,15 @@ class Settings:
             port=_integer(env, "CONSTELLATION_AGGREGATOR_PORT", 9464, minimum=0),
             stop_wait_seconds=_integer(env, "CONSTELLATION_STOP_WAIT_SECONDS", int(STOP_WAIT_SECONDS), minimum=0),
             max_request_names=_integer(env, "CONSTELLATION_MAX_REQUEST_NAMES", DEFAULT_MAX_REQUEST_NAMES, minimum=1),
+            prometheus=_prometheus(env),
         )
+
+
+def _prometheus(env: Mapping[str, str]) -> Optional[forward.Settings]:
+    try:
+        return forward.Settings.from_env(env)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _integer(env: Mapping[str, str], name: str, default: Optional[int], minimum: int) -> int:
@@ -169,10 +190,17 @@ def make_store(settings: Settings) -> stores.Store:
 class AggregatorServer(HTTPServer):
     """One thread serves every request, so the aggregation state needs no lock."""
 
-    def __init__(self, address: tuple[str, int], aggregator: IntervalAggregator, writer: stores.Writer) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        aggregator: IntervalAggregator,
+        writer: stores.Writer,
+        forwarder: Optional[forward.Forwarder] = None,
+    ) -> None:
         super().__init__(address, Handler)
         self.aggregator = aggregator
         self.writer = writer
+        self.forwarder = forwarder
         self.finished = Event()
         self.pushes = 0
         self.last_push_at: Optional[float] = None  # time.monotonic() of the last push taken
@@ -180,10 +208,13 @@ class AggregatorServer(HTTPServer):
         self.push_seconds = 0.0
 
     def flush(self) -> dict[str, Any]:
-        """Write every record held and wait for the store; the counts so far."""
+        """Write every record held and wait for the store (and the live-metrics endpoint); the counts so far."""
+        if self.forwarder:
+            self.forwarder.stop_taking(PROMETHEUS_FLUSH_SECONDS)
         self.writer.submit(self.aggregator.close_all())
         if not self.writer.drain(FLUSH_SECONDS):
             LOG.error("flush_timed_out", extra={"fields": {"seconds": FLUSH_SECONDS, **self.writer.summary()}})
+        forwarded = self.forwarder.close(PROMETHEUS_FLUSH_SECONDS) if self.forwarder else {}
         mean_ms = 1000 * self.push_seconds / self.pushes if self.pushes else 0.0
         return {
             **self.writer.summary(),
@@ -192,6 +223,7 @@ class AggregatorServer(HTTPServer):
             "bad_pushes": self.bad_pushes,
             "folded_request_names": self.aggregator.folded_request_names,
             "mean_push_ms": round(mean_ms, 3),
+            **forwarded,
         }
 
 
@@ -221,13 +253,16 @@ class Handler(BaseHTTPRequestHandler):
             return
         started = time.perf_counter()
         try:
-            pushed = decode(body, METRICS)
+            request = parse(body)
+            pushed = series_of(request, METRICS)
         except MalformedRequest as error:
             self.server.bad_pushes += 1
             LOG.warning("bad_push", extra={"fields": {"error": str(error), "bytes": len(body)}})
             self._reply(HTTPStatus.BAD_REQUEST, {"error": str(error)})
             return
         self.server.writer.submit(self.server.aggregator.add(pushed))
+        if self.server.forwarder:
+            self.server.forwarder.submit(request, len(body))
         self.server.pushes += 1
         self.server.last_push_at = time.monotonic()
         self.server.push_seconds += time.perf_counter() - started
@@ -285,7 +320,11 @@ def serve(settings: Settings, store: stores.Store) -> int:
     """Serve until /finish or a signal, write everything held, and return the exit status."""
     writer = stores.Writer(store, retries_from=0)  # the store's check's retries count too
     aggregator = IntervalAggregator(settings.identity, settings.interval_seconds * 1000, settings.max_request_names)
-    server = AggregatorServer((settings.host, settings.port), aggregator, writer)
+    forwarder = None
+    if settings.prometheus:
+        forwarder = forward.Forwarder(settings.prometheus, vars(settings.identity))
+        LOG.info("forwarding", extra={"fields": {"prometheus": settings.prometheus.url}})
+    server = AggregatorServer((settings.host, settings.port), aggregator, writer, forwarder)
     stop_asked = Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda _signum, _frame: stop_asked.set())

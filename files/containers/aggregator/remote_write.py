@@ -57,11 +57,12 @@ MAX_DECOMPRESSED_BYTES = 128 * 1024 * 1024
 
 
 def decode(body: bytes, metrics: frozenset[str]) -> list[Series]:
-    """The latest value of every series of ``metrics`` in a remote-write request body.
+    """The latest value of every series of ``metrics`` in a remote-write request body."""
+    return series_of(parse(body), metrics)
 
-    Series of other metrics are skipped before anything is converted: k6 sends a dozen trends
-    per request name and the aggregator needs only a few metrics.
-    """
+
+def parse(body: bytes) -> remote_pb2.WriteRequest:
+    """The remote-write request in ``body``."""
     try:
         length = cramjam.snappy.decompress_raw_len(body)
         if length > MAX_DECOMPRESSED_BYTES:
@@ -71,6 +72,15 @@ def decode(body: bytes, metrics: frozenset[str]) -> list[Series]:
         raise MalformedRequest(f"the body is not snappy-compressed: {error}") from None
     except DecodeError as error:
         raise MalformedRequest(f"the body is not a remote-write protobuf: {error}") from None
+    return request
+
+
+def series_of(request: remote_pb2.WriteRequest, metrics: frozenset[str]) -> list[Series]:
+    """The latest value of every series of ``metrics`` in ``request``.
+
+    Series of other metrics are skipped before anything is converted: k6 sends a dozen trends
+    per request name and the aggregator needs only a few metrics.
+    """
     found = []
     for message in request.timeseries:
         metric = next((label.value for label in message.labels if label.name == "__name__"), "")

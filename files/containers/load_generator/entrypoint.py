@@ -485,12 +485,15 @@ def http_exchange(
 
 
 # The aggregator's /finish counts, as test-end's accounting names them (orchestrator_state's
-# ACCOUNTING_FIELDS): what it took in from k6, wrote, lost and retried.
+# ACCOUNTING_FIELDS): what it took in from k6, wrote, lost and retried; with live metrics, the pushes
+# the Prometheus endpoint took and those it did not.
 _AGGREGATOR_COUNTS = {
     "requests_received": "requests_received",
     "requests_written": "requests_written",
     "lost": "records_lost",
     "retries": "store_retries",
+    "prometheus_sent": "live_metrics_sent",
+    "prometheus_lost": "live_metrics_lost",
 }
 
 

@@ -111,6 +111,8 @@ ACCOUNTING_FIELDS = {
     "requests_written": "w",  # the requests in the records the aggregator wrote to the store
     "records_lost": "l",  # records the aggregator produced and did not write (rejected, failed, dropped, unflushed)
     "store_retries": "r",  # calls to the results store tried again (throttled, 5xx)
+    "live_metrics_sent": "m",  # k6 pushes forwarded to the user's Prometheus (constellation_prometheus_remote_write_url)
+    "live_metrics_lost": "d",  # k6 pushes that Prometheus did not take (refused, or dropped from a full buffer)
     "ended_at": "e",  # when k6's load ended, epoch ms on the orchestrator's clock
 }
 MAX_ACCOUNTING_COUNT = 10**15
