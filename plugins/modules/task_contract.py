@@ -89,6 +89,24 @@ options:
   secrets_kms_key:
     description: The ARN of the KMS key that encrypts the secrets, when it is not AWS's own; the task execution role may decrypt with it.
     type: str
+  prometheus_remote_write_url:
+    description:
+      - A Prometheus remote-write endpoint every task's aggregator forwards k6's metrics to, live, each
+        series labelled C(run_id), C(region) and C(task) (k6's metric names, native histograms kept).
+      - An Amazon Managed Service for Prometheus workspace's URL
+        (C(https://aps-workspaces.REGION.amazonaws.com/workspaces/ID/api/v1/remote_write)) is signed with
+        SigV4 and the task role may C(aps:RemoteWrite) to that workspace only, see RV(regions) C(task_statements).
+      - Blank or unset, nothing is forwarded.
+    type: str
+  prometheus_secret:
+    description:
+      - The ARN of an SSM parameter or a Secrets Manager secret holding the endpoint's bearer token, or its
+        password with O(prometheus_username); ECS reads it when a task starts (the aggregator's C(secrets)).
+      - Credentials go only to an C(https://) endpoint (or one on loopback).
+    type: str
+  prometheus_username:
+    description: The user name for basic authentication; the password is O(prometheus_secret).
+    type: str
   load_generator_image:
     description:
       - The load generator image, as written by C(playbooks/build_images.yml).
@@ -201,12 +219,20 @@ regions:
             CONSTELLATION_TASK_INDEX: "0"
     secret_statements:
       description:
-        - The IAM policy statements the region's task execution role needs to read O(script_secrets) (and
-          decrypt them with O(secrets_kms_key)), naming exactly those; empty without secrets.
+        - The IAM policy statements the region's task execution role needs to read O(script_secrets) and
+          O(prometheus_secret) (and decrypt them with O(secrets_kms_key)), naming exactly those; empty without secrets.
       type: list
       elements: dict
       sample: [{"Sid": "ReadTheScriptsParameters", "Effect": "Allow", "Action": "ssm:GetParameters",
                 "Resource": ["arn:aws:ssm:eu-central-1:123456789012:parameter/api-token"]}]
+    task_statements:
+      description:
+        - More IAM policy statements for the region's task role, beyond the orchestrator and the results store
+          (remote write to an Amazon Managed Service for Prometheus workspace, exactly that one); often empty.
+      type: list
+      elements: dict
+      sample: [{"Sid": "RemoteWriteTheLiveMetrics", "Effect": "Allow", "Action": "aps:RemoteWrite",
+                "Resource": ["arn:aws:aps:eu-west-1:123456789012:workspace/ws-0123abcd-4567-89ef-0123-456789abcdef"]}]
     run_objects:
       description: The same as RV(run_objects), for the region's task role policy.
       type: dict
@@ -237,6 +263,7 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_co
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import Deployment
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import Home
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import Run
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import LiveMetrics
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import contract
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import k6_env_arguments
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import manifest
@@ -256,6 +283,10 @@ def main():
             # ARNs, never values: ECS reads the values when a task starts.
             script_secrets=dict(type="raw", default={}, no_log=False),
             secrets_kms_key=dict(type="str", no_log=False),
+            prometheus_remote_write_url=dict(type="str"),
+            # The ARN of the secret, never its value.
+            prometheus_secret=dict(type="str", no_log=False),
+            prometheus_username=dict(type="str"),
             load_generator_image=dict(type="str", required=True),
             aggregator_image=dict(type="str", required=True),
             log_group=dict(type="str", required=True),
@@ -285,6 +316,9 @@ def main():
             endpoint_url=params["endpoint_url"] or None,
             script_secrets=params["script_secrets"],
             secrets_kms_key=params["secrets_kms_key"] or None,
+            live_metrics=LiveMetrics.from_settings(
+                params["prometheus_remote_write_url"], params["prometheus_secret"], params["prometheus_username"]
+            ),
         )
         run = None
         if params["run_id"]:

@@ -26,12 +26,14 @@ sequence would run the script's whole load in every region.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 from typing import Mapping
+from urllib.parse import urlsplit
 
 from ..results.progress import ProgressError
 from ..results.progress import script_key
@@ -78,6 +80,8 @@ class Home:
     function: str
     timestream_database: str = ""
     timestream_table: str = ""
+    account: str = ""  # the account and partition of the deployment (the home names have them)
+    partition: str = "aws"
 
     @classmethod
     def from_names(cls, names: Mapping[str, Any]) -> "Home":
@@ -92,6 +96,8 @@ class Home:
             function=names["function"],
             timestream_database=names.get("timestream_database") or "",
             timestream_table=names.get("timestream_table") or "",
+            account=str(names.get("account") or ""),
+            partition=names.get("partition") or "aws",
         )
         if home.results_store not in RESULTS_STORES:
             raise ContractError(f"home.results_store must be timestream or s3, got {home.results_store!r}")
@@ -119,8 +125,12 @@ class Deployment:
     # and the KMS key that encrypts them, when it is not AWS's own.
     script_secrets: Any = ()
     secrets_kms_key: str | None = None
+    # Where the aggregators forward k6's metrics, live (LiveMetrics.from_settings); None: nowhere.
+    live_metrics: "LiveMetrics | None" = None
 
     def __post_init__(self) -> None:
+        if self.live_metrics and self.live_metrics.workspace_id and not re.fullmatch(r"\d{12}", self.home.account):
+            raise ContractError(f"home.account must be the account id to grant aps:RemoteWrite on the workspace, got {self.home.account!r}")
         given = self.script_secrets
         if not (isinstance(given, tuple) and all(isinstance(secret, ScriptSecret) for secret in given)):
             object.__setattr__(self, "script_secrets", tuple(script_secrets(given or None)))
@@ -203,26 +213,119 @@ def script_secrets(secrets: Any) -> list[ScriptSecret]:
 
     Only names and ARNs pass here, never a value: ECS fetches the values when a task starts.
     """
-    checked = []
-    for name, arn in _named_mapping(secrets, "constellation_script_secrets").items():
-        match = SECRET_ARN.fullmatch(arn) if isinstance(arn, str) else None
-        if match is None:
-            raise ContractError(
-                f"constellation_script_secrets: {name} must be the ARN of an SSM parameter"
-                " (arn:aws:ssm:REGION:ACCOUNT:parameter/NAME) or of a Secrets Manager secret"
-                f" (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME, optionally :json-key::), got {arn!r}"
-            )
-        if match["parameter"]:
-            path = match["parameter"][1:]
-            # A name with a / is a path, which starts with one; ARNs leave that / out.
-            resources, secret_id = (arn,), "/" + path if "/" in path else path
-        else:
-            secret_id = arn[: len(arn) - len(match["key"])]
-            # Without the 6 characters AWS adds to a secret's ARN, it matches any of them; a name that
-            # ends like them (my-secret) could be either: both.
-            resources = (secret_id, secret_id + "-??????")
-        checked.append(ScriptSecret(name, arn, match["service"], match["region"], resources, secret_id))
+    checked = [secret_reference(name, arn, "constellation_script_secrets") for name, arn in _named_mapping(secrets, "constellation_script_secrets").items()]
     return sorted(checked, key=lambda secret: secret.name)
+
+
+def secret_reference(name: str, arn: Any, variable: str) -> ScriptSecret:
+    """The secret ``arn`` that a container gets as ``name``; an error naming ``variable`` unless it is the ARN of an SSM
+    parameter or a Secrets Manager secret."""
+    match = SECRET_ARN.fullmatch(arn) if isinstance(arn, str) else None
+    if match is None:
+        raise ContractError(
+            f"{variable}: {name} must be the ARN of an SSM parameter"
+            " (arn:aws:ssm:REGION:ACCOUNT:parameter/NAME) or of a Secrets Manager secret"
+            f" (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME, optionally :json-key::), got {arn!r}"
+        )
+    if match["parameter"]:
+        path = match["parameter"][1:]
+        # A name with a / is a path, which starts with one; ARNs leave that / out.
+        resources, secret_id = (arn,), "/" + path if "/" in path else path
+    else:
+        secret_id = arn[: len(arn) - len(match["key"])]
+        # Without the 6 characters AWS adds to a secret's ARN, it matches any of them; a name that
+        # ends like them (my-secret) could be either: both.
+        resources = (secret_id, secret_id + "-??????")
+    return ScriptSecret(name, arn, match["service"], match["region"], resources, secret_id)
+
+
+# An Amazon Managed Service for Prometheus workspace's remote-write URL.
+AMP_REMOTE_WRITE = re.compile(
+    r"https://aps-workspaces\.(?P<region>[a-z]{2}(-[a-z]+)+-\d)\.amazonaws\.com/workspaces/(?P<workspace>ws-[A-Za-z0-9-]+)/api/v1/remote_write"
+)
+LIVE_METRICS_SECRET = "CONSTELLATION_PROMETHEUS_SECRET"
+
+
+@dataclass(frozen=True)
+class LiveMetrics:
+    """Where every task's aggregator forwards k6's metrics, live (``constellation_prometheus_*``), and how it signs in.
+
+    An Amazon Managed Service for Prometheus workspace's URL is signed with SigV4 (the task role may
+    ``aps:RemoteWrite`` to that workspace only); any other endpoint takes a bearer token, or basic
+    credentials with ``username``, from ``secret`` (the ARN of an SSM parameter or a Secrets Manager
+    secret, which ECS reads when a task starts), or nothing.
+    """
+
+    url: str
+    secret: ScriptSecret | None = None
+    username: str = ""
+    auth: str = "none"  # none, sigv4, bearer, basic
+    workspace_region: str = ""
+    workspace_id: str = ""
+
+    @classmethod
+    def from_settings(cls, url: Any, secret: Any = None, username: Any = None) -> "LiveMetrics | None":
+        """The settings checked (blank is unset); None without a URL. Errors name the variable and its value."""
+        url, secret, username = (str(value or "").strip() for value in (url, secret, username))
+        if not url:
+            for variable, value in (("constellation_prometheus_secret", secret), ("constellation_prometheus_username", username)):
+                if value:
+                    raise ContractError(f"{variable} is set but constellation_prometheus_remote_write_url is not")
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ContractError(f"constellation_prometheus_remote_write_url must be an http:// or https:// URL, got {url!r}")
+        if parts.username or parts.password:
+            raise ContractError(
+                "constellation_prometheus_remote_write_url must not hold credentials: give the token or password as"
+                " constellation_prometheus_secret (the ARN of a secret)"
+            )
+        workspace = AMP_REMOTE_WRITE.fullmatch(url)
+        if workspace:
+            if secret or username:
+                raise ContractError(
+                    "constellation_prometheus_secret and constellation_prometheus_username do not apply to an Amazon Managed"
+                    " Service for Prometheus workspace: the tasks sign with SigV4 as their task role"
+                )
+            return cls(url, auth="sigv4", workspace_region=workspace["region"], workspace_id=workspace["workspace"])
+        if "aps-workspaces." in parts.hostname:
+            raise ContractError(
+                "constellation_prometheus_remote_write_url: an Amazon Managed Service for Prometheus URL must be"
+                " https://aps-workspaces.REGION.amazonaws.com/workspaces/WORKSPACE_ID/api/v1/remote_write, got {url!r}".format(url=url)
+            )
+        if username and not secret:
+            raise ContractError("constellation_prometheus_username needs constellation_prometheus_secret (the password's ARN)")
+        if secret and parts.scheme != "https" and not _is_loopback(parts.hostname):
+            raise ContractError(
+                f"constellation_prometheus_remote_write_url must be https:// to send credentials, got {url!r}"
+            )
+        if not secret:
+            return cls(url)
+        reference = secret_reference(LIVE_METRICS_SECRET, secret, "constellation_prometheus_secret")
+        return cls(url, reference, username, "basic" if username else "bearer")
+
+    def environment(self) -> Environment:
+        """The aggregator's variables for it (forward.py reads them)."""
+        variables = {"CONSTELLATION_PROMETHEUS_URL": self.url, "CONSTELLATION_PROMETHEUS_AUTH": self.auth}
+        if self.workspace_region:
+            variables["CONSTELLATION_PROMETHEUS_REGION"] = self.workspace_region
+        if self.username:
+            variables["CONSTELLATION_PROMETHEUS_USERNAME"] = self.username
+        return variables
+
+    def task_statements(self, home: "Home") -> list[dict[str, Any]]:
+        """What the task role needs: remote write to that one workspace."""
+        if not self.workspace_id:
+            return []
+        arn = f"arn:{home.partition}:aps:{self.workspace_region}:{home.account}:workspace/{self.workspace_id}"
+        return [_allow("RemoteWriteTheLiveMetrics", "aps:RemoteWrite", [arn])]
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _named_mapping(variables: Any, variable: str) -> dict[str, Any]:
@@ -284,15 +387,21 @@ def container_definitions(region: str, deployment: Deployment) -> list[dict[str,
             essential=False,
             cpu=deployment.aggregator_cpu,
             memory=deployment.aggregator_memory,
-            environment=common | results,
+            environment=common | results | (deployment.live_metrics.environment() if deployment.live_metrics else {}),
             region=region,
             log_group=deployment.log_group,
-        ),
+        )
+        | _secrets(_live_metrics_secret(deployment)),
     ]
 
 
+def _live_metrics_secret(deployment: Deployment) -> tuple[ScriptSecret, ...]:
+    metrics = deployment.live_metrics
+    return (metrics.secret,) if metrics and metrics.secret else ()
+
+
 def _secrets(secrets: tuple[ScriptSecret, ...]) -> dict[str, Any]:
-    """The load generator's secrets, which ECS reads when the task starts: their ARNs only."""
+    """A container's secrets, which ECS reads when the task starts: their ARNs only."""
     return {"secrets": [{"name": secret.name, "valueFrom": secret.value_from} for secret in secrets]} if secrets else {}
 
 
@@ -429,22 +538,25 @@ def contract(
             "tasks": overrides.get(region, []),
             "run_objects": objects,
             "secret_statements": secret_statements(deployment),
+            "task_statements": deployment.live_metrics.task_statements(deployment.home) if deployment.live_metrics else [],
         }
         for region in sorted(regions or config.remote_regions)
     }
 
 
 def secret_statements(deployment: Deployment) -> list[dict[str, Any]]:
-    """What the task execution role needs to hand the script its secrets: exactly those, and their key."""
+    """What the task execution role needs to hand the containers their secrets (the script's, the live metrics'):
+    exactly those, and their key."""
+    secrets = deployment.script_secrets + _live_metrics_secret(deployment)
     by_service: dict[str, list[str]] = {}
-    for secret in deployment.script_secrets:
+    for secret in secrets:
         by_service.setdefault(secret.service, []).extend(secret.resource_arns)
     statements = []
     if "ssm" in by_service:
         statements.append(_allow("ReadTheScriptsParameters", "ssm:GetParameters", by_service["ssm"]))
     if "secretsmanager" in by_service:
         statements.append(_allow("ReadTheScriptsSecrets", "secretsmanager:GetSecretValue", by_service["secretsmanager"]))
-    if deployment.script_secrets and deployment.secrets_kms_key:
+    if secrets and deployment.secrets_kms_key:
         statements.append(_allow("DecryptTheScriptsSecrets", "kms:Decrypt", [deployment.secrets_kms_key]))
     return statements
 

@@ -20,6 +20,7 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_co
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import ContractError
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import Deployment
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import Home
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import LiveMetrics
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import Run
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import contract
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.task_contract import k6_env_arguments
@@ -310,3 +311,74 @@ def test_a_name_in_both_the_environment_and_the_secrets_and_a_bad_key_are_refuse
         contract(CONFIG, deployment, Run("r1", script_env={"TOKEN": "x"}))
     with pytest.raises(ContractError, match="constellation_script_secrets_kms_key must be the ARN of a KMS key"):
         Deployment(**(DEPLOYMENT.__dict__ | {"script_secrets": {"TOKEN": SSM_ARN}, "secrets_kms_key": "alias/mine"}))
+
+
+# ---- Live metrics: where the aggregators forward k6's metrics, and how they sign in.
+
+WORKSPACE_URL = "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-0123abcd-4567-89ef/api/v1/remote_write"
+
+
+def live(url, secret=None, username=None, home=HOME):
+    deployment = Deployment(
+        **(DEPLOYMENT.__dict__ | {"home": home, "live_metrics": LiveMetrics.from_settings(url, secret, username)})
+    )
+    region = contract(CONFIG, deployment, Run("r1"), ["us-east-2"])["us-east-2"]
+    generator, aggregator = region["containers"]
+    assert not any(item["name"].startswith("CONSTELLATION_PROMETHEUS") for item in generator["environment"])
+    return {item["name"]: item["value"] for item in aggregator["environment"]}, aggregator.get("secrets"), region
+
+
+def test_a_managed_prometheus_workspace_is_signed_and_the_task_role_may_write_to_that_workspace_only():
+    home = Home(**(HOME.__dict__ | {"account": "123456789012", "partition": "aws"}))
+    environment, secrets, region = live(WORKSPACE_URL, home=home)
+    assert environment["CONSTELLATION_PROMETHEUS_URL"] == WORKSPACE_URL
+    assert (environment["CONSTELLATION_PROMETHEUS_AUTH"], environment["CONSTELLATION_PROMETHEUS_REGION"]) == ("sigv4", "eu-west-1")
+    assert secrets is None and region["secret_statements"] == []
+    assert region["task_statements"] == [
+        {"Sid": "RemoteWriteTheLiveMetrics", "Effect": "Allow", "Action": "aps:RemoteWrite",
+         "Resource": ["arn:aws:aps:eu-west-1:123456789012:workspace/ws-0123abcd-4567-89ef"]}
+    ]
+
+
+def test_a_bearer_token_or_basic_password_is_the_aggregators_secret_by_arn_and_the_execution_role_reads_it():
+    environment, secrets, region = live("https://prometheus.example.com/api/v1/write", SSM_ARN)
+    assert environment["CONSTELLATION_PROMETHEUS_AUTH"] == "bearer" and "CONSTELLATION_PROMETHEUS_USERNAME" not in environment
+    assert secrets == [{"name": "CONSTELLATION_PROMETHEUS_SECRET", "valueFrom": SSM_ARN}]
+    assert region["secret_statements"] == [
+        {"Sid": "ReadTheScriptsParameters", "Effect": "Allow", "Action": "ssm:GetParameters", "Resource": [SSM_ARN]}
+    ]
+    assert region["task_statements"] == []
+    environment, secrets, _ = live("https://prometheus.example.com/api/v1/write", SECRET_ARN, "loadtest")
+    assert (environment["CONSTELLATION_PROMETHEUS_AUTH"], environment["CONSTELLATION_PROMETHEUS_USERNAME"]) == ("basic", "loadtest")
+    environment, secrets, region = live("http://127.0.0.1:9090/api/v1/write")
+    assert environment["CONSTELLATION_PROMETHEUS_AUTH"] == "none" and secrets is None
+
+
+def test_without_a_url_nothing_is_forwarded_and_blank_answers_are_unset():
+    assert LiveMetrics.from_settings("", "", "") is None and LiveMetrics.from_settings(None) is None
+    environment, secrets, region = live(" ")
+    assert not any(name.startswith("CONSTELLATION_PROMETHEUS") for name in environment)
+    assert secrets is None and region["task_statements"] == []
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "username", "message"),
+    [
+        ("prometheus:9090", None, None, "constellation_prometheus_remote_write_url must be an http:// or https:// URL, got 'prometheus:9090'"),
+        ("https://user:pw@prometheus.example.com/w", None, None, "constellation_prometheus_remote_write_url must not hold credentials"),
+        ("http://prometheus.example.com/w", SSM_ARN, None, "must be https:// to send credentials, got 'http://prometheus.example.com/w'"),
+        ("https://prometheus.example.com/w", "s3cr3t", None, "constellation_prometheus_secret: CONSTELLATION_PROMETHEUS_SECRET must be the ARN"),
+        ("https://prometheus.example.com/w", None, "loadtest", "constellation_prometheus_username needs constellation_prometheus_secret"),
+        ("", SSM_ARN, None, "constellation_prometheus_secret is set but constellation_prometheus_remote_write_url is not"),
+        (WORKSPACE_URL, SSM_ARN, None, "do not apply to an Amazon Managed Service for Prometheus workspace"),
+        ("https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/query", None, None, "must be https://aps-workspaces.REGION"),
+    ],
+)
+def test_bad_live_metrics_settings_are_refused_naming_the_variable(url, secret, username, message):
+    with pytest.raises(ContractError, match=re.escape(message)):
+        LiveMetrics.from_settings(url, secret, username)
+
+
+def test_a_workspace_needs_the_account_to_grant_it():
+    with pytest.raises(ContractError, match="home.account must be the account id"):
+        Deployment(**(DEPLOYMENT.__dict__ | {"live_metrics": LiveMetrics.from_settings(WORKSPACE_URL)}))
