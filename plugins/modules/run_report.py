@@ -74,6 +74,12 @@ options:
       - A run of the same deployment to compare with; the report and summary gain per-region deltas
         of throughput, p95 latency and error rate.
     type: str
+  grafana_url:
+    description:
+      - The base URL of the Grafana that has the collection's dashboard (C(files/grafana/constellation-loadtest.json))
+        over the Prometheus the tasks forwarded to; the report then links to the dashboard for this run, its time
+        and its overall p95 and error-rate thresholds (RV(summary.dashboard_url)).
+    type: str
 extends_documentation_fragment:
   - constellation.loadtest.results_store
   - amazon.aws.common.modules
@@ -140,6 +146,10 @@ summary:
           missing, RV(incomplete)); missing results come before thresholds, which judged part of the load.
       type: str
       sample: pass
+    dashboard_url:
+      description: The run in the collection's Grafana dashboard, with O(grafana_url); else null.
+      type: str
+      sample: https://grafana.example.com/d/constellation-loadtest/constellation-loadtest-run?var-run_id=nightly-42
     accounting:
       description:
         - Per task, the requests k6 counted against those in the results store, what its aggregator
@@ -194,7 +204,6 @@ failures:
 
 import json
 import os
-import tempfile
 
 try:
     from botocore.exceptions import BotoCoreError
@@ -208,112 +217,21 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.constellation.loadtest.plugins.module_utils.run import orchestrator_state
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.exit_codes import describe_exit_code
-from ansible_collections.constellation.loadtest.plugins.module_utils.results import progress
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_data
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_html
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_junit
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import thresholds as k6_thresholds
-from ansible_collections.constellation.loadtest.plugins.module_utils.run import k6
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import ReportError
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import check_run_id
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import judged_thresholds
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import parse_thresholds
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import read_manifest
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import read_records
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import read_run
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import summarize
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import write_if_changed
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import RESULTS_STORE_OPTIONS
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import ConstellationAWSModule
-
-REPORT_FILE_MODE = 0o644
-
-
-class ReportError(Exception):
-    """A problem the user can fix, reported without a traceback."""
-
-
-def check_run_id(option, run_id):
-    try:
-        progress.validate_run_id(run_id, option)
-    except ValueError as e:
-        raise ReportError(str(e)) from None
-
-
-def parse_thresholds(thresholds, source):
-    try:
-        return k6_thresholds.parse_all(thresholds, source)
-    except ValueError as e:
-        raise ReportError(f"{source}: {e}") from None
-
-
-def read_object(s3, bucket, key):
-    """The object's bytes, or None if it does not exist."""
-    try:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as e:
-        if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return None
-        raise
-
-
-def read_run(dynamodb, state_table, run_id):
-    try:
-        return orchestrator_state.read_run(dynamodb, state_table, run_id)
-    except orchestrator_state.RunNotFoundError:
-        runs = [run["run_id"] for run in orchestrator_state.list_runs(dynamodb, state_table)]
-        known = ", ".join(runs[-10:]) if runs else "none"
-        raise ReportError(f"run {run_id!r} is not in the orchestrator table {state_table} (runs there: {known})") from None
-
-
-def read_manifest(s3, bucket, run_id, run):
-    """The manifest run_test uploaded; a stand-in from the orchestrator's plan if it is missing."""
-    body = read_object(s3, bucket, progress.manifest_key(run_id))
-    if body is not None:
-        return json.loads(body)
-    return {"run_id": run_id, "regions": {region: {"tasks": tasks} for region, tasks in run["regions"].items()}}
-
-
-def read_script_thresholds(module, s3, bucket, run_id):
-    """The thresholds of the run's script, read with `k6 inspect` from the run's test (the archive run_test kept)."""
-    body = read_object(s3, bucket, progress.script_key(run_id))
-    if body is None:
-        raise ReportError(f"the script of run {run_id} is not in s3://{bucket}/{progress.script_key(run_id)}")
-    try:
-        k6_path = k6.find_k6(module.params["k6_binary"])
-    except k6.K6Error as e:
-        raise ReportError(f"{e} k6 reads the thresholds of the run's script; or set constellation_script_thresholds to false") from None
-    with tempfile.TemporaryDirectory(prefix="constellation-report-") as workdir:
-        path = os.path.join(workdir, os.path.basename(progress.script_key(run_id)))
-        with open(path, "wb") as script:
-            script.write(body)
-        rc, out, err = module.run_command([k6_path, "inspect", path])
-    if rc != 0:
-        raise ReportError(f"k6 inspect could not read the script of run {run_id}: {err.strip() or out.strip()}")
-    try:
-        return k6_thresholds.from_k6_inspect(out)
-    except ValueError as e:
-        raise ReportError(f"the thresholds of the script of run {run_id}: {e}") from None
-
-
-def read_records(module, run_id, run, fold=None):
-    """The run's records folded over the tasks; ``fold`` (a report_data.TaskFold) keeps each task's requests."""
-    params = module.params
-    if params["results_store"] == "s3":
-        return report_data.read_records_s3(module.client("s3"), params["bucket"], run_id, fold)
-    return report_data.read_records_timestream(
-        module.client("timestream-query"), params["database"], params["table"], run_id, run.get("start_at"), fold
-    )
-
-
-def write_if_changed(path, content, check_mode):
-    """Write content to path unless it already holds it; whether it changed."""
-    data = content.encode("utf-8")
-    try:
-        with open(path, "rb") as current:
-            if current.read() == data:
-                return False
-    except FileNotFoundError:
-        pass
-    if not check_mode:
-        directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, delete=False) as staged:
-            staged.write(data)
-        os.chmod(staged.name, REPORT_FILE_MODE)  # mkstemp makes it private; a report is for sharing
-        os.replace(staged.name, path)
-    return True
 
 
 def breaches_of(summary):
@@ -354,33 +272,24 @@ def build_report(module):
     dynamodb = orchestrator_state.RetryingClient(module.client("dynamodb"), retry)
     run = read_run(dynamodb, params["state_table"], run_id)
     manifest = read_manifest(s3, params["bucket"], run_id, run)
-    if params["script_thresholds"]:
-        thresholds = parse_thresholds(read_script_thresholds(module, s3, params["bucket"], run_id), "script") + thresholds
+    thresholds = judged_thresholds(module, s3, run_id, thresholds)
 
     baseline_run = baseline_records = None
     if params["baseline_run_id"] is not None:
         baseline_run = read_run(dynamodb, params["state_table"], params["baseline_run_id"])
         baseline_records = read_records(module, params["baseline_run_id"], baseline_run)
 
-    fold = report_data.TaskFold()
-    summary = report_data.build_summary(
-        read_records(module, run_id, run, fold),
-        run=run,
-        plan=manifest["regions"],
-        run_id=run_id,
-        deployment=manifest.get("deployment"),
-        results_store=params["results_store"],
-        thresholds=thresholds,
+    summary = summarize(
+        module,
+        run_id,
+        run,
+        manifest,
+        thresholds,
         baseline_records=baseline_records,
         baseline_run_id=params["baseline_run_id"],
         baseline_run=baseline_run,
-        # With the script load model the script decides how long the load runs.
-        duration_ms=manifest.get("duration_ms") if manifest.get("load_model") == "vus" else None,
-        stored_requests=fold.requests_by_task,
     )
-    summary["executor"] = manifest.get("executor")
-    summary["duration_ms"] = manifest.get("duration_ms")
-    summary["script"] = manifest.get("script")
+    summary["dashboard_url"] = report_data.dashboard_link(params["grafana_url"], summary)
 
     report_dir = params["report_dir"]
     report_path = os.path.join(report_dir, "index.html")
@@ -417,6 +326,7 @@ def main():
         script_thresholds=dict(type="bool", default=True),
         k6_binary=dict(type="str", default="k6"),
         baseline_run_id=dict(type="str"),
+        grafana_url=dict(type="str"),
     )
     module = ConstellationAWSModule(
         argument_spec=argument_spec,
