@@ -33,11 +33,11 @@ browser:
 # The emulated production path runs our images in podman (Debian packages, installed if missing):
 # podman and runc run the tasks, mmdebstrap makes the Debian base, docker-registry is the
 # registry on loopback the images are pushed to and pulled from, faketime offsets a task's clock
-# (benchmarks/start_skew.py).
+# (benchmarks/start_skew.py), prometheus takes the tasks' live metrics (tests/integration/test_live_metrics.py).
 podman:
 	@command -v podman >/dev/null && command -v runc >/dev/null && command -v mmdebstrap >/dev/null && \
-	  command -v docker-registry >/dev/null && command -v faketime >/dev/null || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc mmdebstrap docker-registry faketime)
+	  command -v docker-registry >/dev/null && command -v faketime >/dev/null && command -v prometheus >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc mmdebstrap docker-registry faketime prometheus)
 
 # Builds both images with playbooks/build_images.yml (podman's Docker API, a registry on loopback)
 # and writes their names to constellation-images.yml.

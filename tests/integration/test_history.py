@@ -194,6 +194,8 @@ def test_history_of_five_runs_matches_the_seeded_records_and_a_second_run_change
     assert written["runs"][3]["overall"]["p95"] > 300 > written["runs"][0]["overall"]["p95"]
     assert written["runs"][1]["overall"]["error_rate"] == 0 < written["runs"][3]["overall"]["error_rate"]
     assert "nightly-b" in first.stdout and "FAIL" in first.stdout
+    page = inspect_page(deployment["workdir"] / "reports" / "history" / "history.html", OUTPUT / "history-5-runs.png")
+    assert page.console == [] and page.drawn_chart_count == len(CHART_IDS), page.charts
 
 
 def test_a_runs_row_says_what_its_report_says(deployment):

@@ -60,6 +60,14 @@ CASES = [
     ("both-file-and-variable", json.dumps(VALID), {"constellation_home_region": "us-east-1"}, ["HOME_REGION"]),
     ("max-vus-per-task-zero", json.dumps(VALID), {"constellation_max_vus_per_task": 0}, ["max_vus_per_task", "0"]),
     ("native-no-settings", None, {}, ["home_region"]),
+    ("prometheus-not-a-url", json.dumps(VALID), {"constellation_prometheus_remote_write_url": "prometheus:9090"},
+     ["constellation_prometheus_remote_write_url", "prometheus:9090"]),
+    ("prometheus-secret-a-value", json.dumps(VALID),
+     {"constellation_prometheus_remote_write_url": "https://prometheus.example.com/api/v1/write", "constellation_prometheus_secret": "s3cr3t"},
+     ["constellation_prometheus_secret", "must be the ARN"]),
+    ("prometheus-secret-without-url", json.dumps(VALID),
+     {"constellation_prometheus_remote_write_url": "", "constellation_prometheus_secret": "arn:aws:ssm:eu-central-1:123456789012:parameter/t"},
+     ["constellation_prometheus_secret is set", "constellation_prometheus_remote_write_url"]),
 ]
 
 

@@ -42,7 +42,10 @@ from typing import Any
 from typing import Optional
 from typing import Protocol
 
+import botocore.session
 import cramjam
+from botocore.auth import SigV4Auth as BotocoreSigV4Auth
+from botocore.awsrequest import AWSRequest
 
 import remote_pb2
 
@@ -92,20 +95,15 @@ class SigV4Auth:
     """Signs each push for Amazon Managed Service for Prometheus with the task's credentials."""
 
     def __init__(self, region: str, credentials: Any = None) -> None:
-        import botocore.session  # pylint: disable=import-outside-toplevel  (only for sigv4)
-
         self._region = region
         self._credentials = credentials or botocore.session.get_session().get_credentials()
         if self._credentials is None:
             raise ValueError("sigv4: no AWS credentials found (the task role's, in ECS)")
 
     def headers(self, url: str, body: bytes, headers: Mapping[str, str]) -> dict[str, str]:
-        from botocore.auth import SigV4Auth as BotocoreSigV4  # pylint: disable=import-outside-toplevel
-        from botocore.awsrequest import AWSRequest  # pylint: disable=import-outside-toplevel
-
         request = AWSRequest(method="POST", url=url, data=body, headers=dict(headers))
         # Refreshable credentials (the task role's) are renewed here when they near their expiry.
-        BotocoreSigV4(self._credentials.get_frozen_credentials(), "aps", self._region).add_auth(request)
+        BotocoreSigV4Auth(self._credentials.get_frozen_credentials(), "aps", self._region).add_auth(request)
         return dict(request.headers.items())
 
 
@@ -215,8 +213,8 @@ class Forwarder:
     def close(self, timeout: float) -> dict[str, int]:
         """:meth:`stop_taking`, wait for the sending to end, count what was not sent as dropped; the counts."""
         self.stop_taking(timeout)
-        assert self._give_up_at is not None
-        self._thread.join(max(0.0, self._give_up_at - time.monotonic()) + SEND_TIMEOUT_SECONDS + 1.0)
+        give_up_at = self._give_up_at or time.monotonic()
+        self._thread.join(max(0.0, give_up_at - time.monotonic()) + SEND_TIMEOUT_SECONDS + 1.0)
         with self._lock:
             self.counts["dropped"] += len(self._queue)
             self._queue.clear()

@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from typing import Any
 from typing import Callable
 from typing import Optional
+from urllib.parse import urlencode
 
 try:
     from botocore.exceptions import ClientError
@@ -324,6 +325,32 @@ def build_summary(
     }
 
 
+# The Grafana dashboard the collection ships (files/grafana/constellation-loadtest.json: its uid).
+GRAFANA_DASHBOARD_PATH = "d/constellation-loadtest/constellation-loadtest-run"
+DASHBOARD_MARGIN_MS = 60_000
+
+
+def dashboard_link(grafana_url: Optional[str], summary: Mapping[str, Any]) -> Optional[str]:
+    """The shipped Grafana dashboard at ``grafana_url`` showing the run of ``summary``: its run, its time (a minute
+    either side; until now while it runs) and its overall p95 and error-rate thresholds as the dashboard's lines."""
+    if not grafana_url:
+        return None
+    parameters: dict[str, Any] = {"var-run_id": summary["run_id"]}
+    start = summary.get("start_at_ms") or summary.get("data_from_ms")
+    if start is not None:
+        parameters["from"] = start - DASHBOARD_MARGIN_MS
+        end = summary.get("data_to_ms")
+        parameters["to"] = end + DASHBOARD_MARGIN_MS if summary.get("complete") and end is not None else "now"
+    for threshold in summary.get("thresholds") or []:
+        if threshold.get("tags") or threshold.get("operator") not in ("<", "<="):
+            continue
+        if (threshold.get("metric"), threshold.get("aggregation")) == ("http_req_duration", "p(95)"):
+            parameters.setdefault("var-p95_threshold_ms", f"{threshold['limit']:g}")
+        if (threshold.get("metric"), threshold.get("aggregation")) == ("http_req_failed", "rate"):
+            parameters.setdefault("var-error_rate_threshold", f"{threshold['limit']:g}")
+    return f"{grafana_url.rstrip('/')}/{GRAFANA_DASHBOARD_PATH}?{urlencode(parameters)}"
+
+
 def _requests_by_task(records: Iterable[Record]) -> dict[tuple[str, str], int]:
     counted: dict[tuple[str, str], int] = defaultdict(int)
     for record in records:
@@ -349,12 +376,39 @@ def _accounting(run: Mapping[str, Any], stored_requests: Mapping[tuple[str, str]
             if reasons:
                 incomplete.append(describe_losses(region, task, reasons))
     counted = [entry["k6_requests"] for by_task in tasks.values() for entry in by_task.values() if "k6_requests" in entry]
-    return {
+    accounting = {
         "k6_requests": sum(counted) if counted else None,
         "stored_requests": sum(stored_requests.values()),
         "store_retries": sum(entry.get("store_retries", 0) for by_task in tasks.values() for entry in by_task.values()),
         "incomplete": incomplete,
         "tasks": tasks,
+    }
+    live_metrics = _live_metrics(tasks)
+    return accounting | ({"live_metrics": live_metrics} if live_metrics else {})
+
+
+def _live_metrics(tasks: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Optional[dict[str, Any]]:
+    """What the tasks forwarded to the user's Prometheus, and which of them it did not all take; None without forwarding.
+
+    Live metrics are a view, not the results: a push Prometheus missed costs its charts a point,
+    never a request of the report, so it is reported but judges nothing.
+    """
+    reported = [
+        (region, task, entry) for region, by_task in tasks.items() for task, entry in by_task.items() if "live_metrics_sent" in entry
+    ]
+    if not reported:
+        return None
+    gaps = [
+        f"{region} task {task}: {entry.get('live_metrics_lost', 0):,} of"
+        f" {entry['live_metrics_sent'] + entry.get('live_metrics_lost', 0):,} pushes not taken"
+        for region, task, entry in reported
+        if entry.get("live_metrics_lost")
+    ]
+    entries = [entry for _region, _task, entry in reported]
+    return {
+        "sent": sum(entry["live_metrics_sent"] for entry in entries),
+        "lost": sum(entry.get("live_metrics_lost", 0) for entry in entries),
+        "gaps": gaps,
     }
 
 

@@ -233,9 +233,17 @@ def _header(summary: dict[str, Any]) -> str:
         "<header>\n"
         f'<h1>Load test <span class="run-id">{html.escape(str(summary.get("run_id", NO_DATA)))}</span> '
         f'{_badge(verdict.upper(), verdict if verdict in ("pass", "fail") else "partial")}</h1>\n'
-        f'<p class="meta">{" &middot; ".join(html.escape(detail) for detail in details)}</p>\n'
+        f'<p class="meta">{" &middot; ".join(html.escape(detail) for detail in details)}{_dashboard(summary)}</p>\n'
         "</header>"
     )
+
+
+def _dashboard(summary: dict[str, Any]) -> str:
+    """The link to the run's live metrics in Grafana (report_data.dashboard_link), when the user's Grafana is known."""
+    url = summary.get("dashboard_url")
+    if not url:
+        return ""
+    return f' &middot; <a href="{html.escape(url)}" rel="noopener">live metrics in Grafana</a>'
 
 
 def _progress_text(summary: dict[str, Any]) -> str:
@@ -254,6 +262,11 @@ def _accounting_text(accounting: dict[str, Any]) -> str:
     missing = counted - (stored or 0)
     tail = "all" if missing <= 0 else f"{_count(missing)} missing"
     return f"k6 counted {_count(counted)} requests, the store holds {_count(stored)}: {tail}"
+
+
+def _live_metrics_text(live_metrics: dict[str, Any]) -> str:
+    sent, lost = live_metrics.get("sent", 0), live_metrics.get("lost", 0)
+    return f"Prometheus took {_count(sent)} of the {_count(sent + lost)} pushes forwarded to it live"
 
 
 def _stop_text(stop: dict[str, Any]) -> str:
@@ -280,6 +293,14 @@ def _banners(summary: dict[str, Any]) -> str:
             f'the load:<ul class="plain">{lines}</ul>'
             + (f"and {more:,} more tasks (summary.json, <code>accounting</code>)" if more > 0 else "")
             + "</div>"
+        )
+    live_metrics = accounting.get("live_metrics") or {}
+    if live_metrics.get("lost"):
+        gaps = "".join(f"<li>{html.escape(line)}</li>" for line in live_metrics.get("gaps", [])[:MAX_LISTED_LOSSES])
+        banners.append(
+            '<div class="banner partial" role="status"><strong>LIVE METRICS GAPS</strong> &mdash; '
+            f"{html.escape(_live_metrics_text(live_metrics))}. The live charts in Prometheus have gaps; this report, "
+            f'read from the results store, does not:<ul class="plain">{gaps}</ul></div>'
         )
     if not summary.get("complete", False):
         banners.append(
@@ -827,6 +848,8 @@ def summary_table(summary: dict[str, Any]) -> str:
         label = "INCOMPLETE: " if accounting.get("incomplete") else "accounting: "
         lines.append(_clip(label + _accounting_text(accounting), TEXT_WIDTH))
         lines.extend(_clip("  " + line, TEXT_WIDTH) for line in accounting.get("incomplete", [])[:MAX_LISTED_LOSSES])
+    if accounting.get("live_metrics"):
+        lines.append(_clip("live metrics: " + _live_metrics_text(accounting["live_metrics"]), TEXT_WIDTH))
     lines.append(
         f"{'scope':<16} {'requests':>9} {'req/s':>9} {'errors':>7} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}"
     )

@@ -103,7 +103,7 @@ def test_each_series_keeps_k6s_name_and_histogram_and_gains_the_task_labels_in_s
         assert {name: value for name, value in labels if name in LABELS} == LABELS
         names.append((dict(labels)["__name__"], len(series.histograms), len(series.samples)))
     assert sorted(names) == sorted(expected)
-    assert any(name == "k6_http_req_duration_seconds" and histograms for name, histograms, _ in names)
+    assert any(name == "k6_http_req_duration_seconds" and histograms for name, histograms, _samples in names)
 
 
 def test_labels_of_the_same_name_from_the_script_are_replaced_not_doubled():
@@ -135,7 +135,7 @@ def test_sigv4_signs_each_push_for_the_aps_service_in_the_workspace_region(endpo
     empty = remote_pb2.WriteRequest()
     sender.submit(empty, 0)
     assert sender.close(5)["prometheus_sent"] == 2
-    first, second = (headers for headers, _ in endpoint.taken)
+    first, second = (headers for headers, _request in endpoint.taken)
     assert first["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
     assert "/eu-west-1/aps/aws4_request" in first["Authorization"]
     assert first["X-Amz-Security-Token"] == "session-token"
@@ -170,7 +170,7 @@ def test_a_full_buffer_drops_the_oldest_push_and_keeps_the_newest():
     hold.set()
     counts = sender.close(5)
     server.shutdown()
-    sent = [taken.timeseries[0].samples[0].value for _, taken in server.taken]
+    sent = [taken.timeseries[0].samples[0].value for _headers, taken in server.taken]
     # The one in flight, then the newest three: the last push (the totals) is never the one dropped.
     assert sent == [0.0, 5.0, 6.0, 7.0]
     assert counts["prometheus_sent"] == 4 and counts["prometheus_dropped"] == 4
@@ -182,7 +182,7 @@ def test_an_endpoint_that_is_down_costs_only_the_pushes_it_missed_and_they_are_c
     closed.shutdown()
     closed.server_close()  # nothing listens there now
     sender = forwarder(url, max_queued_pushes=5)
-    for _ in range(12):
+    for _push in range(12):
         sender.submit(*push())
     started = time.monotonic()
     counts = sender.close(0.5)

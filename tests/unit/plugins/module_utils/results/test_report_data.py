@@ -231,6 +231,18 @@ def test_the_store_holding_every_request_k6_counted_outweighs_a_flush_reported_l
     ]
 
 
+def test_pushes_prometheus_did_not_take_are_reported_and_judge_nothing():
+    records, _samples = make_run()
+    (region, task), (other_region, other_task) = sorted(stored_by_task(records))[:2]
+    changes = {(region, task): {"live_metrics_sent": 40, "live_metrics_lost": 12}, (other_region, other_task): {"live_metrics_sent": 52}}
+    summary = summary_of(records, run=describe_run(accounting=accounting_of(records, changes)))
+    assert summary["verdict"] == "pass" and summary["accounting"]["incomplete"] == []
+    assert summary["accounting"]["live_metrics"] == {
+        "sent": 92, "lost": 12, "gaps": [f"{region} task {task}: 12 of 52 pushes not taken"]
+    }
+    assert "live_metrics" not in summary_of(records, run=describe_run(accounting=accounting_of(records)))["accounting"]
+
+
 def test_tasks_of_an_earlier_image_without_accounting_are_judged_as_before():
     records, _samples = make_run()
     summary = summary_of(records)
@@ -748,3 +760,25 @@ def test_the_verdict_of_a_stopped_run_is_that_of_what_ran():
     assert report_data.verdict(True, [{"ok": False}], ended_by_the_stop, stopped=True) == "fail"
     assert report_data.verdict(True, [{"ok": True}], ended_by_the_stop) == "fail"  # not stopped: 105 is a failure
     assert report_data.verdict(True, [], {"us-east-2": {"0": 107}}, stopped=True) == "fail"
+
+
+def test_the_dashboard_link_names_the_run_its_time_and_its_overall_thresholds():
+    from urllib.parse import parse_qs, urlsplit
+
+    thresholds = [
+        {"metric": "http_req_duration", "tags": {"region": "us-east-2"}, "aggregation": "p(95)", "operator": "<", "limit": 300.0},
+        {"metric": "http_req_duration", "tags": {}, "aggregation": "p(95)", "operator": "<", "limit": 500.0},
+        {"metric": "http_req_failed", "tags": {}, "aggregation": "rate", "operator": "<", "limit": 0.01},
+    ]
+    summary = {"run_id": "nightly-42", "start_at_ms": 1_000_000, "data_to_ms": 1_300_000, "complete": True, "thresholds": thresholds}
+    url = report_data.dashboard_link("https://grafana.example.com/", summary)
+    assert url.startswith("https://grafana.example.com/d/constellation-loadtest/constellation-loadtest-run?")
+    assert parse_qs(urlsplit(url).query) == {
+        "var-run_id": ["nightly-42"], "from": ["940000"], "to": ["1360000"],
+        "var-p95_threshold_ms": ["500"], "var-error_rate_threshold": ["0.01"],
+    }
+    running = parse_qs(urlsplit(report_data.dashboard_link("https://g", dict(summary, complete=False, thresholds=[]))).query)
+    assert running == {"var-run_id": ["nightly-42"], "from": ["940000"], "to": ["now"]}
+    assert report_data.dashboard_link("", summary) is None and report_data.dashboard_link(None, summary) is None
+    dashboard = json.loads((REPO / "files" / "grafana" / "constellation-loadtest.json").read_text())
+    assert report_data.GRAFANA_DASHBOARD_PATH.split("/")[1] == dashboard["uid"]

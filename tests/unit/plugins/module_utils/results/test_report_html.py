@@ -452,3 +452,22 @@ def test_missing_results_are_named_on_the_page_in_the_tasks_table_and_in_the_tex
     complete = dict(full_summary(), accounting=dict(accounting, incomplete=[], stored_requests=2_097, tasks={}))
     assert "INCOMPLETE RESULTS" not in render(complete)
     assert "accounting: k6 counted 2,097 requests, the store holds 2,097: all" in summary_table(complete)
+
+
+def test_pushes_prometheus_missed_are_a_notice_on_the_page_and_a_line_in_the_table():
+    live = {"sent": 92, "lost": 12, "gaps": ["us-east-2 task 1: 12 of 52 pushes not taken"]}
+    accounting = {"k6_requests": 2_097, "stored_requests": 2_097, "store_retries": 0, "incomplete": [], "tasks": {}}
+    summary = dict(full_summary(), accounting=dict(accounting, live_metrics=live))
+    page, table = render(summary), summary_table(summary)
+    assert "LIVE METRICS GAPS" in page and "Prometheus took 92 of the 104 pushes forwarded to it live" in page
+    assert "us-east-2 task 1: 12 of 52 pushes not taken" in page
+    assert "live metrics: Prometheus took 92 of the 104 pushes" in table
+    assert "LIVE METRICS GAPS" not in render(dict(summary, accounting=dict(accounting, live_metrics=dict(live, lost=0, gaps=[]))))
+
+
+def test_the_header_links_to_the_runs_grafana_dashboard_when_grafana_is_known():
+    summary = full_summary()
+    summary["dashboard_url"] = "https://grafana.example.com/d/constellation-loadtest/x?var-run_id=r&from=1"
+    page = render(summary)
+    assert '<a href="https://grafana.example.com/d/constellation-loadtest/x?var-run_id=r&amp;from=1" rel="noopener">live metrics in Grafana</a>' in page
+    assert "live metrics in Grafana" not in render(full_summary())

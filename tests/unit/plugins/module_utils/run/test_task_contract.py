@@ -348,7 +348,7 @@ def test_a_bearer_token_or_basic_password_is_the_aggregators_secret_by_arn_and_t
         {"Sid": "ReadTheScriptsParameters", "Effect": "Allow", "Action": "ssm:GetParameters", "Resource": [SSM_ARN]}
     ]
     assert region["task_statements"] == []
-    environment, secrets, _ = live("https://prometheus.example.com/api/v1/write", SECRET_ARN, "loadtest")
+    environment, secrets, _region = live("https://prometheus.example.com/api/v1/write", SECRET_ARN, "loadtest")
     assert (environment["CONSTELLATION_PROMETHEUS_AUTH"], environment["CONSTELLATION_PROMETHEUS_USERNAME"]) == ("basic", "loadtest")
     environment, secrets, region = live("http://127.0.0.1:9090/api/v1/write")
     assert environment["CONSTELLATION_PROMETHEUS_AUTH"] == "none" and secrets is None
