@@ -152,23 +152,17 @@ table:
 import json
 import os
 
-try:
-    from botocore.exceptions import BotoCoreError
-    from botocore.exceptions import ClientError
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
-
-from ansible.module_utils.basic import missing_required_lib
-from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_history
 from ansible_collections.constellation.loadtest.plugins.module_utils.run import orchestrator_state
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import REPORT_OPTIONS
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import ReportError
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import check_run_id
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import judged_thresholds
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import parse_thresholds
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import read_manifest
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import report_and_exit
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import summarize
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import write_if_changed
 from ansible_collections.constellation.loadtest.plugins.module_utils.aws.modules import RESULTS_STORE_OPTIONS
@@ -247,37 +241,12 @@ def build_history(module):
 
 
 def main():
-    argument_spec = dict(
-        RESULTS_STORE_OPTIONS,
-        runs=dict(type="int", default=report_history.DEFAULT_RUNS),
-        bucket=dict(type="str", required=True),
-        state_table=dict(type="str", required=True),
-        report_dir=dict(type="path", required=True),
-        baseline_run_id=dict(type="str"),
-        thresholds=dict(type="dict", default={}),
-        script_thresholds=dict(type="bool", default=True),
-        k6_binary=dict(type="str", default="k6"),
-    )
     module = ConstellationAWSModule(
-        argument_spec=argument_spec,
+        argument_spec=dict(RESULTS_STORE_OPTIONS, **REPORT_OPTIONS, runs=dict(type="int", default=report_history.DEFAULT_RUNS)),
         required_if=[("results_store", "timestream", ("database", "table"))],
         supports_check_mode=True,
     )
-    if not report_history.HAS_PLOTLY:
-        module.fail_json(msg=missing_required_lib("plotly"), exception=report_history.PLOTLY_IMPORT_ERROR)
-    try:
-        result = build_history(module)
-    except ReportError as e:
-        module.fail_json(msg=str(e))
-    except orchestrator_state.TableNotFoundError as e:
-        module.fail_json(msg=f"{e} (looked in region {module.region}); is the home region deployed? Run init first")
-    except (orchestrator_state.OrchestratorStateError, ValueError) as e:
-        module.fail_json(msg=to_native(e))
-    except (ClientError, BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to read the runs of {module.params['state_table']}")
-    except OSError as e:
-        module.fail_json(msg=f"Cannot write the history into {module.params['report_dir']}: {to_native(e)}")
-    module.exit_json(**result)
+    report_and_exit(module, build_history, f"the runs of {module.params['state_table']}", report_history.PLOTLY_IMPORT_ERROR)
 
 
 if __name__ == "__main__":

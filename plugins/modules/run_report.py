@@ -205,14 +205,6 @@ failures:
 import json
 import os
 
-try:
-    from botocore.exceptions import BotoCoreError
-    from botocore.exceptions import ClientError
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
-
-from ansible.module_utils.basic import missing_required_lib
-from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.constellation.loadtest.plugins.module_utils.run import orchestrator_state
@@ -221,11 +213,13 @@ from ansible_collections.constellation.loadtest.plugins.module_utils.results imp
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_html
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_junit
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import thresholds as k6_thresholds
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import REPORT_OPTIONS
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import ReportError
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import check_run_id
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import judged_thresholds
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import parse_thresholds
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import read_manifest
+from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import report_and_exit
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import read_records
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import read_run
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.reporting import summarize
@@ -316,38 +310,14 @@ def build_report(module):
 
 
 def main():
-    argument_spec = dict(
-        RESULTS_STORE_OPTIONS,
-        run_id=dict(type="str", required=True),
-        bucket=dict(type="str", required=True),
-        state_table=dict(type="str", required=True),
-        report_dir=dict(type="path", required=True),
-        thresholds=dict(type="dict", default={}),
-        script_thresholds=dict(type="bool", default=True),
-        k6_binary=dict(type="str", default="k6"),
-        baseline_run_id=dict(type="str"),
-        grafana_url=dict(type="str"),
-    )
     module = ConstellationAWSModule(
-        argument_spec=argument_spec,
+        argument_spec=dict(
+            RESULTS_STORE_OPTIONS, **REPORT_OPTIONS, run_id=dict(type="str", required=True), grafana_url=dict(type="str")
+        ),
         required_if=[("results_store", "timestream", ("database", "table"))],
         supports_check_mode=True,
     )
-    if not report_html.HAS_PLOTLY:
-        module.fail_json(msg=missing_required_lib("plotly"), exception=report_html.PLOTLY_IMPORT_ERROR)
-    try:
-        result = build_report(module)
-    except ReportError as e:
-        module.fail_json(msg=str(e))
-    except orchestrator_state.TableNotFoundError as e:
-        module.fail_json(msg=f"{e} (looked in region {module.region}); is the home region deployed? Run init first")
-    except (orchestrator_state.OrchestratorStateError, ValueError) as e:
-        module.fail_json(msg=to_native(e))
-    except (ClientError, BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Failed to read run {module.params['run_id']}")
-    except OSError as e:
-        module.fail_json(msg=f"Cannot write the report into {module.params['report_dir']}: {to_native(e)}")
-    module.exit_json(**result)
+    report_and_exit(module, build_report, f"run {module.params['run_id']}", report_html.PLOTLY_IMPORT_ERROR)
 
 
 if __name__ == "__main__":

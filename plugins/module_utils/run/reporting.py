@@ -23,9 +23,13 @@ from typing import Any
 from typing import Optional
 
 try:
+    from botocore.exceptions import BotoCoreError
     from botocore.exceptions import ClientError
 except ImportError:
     pass  # Handled by AnsibleAWSModule
+
+from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.common.text.converters import to_native
 
 from . import k6
 from . import orchestrator_state
@@ -34,6 +38,17 @@ from ..results import report_data
 from ..results import thresholds as k6_thresholds
 
 REPORT_FILE_MODE = 0o644
+
+# The options both report modules take, besides the results store's (RESULTS_STORE_OPTIONS).
+REPORT_OPTIONS = dict(
+    bucket=dict(type="str", required=True),
+    state_table=dict(type="str", required=True),
+    report_dir=dict(type="path", required=True),
+    thresholds=dict(type="dict", default={}),
+    script_thresholds=dict(type="bool", default=True),
+    k6_binary=dict(type="str", default="k6"),
+    baseline_run_id=dict(type="str"),
+)
 
 
 class ReportError(Exception):
@@ -160,3 +175,23 @@ def write_if_changed(path: str, content: str, check_mode: bool) -> bool:
         os.chmod(staged.name, REPORT_FILE_MODE)  # mkstemp makes it private; a report is for sharing
         os.replace(staged.name, path)
     return True
+
+
+def report_and_exit(module, build: Any, reading: str, plotly_error: Optional[str]) -> None:
+    """Exit ``module`` with ``build(module)``'s result; each failure a user can act on as a message naming what was being
+    read (``reading``) or written, never a traceback. ``plotly_error`` is plotly's import error, if it is missing."""
+    if plotly_error is not None:
+        module.fail_json(msg=missing_required_lib("plotly"), exception=plotly_error)
+    try:
+        result = build(module)
+    except ReportError as e:
+        module.fail_json(msg=str(e))
+    except orchestrator_state.TableNotFoundError as e:
+        module.fail_json(msg=f"{e} (looked in region {module.region}); is the home region deployed? Run init first")
+    except (orchestrator_state.OrchestratorStateError, ValueError) as e:
+        module.fail_json(msg=to_native(e))
+    except (ClientError, BotoCoreError) as e:
+        module.fail_json_aws(e, msg=f"Failed to read {reading}")
+    except OSError as e:
+        module.fail_json(msg=f"Cannot write into {module.params['report_dir']}: {to_native(e)}")
+    module.exit_json(**result)
