@@ -111,6 +111,15 @@ options:
     description: How many C(RunTask) calls are in flight at once.
     type: int
     default: 10
+  spot_tasks:
+    description:
+      - How many of the run's tasks run on Fargate Spot, the last ones (task indexes from the number of
+        O(tasks) minus this on); the others on demand. The cluster needs the C(FARGATE_SPOT) capacity
+        provider (M(constellation.loadtest.fargate_cluster) associates it).
+      - A Spot interruption stops a task as C(StopTask) does (SIGTERM, two minutes' notice): its k6 ends
+        gracefully and its records up to then are kept; the report names it and what of its load is missing.
+    type: int
+    default: 0
   tags:
     description:
       - Tags of every task started, besides C(constellation:run-id) and C(constellation:task-index).
@@ -207,6 +216,10 @@ tasks:
       description: The availability zone the task runs in.
       type: str
       sample: us-east-2a
+    capacity_provider:
+      description: C(FARGATE_SPOT) for a task on Fargate Spot, else C(FARGATE).
+      type: str
+      sample: FARGATE_SPOT
     containers:
       description: Name, last status and exit code of each container.
       type: list
@@ -267,6 +280,7 @@ def ensure_running(module, client):
             security_groups=params["security_groups"],
             assign_public_ip=params["assign_public_ip"],
             tags=params["tags"] or {},
+            spot=index >= len(params["tasks"]) - params["spot_tasks"],
         )
         for index in missing
     ]
@@ -330,6 +344,7 @@ def main():
         security_groups=dict(type="list", elements="str", default=[]),
         assign_public_ip=dict(type="bool", default=True),
         launch_concurrency=dict(type="int", default=10),
+        spot_tasks=dict(type="int", default=0),
         tags=dict(type="dict", aliases=["resource_tags"]),
         reason=dict(type="str", default="Stopped by constellation.loadtest"),
         wait=dict(type="bool", default=False),

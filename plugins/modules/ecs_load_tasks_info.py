@@ -105,6 +105,10 @@ tasks:
       description: The availability zone the task runs in.
       type: str
       sample: us-east-2a
+    capacity_provider:
+      description: C(FARGATE_SPOT) for a task on Fargate Spot, else C(FARGATE).
+      type: str
+      sample: FARGATE_SPOT
     containers:
       description: Name, last status and exit code of each container.
       type: list

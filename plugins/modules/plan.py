@@ -41,6 +41,11 @@ options:
     description:
       - The regions that generate load, mapped to the number of virtual users (VUs) each runs,
         from 1 to 50000 per region.
+      - "A region's value may instead be an object, its shape: C({\"vus\": 200}) (constant VUs), or
+        C({\"stages\": [{\"duration\": \"2m\", \"target\": 300}, ...]}) (k6 C(ramping-vus) stages from 0 VUs, 1 to 100
+        of them, durations in k6's syntax, targets from 0 to 50000), either with C(\"start_after\": \"90s\"): the region
+        joins that long after the common start. A constant region runs for the duration; the run lasts as long as
+        its longest region (RV(plan.duration_ms))."
       - Required unless the config file has C(REMOTE_REGIONS).
       - A dict, or the same as a JSON string (an AWX survey's textarea); VU counts may be strings of digits.
     type: raw
@@ -89,6 +94,19 @@ options:
       - How long a load generator waits for the synchronized start before it gives up, 1 to 86400
         seconds. A string of digits is accepted.
       - Defaults to V(900).
+    type: raw
+  capacity:
+    description:
+      - Where the tasks run. V(fargate) on demand; V(fargate_spot) on Fargate Spot (about 70 % cheaper, and a task
+        may be interrupted with two minutes' notice); V(mixed) puts O(spot_percent) of each region's tasks
+        (rounded down) on Spot and the rest on demand.
+      - Defaults to V(fargate).
+    type: str
+  spot_percent:
+    description:
+      - With O(capacity=mixed), the share of each region's tasks on Fargate Spot, 1 to 99 percent. A string of
+        digits is accepted.
+      - Defaults to V(50).
     type: raw
   names_of:
     description:
@@ -140,13 +158,19 @@ config:
       type: str
       sample: eu-central-1
     remote_regions:
-      description: Remote region to VU count, sorted by region.
+      description: Remote region to VU count (a shaped region's peak), sorted by region.
       type: dict
       sample: {"ap-northeast-1": 5, "us-east-2": 202}
     duration_ms:
-      description: The test duration in milliseconds.
+      description: The duration in milliseconds (DURATION), how long a region of constant VUs runs.
       type: int
       sample: 20000
+    shapes:
+      description:
+        - The regions given a shape, each its C(start_after_ms) and C(stages) (C([duration ms, target]) pairs; null
+          for constant VUs after the start_after).
+      type: dict
+      sample: {"eu-west-1": {"start_after_ms": 90000, "stages": null}}
     results_store:
       description: V(timestream) or V(s3).
       type: str
@@ -175,6 +199,14 @@ config:
       description: How long a load generator waits for the start.
       type: int
       sample: 900
+    capacity:
+      description: V(fargate), V(fargate_spot) or V(mixed).
+      type: str
+      sample: fargate
+    spot_percent:
+      description: With V(mixed), the share of each region's tasks on Spot.
+      type: int
+      sample: 50
 plan:
   description: What the run deploys.
   returned: success
@@ -184,6 +216,10 @@ plan:
       description: The home region.
       type: str
       sample: eu-central-1
+    duration_ms:
+      description: How long the run's load lasts, from the common start to the end of its longest region.
+      type: int
+      sample: 480000
     regions:
       description: Every region the run uses (home and remote), sorted, each once.
       type: list
@@ -227,6 +263,30 @@ plan:
         memory_gib:
           description: Memory (GiB) of all the region's tasks together.
           type: float
+        duration_ms:
+          description: How long the region runs load from the common start, its start_after included.
+          type: int
+        start_after_ms:
+          description: How long after the common start the region joins (0 for at once).
+          type: int
+        stages:
+          description:
+            - The k6 C(ramping-vus) stages every task of the region runs from 0 VUs, C([duration ms, target]) pairs, the
+              start_after as a first stage of 0 VUs; k6 scales each target to the task's execution segment, so the
+              tasks add up to the target at every moment. Null for constant VUs from the start.
+          type: list
+          elements: list
+        planned_vus:
+          description: The region's planned VUs over time, C([ms from the start, VUs]) points joined by straight lines.
+          type: list
+          elements: list
+        description:
+          description: The region's plan in a line, as C(check.yml) prints it.
+          type: str
+          sample: 400 VUs (in stages, at the peak) in 2 tasks, from 180 s to 720 s
+        spot_tasks:
+          description: How many of the region's tasks run on Fargate Spot (its last ones).
+          type: int
     tasks_by_region:
       description: The number of tasks of each remote region, as the orchestrator plans a run.
       type: dict
@@ -265,9 +325,25 @@ plan:
           type: float
           sample: 0.0001
         billed_seconds_per_task:
-          description: Seconds each task is assumed to be billed for.
+          description: Seconds a task of the longest region is assumed to be billed for.
           type: int
           sample: 200
+        task_seconds:
+          description: Task-seconds billed in all, each region's tasks for its own length.
+          type: int
+          sample: 1400
+        fargate_on_demand_usd:
+          description: The Fargate cost with every task on demand.
+          type: float
+          sample: 0.0202
+        fargate_spot_usd:
+          description: The Fargate cost with every task on Fargate Spot (assumed 70 % off).
+          type: float
+          sample: 0.0061
+        capacity:
+          description: The capacity RV(plan.cost_estimate.fargate_usd) is for.
+          type: str
+          sample: mixed
         results_store_requests:
           description: Timestream record writes or S3 PUTs assumed.
           type: int
@@ -306,6 +382,8 @@ def main():
             task_memory=dict(type="raw"),
             start_lead_seconds=dict(type="raw"),
             start_timeout_seconds=dict(type="raw"),
+            capacity=dict(type="str"),
+            spot_percent=dict(type="raw"),
             names_of=dict(type="str", choices=["options", "variables"], default="options"),
         ),
         supports_check_mode=True,

@@ -210,6 +210,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.constellation.loadtest.plugins.module_utils.run import orchestrator_state
 from ansible_collections.constellation.loadtest.plugins.module_utils.run.exit_codes import describe_exit_code
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_data
+from ansible_collections.constellation.loadtest.plugins.module_utils.results.accounting import interrupted
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_html
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import report_junit
 from ansible_collections.constellation.loadtest.plugins.module_utils.results import thresholds as k6_thresholds
@@ -246,7 +247,7 @@ def failed_tasks_of(summary):
         }
         for region, codes in sorted(summary.get("exit_codes", {}).items())
         for task, code in sorted(codes.items(), key=lambda item: int(item[0]))
-        if not report_data.ran_its_load(code, stopped=bool(summary.get("stop")))
+        if not report_data.ran_its_load(code, stopped=bool(summary.get("stop"))) and not interrupted(code, bool(summary.get("stop")))
     ]
 
 

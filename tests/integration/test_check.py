@@ -31,13 +31,28 @@ def test_check_reports_every_region_and_the_plan_and_creates_nothing(moto, tmp_p
     for region in REGIONS:
         assert f"{region} | {region} is enabled for this account" in report
     # 5 + 202 + 777 VUs at 200 per task: 1 + 2 + 4 tasks of 1 vCPU each.
-    assert "Plan: 984 VUs in 7 tasks (7.0 vCPUs) over 3 regions" in report
+    assert "Plan: 984 VUs in 7 tasks (7.0 vCPUs) over 3 regions, for 20.0 s (its longest region)" in report
+    assert "ca-central-1: 777 VUs (constant) in 4 tasks, from 0 s to 20 s" in report
     assert "Timestream for LiveAnalytics can be used" in report
     # An emulator costs nothing: the AWS estimate is given as such, not as this run's cost.
     assert f"Cost: none at the endpoint {moto.url} (on AWS, about $" in report
     assert "Estimated cost of one run" not in report
+    assert "a run with capacity fargate; Fargate all on demand $" in report and ", all on Fargate Spot $" in report
     assert "<html" not in report, "an HTTP error page leaked into the report"
     moto.assert_empty(REGIONS)
+
+
+def test_check_of_the_follow_the_sun_example_shows_each_regions_shape_and_both_prices(moto):
+    # From the checkout, as the README's command reads: a relative path, capacity as a -e string.
+    result = check_as_typed(moto, REPO, "-e", "config=examples/follow_the_sun.json", "-e", "constellation_capacity=mixed")
+    assert result.rc == 0, result.output
+    report = " ".join(result.stdout.split())
+    assert "over 3 regions, for 780.0 s (its longest region)" in report
+    assert "eu-west-1: 400 VUs (in stages, at the peak) in 2 tasks, from 180 s to 720 s" in report
+    assert "us-east-1: 250 VUs (constant) in 2 tasks, from 480 s to 780 s" in report
+    prices = report.split("a run with capacity mixed; Fargate all on demand $")[1]
+    on_demand, spot = float(prices.split(",")[0]), float(prices.split("all on Fargate Spot $")[1].split(")")[0])
+    assert 0 < spot < on_demand
 
 
 # --- what users type: relative paths, -e key=value strings, survey answers ---------------------

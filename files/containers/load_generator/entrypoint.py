@@ -31,7 +31,10 @@ Environment (required unless a default is given):
 ``CONSTELLATION_LOAD_MODEL``             ``vus`` (default: --vus/--duration per region) or
                                          ``script`` (the script's scenarios are the whole test)
 ``CONSTELLATION_VUS``                    the region's VUs (``vus`` model)
-``CONSTELLATION_DURATION_MS``            the test duration in ms (``vus`` model)
+``CONSTELLATION_DURATION_MS``            how long this region runs load, in ms (``vus`` model)
+``CONSTELLATION_STAGES``                 the region's shape (``vus`` model, optional): k6 ramping-vus
+                                         stages from 0 VUs, ``<duration ms>:<target VUs>,...``; k6
+                                         scales each target to this task's execution segment
 ``CONSTELLATION_EXECUTION_SEGMENT``      this task's k6 execution segment, e.g. ``1/4:2/4``
 ``CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE``  the full sequence, e.g. ``0,1/4,2/4,3/4,1``
 ``CONSTELLATION_SCRIPT_ENV``             the script's own environment, a JSON object of NAME: text;
@@ -163,6 +166,7 @@ class Settings:
     load_model: str
     vus: int | None
     duration_ms: int | None
+    stages: tuple[tuple[int, int], ...]  # (duration ms, target VUs): a shape instead of constant VUs
     execution_segment: str | None
     execution_segment_sequence: str | None
     start_timeout_seconds: int
@@ -192,6 +196,7 @@ class Settings:
             load_model=load_model,
             vus=_integer(env, "CONSTELLATION_VUS", minimum=1) if by_vus else None,
             duration_ms=_integer(env, "CONSTELLATION_DURATION_MS", minimum=1) if by_vus else None,
+            stages=_stages(env) if by_vus else (),
             execution_segment=env.get("CONSTELLATION_EXECUTION_SEGMENT") or None,
             execution_segment_sequence=env.get("CONSTELLATION_EXECUTION_SEGMENT_SEQUENCE") or None,
             start_timeout_seconds=_integer(env, "CONSTELLATION_START_TIMEOUT_SECONDS", minimum=1, default=600),
@@ -232,6 +237,15 @@ def _integer(env: Mapping[str, str], name: str, minimum: int, default: int | Non
     if not re.fullmatch(r"0|[1-9][0-9]*", raw) or int(raw) < minimum:
         _bad_setting(name, raw, f"a whole number >= {minimum}")
     return int(raw)
+
+
+def _stages(env: Mapping[str, str]) -> tuple[tuple[int, int], ...]:
+    raw = env.get("CONSTELLATION_STAGES", "")
+    if not raw:
+        return ()
+    if not re.fullmatch(r"[0-9]+:[0-9]+(,[0-9]+:[0-9]+)*", raw):
+        _bad_setting("CONSTELLATION_STAGES", raw, "stages as <duration ms>:<target VUs>, separated by commas")
+    return tuple((int(duration), int(target)) for duration, target in (stage.split(":") for stage in raw.split(",")))
 
 
 def _script_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -318,7 +332,10 @@ def k6_command(settings: Settings, script: Path, tags: Mapping[str, str], summar
     for name, value in tags.items():
         command += ["--tag", f"{name}={value}"]
     command += script_env_arguments(settings)
-    if settings.load_model == "vus":
+    if settings.load_model == "vus" and settings.stages:
+        # k6's ramping-vus from 0 VUs: the first stage ramps (or, lasting 0 ms, jumps) to its target.
+        command += ["--vus", "0"] + [argument for duration, target in settings.stages for argument in ("--stage", f"{duration}ms:{target}")]
+    elif settings.load_model == "vus":
         command += ["--vus", str(settings.vus), "--duration", f"{settings.duration_ms}ms"]
     if settings.execution_segment:
         command += ["--execution-segment", settings.execution_segment]

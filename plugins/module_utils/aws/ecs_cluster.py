@@ -16,6 +16,9 @@ from typing import Any
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
+# What tasks may run on: on demand, and Fargate Spot (constellation_capacity); associating them costs nothing.
+CAPACITY_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
+
 
 def describe_cluster(client, name: str) -> dict[str, Any] | None:
     """The ACTIVE cluster with its tags as a dict under ``tags``, or None (missing or INACTIVE)."""
@@ -33,6 +36,21 @@ def create_cluster(client, name: str, tags: dict[str, str], container_insights: 
         clusterName=name,
         tags=[{"key": key, "value": value} for key, value in sorted(tags.items())],
         settings=[{"name": "containerInsights", "value": "enabled" if container_insights else "disabled"}],
+        capacityProviders=list(CAPACITY_PROVIDERS),
+        aws_retry=True,
+    )
+
+
+def missing_capacity_providers(cluster: dict[str, Any]) -> list[str]:
+    return [provider for provider in CAPACITY_PROVIDERS if provider not in (cluster.get("capacityProviders") or [])]
+
+
+def add_capacity_providers(client, cluster: dict[str, Any]) -> None:
+    """Associate Fargate and Fargate Spot with the cluster, keeping what else it has and its default strategy."""
+    client.put_cluster_capacity_providers(
+        cluster=cluster["clusterName"],
+        capacityProviders=list(cluster.get("capacityProviders") or []) + missing_capacity_providers(cluster),
+        defaultCapacityProviderStrategy=cluster.get("defaultCapacityProviderStrategy") or [],
         aws_retry=True,
     )
 
@@ -65,7 +83,8 @@ def cluster_options() -> dict[str, Any]:
 
 
 def ensure_cluster(client, name: str, tags: dict[str, str] | None, purge_tags: bool, insights: bool | None, check_mode: bool) -> dict[str, Any]:
-    """Create the cluster, or bring its tags and Container Insights in line; ``changed``, ``cluster`` (snake_case).
+    """Create the cluster, or bring its tags, Container Insights and capacity providers (Fargate and Fargate Spot)
+    in line; ``changed``, ``cluster`` (snake_case).
 
     Tags unset are left as they are; so is Container Insights when ``insights`` is None.
     """
@@ -78,7 +97,8 @@ def ensure_cluster(client, name: str, tags: dict[str, str] | None, purge_tags: b
         return {"changed": True, "cluster": snake_cluster(after), "diff": diff}
     to_add, to_remove = compare_aws_tags(cluster["tags"], tags, purge_tags) if tags is not None else ({}, [])
     insights_differ = insights is not None and insights != container_insights_enabled(cluster)
-    changed = bool(to_add or to_remove or insights_differ)
+    providers_missing = missing_capacity_providers(cluster)
+    changed = bool(to_add or to_remove or insights_differ or providers_missing)
     if changed and not check_mode:
         if to_remove:
             untag_resource(client, cluster["clusterArn"], to_remove)
@@ -86,6 +106,8 @@ def ensure_cluster(client, name: str, tags: dict[str, str] | None, purge_tags: b
             tag_resource(client, cluster["clusterArn"], to_add)
         if insights_differ:
             set_container_insights(client, name, insights)
+        if providers_missing:
+            add_capacity_providers(client, cluster)
         cluster = describe_cluster(client, name)
     return {"changed": changed, "cluster": snake_cluster(cluster)}
 

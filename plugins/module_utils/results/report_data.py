@@ -53,6 +53,7 @@ except ImportError:
 
 from .accounting import AGGREGATOR_UNCONFIRMED
 from .accounting import describe_losses
+from .accounting import missing_share
 from .accounting import task_losses
 from .histogram import Histogram
 from .histogram import merge_all
@@ -289,7 +290,7 @@ def build_summary(
     )
     complete = is_complete(run)
     exit_codes = _sorted_mapping(run.get("exit_codes") or {})
-    accounting = _accounting(run, stored_requests)
+    accounting = _accounting(run, stored_requests, plan)
     stop = run.get("stop")
     overall = data.totals(None, measured)
     by_region = {region: data.totals(region, measured) for region in regions}
@@ -308,9 +309,7 @@ def build_summary(
         "data_to_ms": max(record.start_ms + record.length_ms for record in ordered) if ordered else None,
         "measured_seconds": rounded(measured, SECONDS_DIGITS),
         "interval_ms": interval,
-        "plan": {
-            region: {"vus": plan[region].get("vus"), "tasks": plan[region].get("tasks")} for region in sorted(plan)
-        },
+        "plan": {region: _region_plan(plan[region]) for region in sorted(plan)},
         "overall": overall,
         "regions": by_region,
         "requests": data.request_rows(measured),
@@ -351,6 +350,28 @@ def dashboard_link(grafana_url: Optional[str], summary: Mapping[str, Any]) -> Op
     return f"{grafana_url.rstrip('/')}/{GRAFANA_DASHBOARD_PATH}?{urlencode(parameters)}"
 
 
+def _region_plan(planned: Mapping[str, Any]) -> dict[str, Any]:
+    """A region's plan as the report shows it: VUs (its peak) and tasks, and when the run planned them, how long it runs
+    and its planned VUs over time (``[ms from the start, VUs]`` points joined by straight lines)."""
+    shown = {"vus": planned.get("vus"), "tasks": planned.get("tasks")}
+    for key in ("duration_ms", "planned_vus"):
+        if planned.get(key) is not None:
+            shown[key] = planned[key]
+    return shown
+
+
+def planned_vus_at(points: Sequence[Sequence[int]], at_ms: float) -> float:
+    """The planned VUs ``at_ms`` after the start, on the straight lines between ``points`` (0 before and after them; at a
+    jump, the value after it)."""
+    if not points or at_ms < points[0][0] or at_ms > points[-1][0]:
+        return 0.0
+    value = float(points[0][1])
+    for (start, start_vus), (end, end_vus) in zip(points, points[1:]):
+        if start <= at_ms <= end:
+            value = float(end_vus) if end == start else start_vus + (end_vus - start_vus) * (at_ms - start) / (end - start)
+    return value
+
+
 def _requests_by_task(records: Iterable[Record]) -> dict[tuple[str, str], int]:
     counted: dict[tuple[str, str], int] = defaultdict(int)
     for record in records:
@@ -359,10 +380,16 @@ def _requests_by_task(records: Iterable[Record]) -> dict[tuple[str, str], int]:
     return dict(counted)
 
 
-def _accounting(run: Mapping[str, Any], stored_requests: Mapping[tuple[str, str], int]) -> dict[str, Any]:
+def _accounting(
+    run: Mapping[str, Any], stored_requests: Mapping[tuple[str, str], int], plan: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
     """Each ended task's requests as k6 counted them against the store's, and what is missing (docs/summary.md)."""
     reported = run.get("accounting") or {}
     exit_codes = run.get("exit_codes") or {}
+    stopped = bool(run.get("stop"))
+    ended_at = {
+        (region, task): counts.get("ended_at") for region, by_task in reported.items() for task, counts in (by_task or {}).items()
+    }
     tasks: dict[str, dict[str, dict[str, Any]]] = {}
     incomplete = []
     for region in sorted(set(reported) | set(exit_codes)):
@@ -371,7 +398,8 @@ def _accounting(run: Mapping[str, Any], stored_requests: Mapping[tuple[str, str]
             counts = dict((reported.get(region) or {}).get(task) or {})
             counts.pop("ended_at", None)
             stored = stored_requests.get((region, task), 0)
-            reasons = task_losses(counts, (exit_codes.get(region) or {}).get(task), stored)
+            code = (exit_codes.get(region) or {}).get(task)
+            reasons = task_losses(counts, code, stored, stopped, _interruption(run, plan.get(region), ended_at.get((region, task))))
             tasks.setdefault(region, {})[task] = {**counts, "stored_requests": stored, "missing": reasons}
             if reasons:
                 incomplete.append(describe_losses(region, task, reasons))
@@ -385,6 +413,17 @@ def _accounting(run: Mapping[str, Any], stored_requests: Mapping[tuple[str, str]
     }
     live_metrics = _live_metrics(tasks)
     return accounting | ({"live_metrics": live_metrics} if live_metrics else {})
+
+
+def _interruption(run: Mapping[str, Any], planned: Optional[Mapping[str, Any]], ended_at: Optional[int]) -> str:
+    """When an interrupted task's load ended and the share of its planned load that did not run, as a phrase."""
+    start = run.get("start_at")
+    if start is None or ended_at is None:
+        return ""
+    ran_ms = ended_at - start
+    share = missing_share((planned or {}).get("planned_vus") or [], ran_ms)
+    when = f" ({ran_ms / 1000:.1f} s after the start"
+    return when + (f": {share * 100:.0f} % of its planned load did not run)" if share is not None else ")")
 
 
 def _live_metrics(tasks: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Optional[dict[str, Any]]:

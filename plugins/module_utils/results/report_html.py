@@ -434,6 +434,24 @@ def _per_region(summary: dict[str, Any], key: str, with_overall: bool = True) ->
     return traces
 
 
+def _planned_vus(summary: dict[str, Any]) -> list[Any]:
+    """Each region's planned VUs over time (its shape: stages, start_after), dashed, in the region's colour."""
+    start, plan = summary.get("start_at_ms"), summary.get("plan") or {}
+    if start is None:
+        return []
+    return [
+        go.Scatter(
+            x=[_chart_time(start + at) for at, _vus in plan[region]["planned_vus"]],
+            y=[vus for _at, vus in plan[region]["planned_vus"]],
+            name=html.escape(f"{region} planned", quote=False),
+            mode="lines",
+            line={"color": REGION_COLOURS[index % len(REGION_COLOURS)], "width": 1.5, "dash": "dash"},
+        )
+        for index, region in enumerate(_regions(summary))
+        if (plan.get(region) or {}).get("planned_vus")
+    ]
+
+
 def _status_bars(summary: dict[str, Any]) -> list[Any]:
     status_classes = summary.get("status_classes") or {}
     regions = [region for region in _regions(summary) if any((status_classes.get(region) or {}).values())]
@@ -472,7 +490,7 @@ def _charts(summary: dict[str, Any]) -> list[_Chart]:
         _Chart("chart-errors", "Error rate per region and overall", _per_region(summary, "error_rate"),
                _layout("failed requests", tickformat=".1%", hoverformat=".2%")),
         _Chart("chart-status", "Responses by status class per region", _status_bars(summary), status_layout),
-        _Chart("chart-vus", "Active virtual users", _per_region(summary, "vus"), _layout("VUs")),
+        _Chart("chart-vus", "Active virtual users, measured and planned (dashed)", _per_region(summary, "vus") + _planned_vus(summary), _layout("VUs")),
     ]
 
 

@@ -31,10 +31,12 @@ import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from fractions import Fraction
 from typing import Any
 from typing import NamedTuple
 
+from ..results.thresholds import duration_ms as k6_duration_ms
 from .regions import HOME_REGION_SERVICES
 from .regions import REMOTE_REGION_SERVICES
 from .regions import TIMESTREAM_LIVEANALYTICS_REGIONS
@@ -45,6 +47,10 @@ DURATION_MS_RANGE = (1_000, 86_400_000)  # one second to one day
 DURATION_SECONDS_RANGE = (DURATION_MS_RANGE[0] // 1000, DURATION_MS_RANGE[1] // 1000)
 VUS_PER_REGION_RANGE = (1, 50_000)
 MAX_VUS_PER_TASK_RANGE = (1, 5_000)
+# A region's shape: k6 ramping-vus stages (at most this many), after an optional start_after.
+MAX_STAGES = 100
+REGION_FIELDS = ("vus", "stages", "start_after")
+STAGE_FIELDS = ("duration", "target")
 # The largest plans measured to stay within AWS's limits (benchmarks/orchestrator_scale.py): the run's
 # orchestrator item under DynamoDB's 400 KB, each task's RunTask overrides under ECS's 8,192 characters.
 MAX_TASKS_PER_RUN = 2_000
@@ -80,6 +86,11 @@ START_LEAD_SECONDS_RANGE = (0, 3_600)
 DEFAULT_START_LEAD_SECONDS = 30
 START_TIMEOUT_SECONDS_RANGE = (1, 86_400)
 DEFAULT_START_TIMEOUT_SECONDS = 900
+# Where tasks run: on demand, on Fargate Spot, or a share of each region's tasks on Spot (mixed).
+CAPACITIES = ("fargate", "fargate_spot", "mixed")
+DEFAULT_CAPACITY = "fargate"
+SPOT_PERCENT_RANGE = (1, 99)
+DEFAULT_SPOT_PERCENT = 50
 
 CONFIG_FILE_MAX_BYTES = 1024 * 1024
 CONFIG_FILE_KEYS = ("DURATION", "HOME_REGION", "REMOTE_REGIONS")
@@ -94,6 +105,8 @@ NATIVE_SETTINGS = (
     "task_memory",
     "start_lead_seconds",
     "start_timeout_seconds",
+    "capacity",
+    "spot_percent",
 )
 # The playbooks' variables are the native settings with this prefix (constellation_remote_regions).
 VARIABLE_PREFIX = "constellation_"
@@ -132,6 +145,12 @@ class Config:
     task_memory: int = DEFAULT_TASK_MEMORY
     start_lead_seconds: int = DEFAULT_START_LEAD_SECONDS
     start_timeout_seconds: int = DEFAULT_START_TIMEOUT_SECONDS
+    # The regions given a shape (REMOTE_REGIONS values that are objects with stages or start_after):
+    # region -> {"start_after_ms": ms, "stages": [[duration_ms, target], ...] or None (constant VUs)}.
+    # remote_regions holds their peak VUs, duration_ms is the constant regions' length.
+    shapes: Mapping[str, Mapping[str, Any]] = dataclass_field(default_factory=dict)
+    capacity: str = DEFAULT_CAPACITY
+    spot_percent: int = DEFAULT_SPOT_PERCENT  # with mixed: the share of each region's tasks on Spot, rounded down
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -145,6 +164,12 @@ class Config:
             "task_memory": self.task_memory,
             "start_lead_seconds": self.start_lead_seconds,
             "start_timeout_seconds": self.start_timeout_seconds,
+            "capacity": self.capacity,
+            "spot_percent": self.spot_percent,
+            "shapes": {
+                region: {"start_after_ms": shape["start_after_ms"], "stages": [list(stage) for stage in shape["stages"]] if shape["stages"] else None}
+                for region, shape in sorted(self.shapes.items())
+            },
         }
 
 
@@ -354,7 +379,8 @@ def _home_region(field: str, value: Any, results_store: str) -> str:
     return region
 
 
-def _remote_regions(field: str, value: Any, digits_ok: bool) -> Mapping[str, int]:
+def _remote_regions(field: str, value: Any, digits_ok: bool) -> tuple[Mapping[str, int], Mapping[str, Mapping[str, Any]]]:
+    """Each region's (peak) VUs, and the shapes of the regions given one (see :func:`_region_load`)."""
     if digits_ok and isinstance(value, str):
         # A native setting given as text: -e on the command line, an AWX survey's textarea.
         try:
@@ -372,11 +398,85 @@ def _remote_regions(field: str, value: Any, digits_ok: bool) -> Mapping[str, int
         )
     if not value:
         raise ConfigError(field, value, f"{field} must name at least one region; got {_show(value)}")
-    counts = {}
-    for region, vus in value.items():
+    counts, shapes = {}, {}
+    for region, load in value.items():
         _region(field, region, REMOTE_REGION_SERVICES, label=f"{field} key")
-        counts[region] = _integer(field, vus, VUS_PER_REGION_RANGE, "VUs", label=f"{field}[{region!r}]", digits_ok=digits_ok)
-    return types.MappingProxyType(dict(sorted(counts.items())))
+        counts[region], shape = _region_load(field, f"{field}[{region!r}]", load, digits_ok)
+        if shape is not None:
+            shapes[region] = shape
+    return types.MappingProxyType(dict(sorted(counts.items()))), types.MappingProxyType(dict(sorted(shapes.items())))
+
+
+def _region_load(field: str, label: str, load: Any, digits_ok: bool) -> tuple[int, Mapping[str, Any] | None]:
+    """A region's VUs and shape: a number (constant VUs, no shape), or an object: ``{"vus": N}``, or
+    ``{"stages": [{"duration": "2m", "target": 300}, ...]}`` (k6 ramping-vus stages from 0 VUs), either with an
+    optional ``"start_after": "90s"`` (the region joins that long after the common start). A shape is None for
+    constant VUs from the start."""
+    if not isinstance(load, Mapping):
+        return _integer(field, load, VUS_PER_REGION_RANGE, "VUs", label=label, digits_ok=digits_ok), None
+    unknown = [name for name in load if name not in REGION_FIELDS]
+    if unknown:
+        raise ConfigError(
+            field, load,
+            f"{label} has an unknown field {unknown[0]!r}: a region is a VU count, {{\"vus\": N}} or {{\"stages\": [{{\"duration\":"
+            f' "1m", "target": N}}, ...]}}, with an optional "start_after": "90s"{_suggestion(str(unknown[0]), REGION_FIELDS)}',
+        )
+    if ("vus" in load) == ("stages" in load):
+        raise ConfigError(
+            field, load, f'{label} must have either "vus" (constant VUs) or "stages" (a k6 ramping-vus shape), not {"both" if load else "neither"}; got {_show(dict(load))}'
+        )
+    start_after = _k6_duration(field, load.get("start_after", "0s"), f"{label}.start_after")
+    if "vus" in load:
+        vus = _integer(field, load["vus"], VUS_PER_REGION_RANGE, "VUs", label=f"{label}.vus", digits_ok=digits_ok)
+        return vus, ({"start_after_ms": start_after, "stages": None} if start_after else None)
+    stages = _stages(field, f"{label}.stages", load["stages"], digits_ok)
+    return max(target for _duration, target in stages), {"start_after_ms": start_after, "stages": stages}
+
+
+def _stages(field: str, label: str, stages: Any, digits_ok: bool) -> tuple[tuple[int, int], ...]:
+    """k6 ramping-vus stages checked, as (duration ms, target VUs) pairs."""
+    if not isinstance(stages, (list, tuple)) or not stages or len(stages) > MAX_STAGES:
+        raise ConfigError(
+            field, stages,
+            f'{label} must be a list of 1 to {MAX_STAGES} stages such as {{"duration": "2m", "target": 300}}; got {_show(stages)} ({_kind(stages)})',
+        )
+    checked = []
+    for index, stage in enumerate(stages):
+        where = f"{label}[{index}]"
+        if not isinstance(stage, Mapping) or sorted(stage) != sorted(STAGE_FIELDS):
+            raise ConfigError(
+                field, stage, f'{where} must be {{"duration": "<k6 duration>", "target": <VUs>}} and nothing else; got {_show(stage)}'
+            )
+        duration = _k6_duration(field, stage["duration"], f"{where}.duration")
+        target = _integer(field, stage["target"], (0, VUS_PER_REGION_RANGE[1]), "VUs", label=f"{where}.target", digits_ok=digits_ok)
+        checked.append((duration, target))
+    if not any(target for _duration, target in checked):
+        raise ConfigError(field, stages, f"{label}: every target is 0, so the region would run no VU; got {_show(stages)}")
+    if sum(duration for duration, _target in checked) < DURATION_MS_RANGE[0]:
+        raise ConfigError(field, stages, f"{label} must last at least {DURATION_MS_RANGE[0]} ms in all; got {_show(stages)}")
+    return tuple(checked)
+
+
+def _k6_duration(field: str, value: Any, label: str) -> int:
+    """A k6 duration such as "90s", "2m" or "1h30m" in ms (0 allowed), at most a day."""
+    try:
+        milliseconds = k6_duration_ms(value) if isinstance(value, str) and value.strip() else None
+    except ValueError:
+        milliseconds = None
+    if milliseconds is None or milliseconds > DURATION_MS_RANGE[1]:
+        raise ConfigError(
+            field, value,
+            f"{label} must be a k6 duration such as \"90s\", \"2m\" or \"1h30m\" (at most a day); got {_show(value)} ({_kind(value)})",
+        )
+    return milliseconds
+
+
+def _capacity(value: Any) -> str:
+    if value not in CAPACITIES:
+        raise ConfigError(
+            "capacity", value, f"capacity must be one of {', '.join(CAPACITIES)}; got {_show(value)}{_suggestion(str(value), CAPACITIES)}"
+        )
+    return value
 
 
 def _deployment(value: Any) -> str:
@@ -441,9 +541,11 @@ def load_config(path: str | os.PathLike | None = None, settings: Mapping[str, An
     home = _required(document, native, "HOME_REGION", shown_path)
     remotes = _required(document, native, "REMOTE_REGIONS", shown_path)
     task_cpu, task_memory = _task_size(native.get("task_cpu", DEFAULT_TASK_CPU), native.get("task_memory", DEFAULT_TASK_MEMORY))
+    remote_regions, shapes = _remote_regions(remotes.field, remotes.value, digits_ok=not remotes.from_file)
     config = Config(
         home_region=_home_region(home.field, home.value, results_store),
-        remote_regions=_remote_regions(remotes.field, remotes.value, digits_ok=not remotes.from_file),
+        remote_regions=remote_regions,
+        shapes=shapes,
         duration_ms=_duration_ms(document, native, shown_path),
         results_store=results_store,
         max_vus_per_task=_integer(
@@ -460,8 +562,17 @@ def load_config(path: str | os.PathLike | None = None, settings: Mapping[str, An
             "start_timeout_seconds", native.get("start_timeout_seconds", DEFAULT_START_TIMEOUT_SECONDS),
             START_TIMEOUT_SECONDS_RANGE, "seconds", digits_ok=True,
         ),
+        capacity=_capacity(native.get("capacity", DEFAULT_CAPACITY)),
+        spot_percent=_integer(
+            "spot_percent", native.get("spot_percent", DEFAULT_SPOT_PERCENT), SPOT_PERCENT_RANGE, "percent", digits_ok=True
+        ),
     )
     _check_task_limits(config, remotes.field)
+    longest = max(region_duration_ms(config, region) for region in config.remote_regions)
+    if longest > DURATION_MS_RANGE[1]:
+        raise ConfigError(
+            remotes.field, longest, f"{remotes.field}: the longest region would run {longest} ms, over a day ({DURATION_MS_RANGE[1]} ms)"
+        )
     return config
 
 
@@ -491,6 +602,9 @@ def _check_task_limits(config: Config, field: str) -> None:
 # Fargate Linux/x86 on-demand list prices in us-east-1; other regions cost up to ~30% more.
 FARGATE_USD_PER_VCPU_HOUR = 0.04048
 FARGATE_USD_PER_GB_HOUR = 0.004445
+# Fargate Spot: assumed 70 % below on demand (its prices vary by region and over time).
+FARGATE_SPOT_USD_PER_VCPU_HOUR = 0.012144
+FARGATE_SPOT_USD_PER_GB_HOUR = 0.0013335
 FARGATE_MINIMUM_BILLED_SECONDS = 60
 TASK_OVERHEAD_SECONDS = 180  # start lead time, image pull and shutdown, billed but not testing
 RESULTS_INTERVAL_SECONDS = 5  # one aggregated record per request name per interval
@@ -562,9 +676,47 @@ def script_load_segments(config: Config) -> dict[str, Any]:
     }
 
 
-def _region_plan(vus: int, config: Config) -> dict[str, Any]:
+def region_duration_ms(config: Config, region: str) -> int:
+    """How long ``region`` runs load from the common start: its start_after and its stages, or DURATION."""
+    shape = config.shapes.get(region)
+    if shape is None:
+        return config.duration_ms
+    length = sum(duration for duration, _target in shape["stages"]) if shape["stages"] else config.duration_ms
+    return shape["start_after_ms"] + length
+
+
+def k6_stages(config: Config, region: str) -> list[list[int]] | None:
+    """The k6 ramping-vus stages (duration ms, target) every task of ``region`` runs from the common start (k6 scales
+    each target to the task's execution segment), the start_after as a first stage of 0 VUs; None for constant VUs
+    from the start (k6's --vus and --duration)."""
+    shape = config.shapes.get(region)
+    if shape is None:
+        return None
+    offset = [[shape["start_after_ms"], 0]] if shape["start_after_ms"] else []
+    if shape["stages"]:
+        return offset + [list(stage) for stage in shape["stages"]]
+    vus = config.remote_regions[region]
+    return offset + [[0, vus], [config.duration_ms, vus]]
+
+
+def planned_vus(stages: list[list[int]] | None, vus: int, duration_ms: int) -> list[list[int]]:
+    """The region's planned VUs over time from the common start: (ms, VUs) points joined by straight lines."""
+    if stages is None:
+        return [[0, vus], [duration_ms, vus]]
+    points, at = [[0, 0]], 0
+    for duration, target in stages:
+        at += duration
+        points.append([at, target])
+    return points
+
+
+def _region_plan(region: str, config: Config) -> dict[str, Any]:
+    vus = config.remote_regions[region]
     vus_per_task = split_vus(vus, config.max_vus_per_task)
     tasks = len(vus_per_task)
+    shape = config.shapes.get(region)
+    stages = k6_stages(config, region)
+    duration = region_duration_ms(config, region)
     return {
         "vus": vus,
         "tasks": tasks,
@@ -573,56 +725,97 @@ def _region_plan(vus: int, config: Config) -> dict[str, Any]:
         "execution_segment_sequence": execution_segment_sequence(tasks),
         "vcpus": tasks * config.task_cpu / 1024,
         "memory_gib": tasks * config.task_memory / 1024,
+        "duration_ms": duration,
+        "start_after_ms": shape["start_after_ms"] if shape else 0,
+        "stages": stages,
+        "planned_vus": planned_vus(stages, vus, duration),
+        "description": _describe_region(vus, tasks, shape, duration),
+        "spot_tasks": spot_tasks(config, tasks),
     }
 
 
-def estimate_cost(config: Config, tasks: int) -> dict[str, Any]:
-    """A rough USD estimate for one test run, with its assumptions spelled out."""
-    duration_seconds = math.ceil(config.duration_ms / 1000)
-    billed_seconds = max(FARGATE_MINIMUM_BILLED_SECONDS, duration_seconds + TASK_OVERHEAD_SECONDS)
-    task_hours = tasks * billed_seconds / 3600
-    fargate = task_hours * (
-        config.task_cpu / 1024 * FARGATE_USD_PER_VCPU_HOUR + config.task_memory / 1024 * FARGATE_USD_PER_GB_HOUR
-    )
-    intervals = math.ceil(config.duration_ms / (RESULTS_INTERVAL_SECONDS * 1000))
+def spot_tasks(config: Config, tasks: int) -> int:
+    """How many of a region's ``tasks`` run on Fargate Spot: its last ones (task indexes ``tasks - n`` on)."""
+    if config.capacity == "fargate_spot":
+        return tasks
+    if config.capacity == "mixed":
+        return tasks * config.spot_percent // 100
+    return 0
+
+
+def _describe_region(vus: int, tasks: int, shape: Mapping[str, Any] | None, duration_ms: int) -> str:
+    """The region's plan in a line: its VUs, tasks and when it runs load."""
+    start = shape["start_after_ms"] if shape else 0
+    kind = "in stages, at the peak" if shape and shape["stages"] else "constant"
+    return f"{vus} VUs ({kind}) in {tasks} task{'s' if tasks != 1 else ''}, from {start / 1000:g} s to {duration_ms / 1000:g} s"
+
+
+def estimate_cost(config: Config, regions: Mapping[str, tuple[int, int, int]]) -> dict[str, Any]:
+    """A rough USD estimate for one test run, with its assumptions spelled out.
+
+    ``regions`` is each region's tasks, how long they run load (ms) and how many of them run on Fargate
+    Spot: a region that joins later or ends sooner bills its own length. The Fargate cost is given for
+    the capacity chosen (``fargate_usd``), all on demand and all on Spot. ``billed_seconds_per_task`` is
+    the longest region's."""
+    tasks = sum(count for count, _duration, _spot in regions.values())
+    billed = {
+        region: max(FARGATE_MINIMUM_BILLED_SECONDS, math.ceil(duration / 1000) + TASK_OVERHEAD_SECONDS)
+        for region, (_count, duration, _spot) in regions.items()
+    }
+    task_seconds = sum(count * billed[region] for region, (count, _duration, _spot) in regions.items())
+    spot_seconds = sum(spot * billed[region] for region, (_count, _duration, spot) in regions.items())
+    on_demand_hour = config.task_cpu / 1024 * FARGATE_USD_PER_VCPU_HOUR + config.task_memory / 1024 * FARGATE_USD_PER_GB_HOUR
+    spot_hour = config.task_cpu / 1024 * FARGATE_SPOT_USD_PER_VCPU_HOUR + config.task_memory / 1024 * FARGATE_SPOT_USD_PER_GB_HOUR
+    fargate = ((task_seconds - spot_seconds) * on_demand_hour + spot_seconds * spot_hour) / 3600
+    task_intervals = sum(count * math.ceil(duration / (RESULTS_INTERVAL_SECONDS * 1000)) for count, duration, _spot in regions.values())
     if config.results_store == "timestream":
         # A record per request name and one of the task's own (VUs, iterations) per interval.
-        requests = tasks * intervals * (REQUEST_NAMES_ASSUMED + 1)
+        requests = task_intervals * (REQUEST_NAMES_ASSUMED + 1)
         results_store = requests * TIMESTREAM_USD_PER_MILLION_WRITES / 1_000_000
         store_assumption = (
-            f"Timestream: {requests} record writes (tasks x {intervals} intervals of {RESULTS_INTERVAL_SECONDS} s x "
+            f"Timestream: {requests} record writes ({task_intervals} task intervals of {RESULTS_INTERVAL_SECONDS} s x "
             f"({REQUEST_NAMES_ASSUMED} request names + the task's own)) at ${TIMESTREAM_USD_PER_MILLION_WRITES:.2f} per million 1 KB writes"
         )
     else:
-        requests = tasks * intervals
+        requests = task_intervals
         results_store = requests * S3_USD_PER_THOUSAND_PUTS / 1000
         store_assumption = (
-            f"S3: {requests} PUTs (tasks x {intervals} intervals of {RESULTS_INTERVAL_SECONDS} s) "
+            f"S3: {requests} PUTs ({task_intervals} task intervals of {RESULTS_INTERVAL_SECONDS} s) "
             f"at ${S3_USD_PER_THOUSAND_PUTS} per 1,000"
         )
+    longest = max(billed.values())
     assumptions = (
         f"us-east-1 list prices; other regions cost more. Fargate Linux/x86 on-demand at "
         f"${FARGATE_USD_PER_VCPU_HOUR} per vCPU-hour and ${FARGATE_USD_PER_GB_HOUR} per GB-hour, billed per second "
-        f"with a {FARGATE_MINIMUM_BILLED_SECONDS} s minimum: {tasks} tasks x {billed_seconds} s each "
-        f"({duration_seconds} s test + {TASK_OVERHEAD_SECONDS} s allowance for start lead time and image pull). "
+        f"with a {FARGATE_MINIMUM_BILLED_SECONDS} s minimum: {tasks} tasks, {task_seconds} task-seconds in all (each task its "
+        f"region's test length + {TASK_OVERHEAD_SECONDS} s allowance for start lead time and image pull; at most {longest} s); "
+        f"Fargate Spot assumed at ${FARGATE_SPOT_USD_PER_VCPU_HOUR} per vCPU-hour and ${FARGATE_SPOT_USD_PER_GB_HOUR} per GB-hour "
+        f"(70 % off; Spot prices vary), {spot_seconds} of the task-seconds on Spot ({config.capacity}). "
         f"{store_assumption}. Lambda, DynamoDB, CloudWatch Logs and data transfer are left out as negligible."
     )
     return {
         "total_usd": round(fargate + results_store, 4),
         "fargate_usd": round(fargate, 4),
+        "fargate_on_demand_usd": round(task_seconds * on_demand_hour / 3600, 4),
+        "fargate_spot_usd": round(task_seconds * spot_hour / 3600, 4),
+        "capacity": config.capacity,
         "results_store_usd": round(results_store, 4),
-        "billed_seconds_per_task": billed_seconds,
+        "billed_seconds_per_task": longest,
+        "task_seconds": task_seconds,
         "results_store_requests": requests,
         "assumptions": assumptions,
     }
 
 
 def plan(config: Config) -> dict[str, Any]:
-    """What a run of config deploys: tasks, VUs and k6 segments per remote region, totals, cost."""
-    remote_regions = {region: _region_plan(vus, config) for region, vus in sorted(config.remote_regions.items())}
+    """What a run of config deploys: tasks, VUs, shape and k6 segments per remote region, totals, cost.
+
+    ``duration_ms`` is the run's: its longest region's, start_after included."""
+    remote_regions = {region: _region_plan(region, config) for region in sorted(config.remote_regions)}
     tasks = sum(region["tasks"] for region in remote_regions.values())
     return {
         "home_region": config.home_region,
+        "duration_ms": max(region["duration_ms"] for region in remote_regions.values()),
         "regions": sorted({config.home_region, *config.remote_regions}),
         "remote_regions": remote_regions,
         "tasks_by_region": {region: planned["tasks"] for region, planned in remote_regions.items()},
@@ -632,5 +825,7 @@ def plan(config: Config) -> dict[str, Any]:
             "vcpus": tasks * config.task_cpu / 1024,
             "memory_gib": tasks * config.task_memory / 1024,
         },
-        "cost_estimate": estimate_cost(config, tasks),
+        "cost_estimate": estimate_cost(
+            config, {region: (p["tasks"], p["duration_ms"], p["spot_tasks"]) for region, p in remote_regions.items()}
+        ),
     }

@@ -155,18 +155,20 @@ def run_task_request(
     security_groups: list[str],
     assign_public_ip: bool,
     tags: dict[str, str],
+    spot: bool = False,
 ) -> dict[str, Any]:
     """The RunTask parameters of task ``index``: its own environment, tagged with run and index.
 
     The subnets are rotated by the index, so that consecutive tasks start in different
-    availability zones while ECS may still fall back on the others.
+    availability zones while ECS may still fall back on the others. A ``spot`` task runs on the
+    cluster's Fargate Spot capacity provider (a capacity provider strategy instead of the launch type).
     """
     shift = index % len(subnets)
     all_tags = dict(tags, **{RUN_ID_TAG: run_id, TASK_INDEX_TAG: str(index)})
     return {
         "cluster": cluster,
         "taskDefinition": task_definition,
-        "launchType": "FARGATE",
+        **({"capacityProviderStrategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]} if spot else {"launchType": "FARGATE"}),
         "count": 1,
         "startedBy": run_id,
         "networkConfiguration": {
@@ -264,6 +266,7 @@ def task_summary(task: dict[str, Any]) -> dict[str, Any]:
         "desired_status": task.get("desiredStatus"),
         "stopped_reason": task.get("stoppedReason"),
         "availability_zone": task.get("availabilityZone"),
+        "capacity_provider": task.get("capacityProviderName") or "FARGATE",
         "containers": [
             {"name": c.get("name"), "last_status": c.get("lastStatus"), "exit_code": c.get("exitCode")}
             for c in task.get("containers", [])

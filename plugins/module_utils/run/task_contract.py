@@ -432,11 +432,16 @@ def task_overrides(config: Config, run: Run) -> dict[str, list[TaskOverrides]]:
     """Every planned task's container overrides, by region; task index ``i`` is the ``i``-th element."""
     regions = plan(config)["remote_regions"]
     whole_test = script_load_segments(config) if run.load_model == "script" else None
+    if whole_test and config.shapes:
+        raise ContractError(
+            f"remote regions {', '.join(sorted(config.shapes))} have a shape (stages or start_after), which the script load"
+            " model cannot run: it takes each region's value as its share of the script's own scenarios. Use the vus load"
+            " model, or give those regions a number"
+        )
     shared = {
         "CONSTELLATION_RUN_ID": run.run_id,
         "CONSTELLATION_SCRIPT_KEY": script_key(run.run_id),
         "CONSTELLATION_LOAD_MODEL": run.load_model,
-        "CONSTELLATION_DURATION_MS": str(config.duration_ms),
         "CONSTELLATION_START_TIMEOUT_SECONDS": str(run.start_timeout_seconds),
     }
     if run.script_sha256:
@@ -452,6 +457,7 @@ def task_overrides(config: Config, run: Run) -> dict[str, list[TaskOverrides]]:
         overrides[region] = [
             {
                 LOAD_GENERATOR: shared
+                | _shape(region_plan)
                 | {
                     "CONSTELLATION_TASK_INDEX": str(index),
                     "CONSTELLATION_VUS": str(region_plan["vus"]),
@@ -465,6 +471,14 @@ def task_overrides(config: Config, run: Run) -> dict[str, list[TaskOverrides]]:
         for index, task in enumerate(overrides[region]):
             _check_overrides_length(region, index, task)
     return overrides
+
+
+def _shape(region_plan: Mapping[str, Any]) -> Environment:
+    """How long the region's tasks run load, and their k6 stages (``duration ms:target`` pairs) when it has a shape."""
+    variables = {"CONSTELLATION_DURATION_MS": str(region_plan["duration_ms"])}
+    if region_plan["stages"]:
+        variables["CONSTELLATION_STAGES"] = ",".join(f"{duration}:{target}" for duration, target in region_plan["stages"])
+    return variables
 
 
 def run_task_overrides(task: TaskOverrides) -> dict[str, Any]:
@@ -503,18 +517,22 @@ def task_environment(containers: list[dict[str, Any]], overrides: TaskOverrides,
 
 def manifest(config: Config, run: Run, script_name: str) -> dict[str, Any]:
     """The run as it was planned, which run_test keeps beside the script and visualize shows."""
-    planned = plan(config)["remote_regions"]
+    planned_run = plan(config)
+    planned = planned_run["remote_regions"]
     return {
         "run_id": run.run_id,
         "deployment": config.deployment,
         "executor": "fargate",
         "home_region": config.home_region,
         "results_store": config.results_store,
-        "duration_ms": config.duration_ms,
+        "duration_ms": planned_run["duration_ms"],
         "load_model": run.load_model,
         "script": script_name,
         "script_sha256": run.script_sha256,
-        "regions": {region: {"vus": p["vus"], "tasks": p["tasks"]} for region, p in planned.items()},
+        "regions": {
+            region: {"vus": p["vus"], "tasks": p["tasks"], "duration_ms": p["duration_ms"], "planned_vus": p["planned_vus"]}
+            for region, p in planned.items()
+        },
     }
 
 

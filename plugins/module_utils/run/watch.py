@@ -17,6 +17,7 @@ from typing import Any
 from typing import Mapping
 
 from ..results.accounting import describe_losses
+from ..results.accounting import interrupted
 from ..results.accounting import task_losses
 from .exit_codes import describe_exit_code
 from .exit_codes import load_ran
@@ -54,14 +55,15 @@ class RegionPoll:
         """The tasks that reported an end whose load did not run to the end, with their exit code named.
 
         0 and 99 (thresholds crossed) ran the load; the merged verdict judges thresholds, not this.
-        In a stopped run, so did a task the stop ended.
+        In a stopped run, so did a task the stop ended. An interrupted task (SIGTERM outside a stop: a
+        Spot interruption) ran part of it: :meth:`incomplete` names it.
         """
         codes = self.run.get("exit_codes", {}).get(self.region, {})
         stopped = bool(self.run.get("stop"))
         return [
             f"task {task}: exit {code} ({describe_exit_code(int(code))})"
             for task, code in sorted(codes.items(), key=lambda item: int(item[0]))
-            if not load_ran(int(code), stopped)
+            if not load_ran(int(code), stopped) and not interrupted(int(code), stopped)
         ]
 
     def incomplete(self) -> list[str]:
@@ -70,7 +72,7 @@ class RegionPoll:
         accounting = self.run.get("accounting", {}).get(self.region, {})
         losses = []
         for task in sorted(set(codes) | set(accounting), key=int):
-            reasons = task_losses(accounting.get(task), codes.get(task))
+            reasons = task_losses(accounting.get(task), codes.get(task), stopped=bool(self.run.get("stop")))
             if reasons:
                 losses.append(describe_losses(self.region, task, reasons))
         return losses

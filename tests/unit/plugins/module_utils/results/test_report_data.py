@@ -252,6 +252,38 @@ def test_tasks_of_an_earlier_image_without_accounting_are_judged_as_before():
 
 def test_the_accountings_exit_code_is_the_load_generators():
     assert accounting.AGGREGATOR_UNCONFIRMED == exit_codes.Failure.AGGREGATOR_FINISH
+    assert accounting.INTERRUPTED == exit_codes.EXTERNAL_ABORT
+
+
+def test_an_interrupted_task_keeps_its_records_and_the_summary_says_how_much_of_its_planned_load_is_missing():
+    records, _samples = make_run()
+    (region, task), *_others = sorted(stored_by_task(records))
+    reported = accounting_of(records)
+    run = describe_run(accounting=reported)
+    run["start_at"] = 1_000_000
+    reported[region][task]["ended_at"] = 1_000_000 + 15_000  # a quarter of the way down a 0 -> 8 -> 0 shape
+    run["exit_codes"] = {r: {t: (105 if (r, t) == (region, task) else 0) for t in tasks} for r, tasks in reported.items()}
+    shape = [[0, 8], [20_000, 8], [40_000, 0]]
+    plan = {r: {"vus": 8, "tasks": 1, "duration_ms": 40_000, "planned_vus": shape} for r in reported}
+
+    summary = report_data.build_summary(records, run=run, plan=plan, run_id="r1", deployment="d", results_store="s3")
+
+    assert summary["verdict"] == "incomplete"
+    (line,) = summary["accounting"]["incomplete"]
+    # 15 s of 8 VUs ran of 160 + 80 VU-seconds: 50 %.
+    assert line == (f"{region} task {task}: it was interrupted (SIGTERM: a Spot interruption or a StopTask) before the end"
+                    " of its load (15.0 s after the start: 50 % of its planned load did not run)")
+    stopped = report_data.build_summary(records, run=dict(run, stop={"reason": "stopped", "at": 1_015_000}), plan=plan,
+                                        run_id="r1", deployment="d", results_store="s3")
+    assert stopped["accounting"]["incomplete"] == [] and stopped["verdict"] == "pass", "a stop_test is not an interruption"
+
+
+def test_the_missing_share_is_the_planned_vu_time_after_the_interruption():
+    ramp = [[0, 0], [10_000, 10], [30_000, 10]]  # 50 000 + 200 000 VU-ms
+    assert accounting.missing_share(ramp, 10_000) == pytest.approx(200_000 / 250_000)
+    assert accounting.missing_share(ramp, 0) == 1.0 and accounting.missing_share(ramp, 40_000) == 0.0
+    assert accounting.missing_share([[0, 0], [5_000, 0], [5_000, 4], [15_000, 4]], 5_000) == 1.0  # before it joined
+    assert accounting.missing_share([], 5_000) is None
 
 
 def nearest_rank(values: list[float], q: float) -> float:
@@ -782,3 +814,22 @@ def test_the_dashboard_link_names_the_run_its_time_and_its_overall_thresholds():
     assert report_data.dashboard_link("", summary) is None and report_data.dashboard_link(None, summary) is None
     dashboard = json.loads((REPO / "files" / "grafana" / "constellation-loadtest.json").read_text())
     assert report_data.GRAFANA_DASHBOARD_PATH.split("/")[1] == dashboard["uid"]
+
+
+def test_planned_vus_follow_the_shape_between_its_points_and_take_the_value_after_a_jump():
+    ramp = [[0, 0], [10_000, 8], [30_000, 8], [40_000, 0]]
+    assert [report_data.planned_vus_at(ramp, at) for at in (0, 5_000, 10_000, 20_000, 35_000, 40_000, 41_000)] == [0, 4, 8, 8, 4, 0, 0]
+    joins = [[0, 0], [10_000, 0], [10_000, 4], [30_000, 4]]
+    assert [report_data.planned_vus_at(joins, at) for at in (9_999, 10_000, 29_999, 30_001)] == [0, 4, 4, 0]
+
+
+def test_the_summary_keeps_each_regions_planned_shape_when_the_run_planned_one():
+    records, _samples = make_run()
+    shape = [[0, 0], [10_000, 8], [30_000, 8], [40_000, 0]]
+    summary = report_data.build_summary(
+        records, run=describe_run(), plan={"us-east-2": {"vus": 8, "tasks": 2, "duration_ms": 40_000, "planned_vus": shape},
+                                           "ap-northeast-1": {"vus": 4, "tasks": 1}},
+        run_id="r1", deployment="d", results_store="s3",
+    )
+    assert summary["plan"] == {"ap-northeast-1": {"vus": 4, "tasks": 1},
+                               "us-east-2": {"vus": 8, "tasks": 2, "duration_ms": 40_000, "planned_vus": shape}}

@@ -471,3 +471,12 @@ def test_the_header_links_to_the_runs_grafana_dashboard_when_grafana_is_known():
     page = render(summary)
     assert '<a href="https://grafana.example.com/d/constellation-loadtest/x?var-run_id=r&amp;from=1" rel="noopener">live metrics in Grafana</a>' in page
     assert "live metrics in Grafana" not in render(full_summary())
+
+
+def test_the_vus_chart_draws_each_regions_planned_shape_dashed():
+    summary = full_summary()
+    region = next(iter(summary["plan"]))
+    summary["plan"][region] = dict(summary["plan"][region], planned_vus=[[0, 0], [10_000, 8], [30_000, 8], [40_000, 0]])
+    page = render(summary)
+    assert f'"name":"{region} planned"' in page and '"dash":"dash"' in page
+    assert "planned\"" not in render(full_summary()).split("chart-vus")[1].split("</script>")[0]

@@ -248,6 +248,9 @@ def test_native_settings():
         "task_memory": 4096,
         "start_lead_seconds": 0,
         "start_timeout_seconds": 60,
+        "capacity": "fargate",
+        "spot_percent": 50,
+        "shapes": {},
     }
 
 
@@ -387,7 +390,14 @@ def test_plan_of_the_seed_example(tmp_path):
         "execution_segment_sequence": "0,1/4,2/4,3/4,1",
         "vcpus": 4.0,
         "memory_gib": 8.0,
+        "duration_ms": 20_000,
+        "start_after_ms": 0,
+        "stages": None,
+        "planned_vus": [[0, 777], [20_000, 777]],
+        "description": "777 VUs (constant) in 4 tasks, from 0 s to 20 s",
+        "spot_tasks": 0,
     }
+    assert result["duration_ms"] == 20_000
     assert result["remote_regions"]["eu-central-1"]["vus_per_task"] == [150, 150, 150]
     assert result["totals"] == {"vus": 1232, "tasks": 8, "vcpus": 8.0, "memory_gib": 16.0}
 
@@ -537,3 +547,108 @@ def test_the_synchronized_start_settings_are_checked_by_name(setting, value, mes
         cfg.load_config(None, dict(NATIVE, **{setting: value}))
     assert cfg.load_config(None, NATIVE).start_lead_seconds == 30
     assert cfg.load_config(None, NATIVE).start_timeout_seconds == 900
+
+
+
+# ---- A shape per region: stages, start_after.
+
+FOLLOW_THE_SUN = {
+    "ap-northeast-1": {"stages": [{"duration": "2m", "target": 300}, {"duration": "5m", "target": 300}, {"duration": "1m", "target": 0}]},
+    "eu-west-1": {"vus": 200, "start_after": "90s"},
+    "us-east-2": 450,
+}
+
+
+def test_a_region_may_ramp_join_later_or_stay_constant_and_the_plan_lasts_as_long_as_the_longest():
+    config = cfg.load_config(settings={"home_region": "eu-central-1", "remote_regions": FOLLOW_THE_SUN, "duration_seconds": 300})
+    assert dict(config.remote_regions) == {"ap-northeast-1": 300, "eu-west-1": 200, "us-east-2": 450}
+    result = cfg.plan(config)
+    assert json.loads(json.dumps(result)) == result
+    asia, europe, america = (result["remote_regions"][region] for region in ("ap-northeast-1", "eu-west-1", "us-east-2"))
+    assert asia["stages"] == [[120_000, 300], [300_000, 300], [60_000, 0]] and asia["duration_ms"] == 480_000
+    assert asia["planned_vus"] == [[0, 0], [120_000, 300], [420_000, 300], [480_000, 0]]
+    assert (asia["tasks"], asia["vus_per_task"]) == (2, [150, 150])  # tasks for the peak
+    assert europe["stages"] == [[90_000, 0], [0, 200], [300_000, 200]] and europe["duration_ms"] == 390_000
+    assert europe["planned_vus"] == [[0, 0], [90_000, 0], [90_000, 200], [390_000, 200]]
+    assert (america["stages"], america["duration_ms"], america["planned_vus"]) == (None, 300_000, [[0, 450], [300_000, 450]])
+    assert result["duration_ms"] == 480_000
+    # Each region bills its own length: 2 x (480 + 180) + 1 x (390 + 180) + 3 x (300 + 180) task-seconds.
+    assert result["cost_estimate"]["task_seconds"] == 2 * 660 + 570 + 3 * 480
+    # What the plan module hands on rebuilds the same config (task_contract takes it).
+    assert cfg.plan(cfg.Config(**config.to_dict())) == result
+
+
+def test_shapes_typed_as_text_are_the_same_as_given_as_objects():
+    text = json.dumps(FOLLOW_THE_SUN)
+    typed = cfg.load_config(settings={"home_region": "eu-central-1", "remote_regions": text, "duration_seconds": "300"})
+    given = cfg.load_config(settings={"home_region": "eu-central-1", "remote_regions": FOLLOW_THE_SUN, "duration_seconds": 300})
+    assert typed == given
+
+
+@pytest.mark.parametrize(
+    ("region", "words"),
+    [
+        ({"stages": []}, ["remote_regions['us-east-2'].stages must be a list of 1 to 100 stages", "[]"]),
+        ({"stages": [{"duration": "2x", "target": 5}]}, ["remote_regions['us-east-2'].stages[0].duration must be a k6 duration", "'2x'"]),
+        ({"stages": [{"duration": 30, "target": 5}]}, ["stages[0].duration must be a k6 duration", "30 (an integer)"]),
+        ({"stages": [{"duration": "30s", "target": 50001}]}, ["stages[0].target must be a whole number of VUs from 0 to 50000", "50001"]),
+        ({"stages": [{"duration": "30s", "target": -1}]}, ["stages[0].target", "-1"]),
+        ({"stages": [{"duration": "30s", "target": 0}]}, ["every target is 0"]),
+        ({"stages": [{"duration": "30s"}]}, ["stages[0] must be {\"duration\""]),
+        ({"stages": [{"duration": "30s", "target": 5, "ramp": "linear"}]}, ["stages[0] must be", "ramp"]),
+        ({"stages": [{"duration": "500ms", "target": 5}]}, ["stages must last at least 1000 ms"]),
+        ({"vus": 5, "stages": [{"duration": "30s", "target": 5}]}, ["either \"vus\"", "not both"]),
+        ({}, ["either \"vus\"", "not neither"]),
+        ({"vus": 5, "start_after": "soon"}, ["remote_regions['us-east-2'].start_after must be a k6 duration", "'soon'"]),
+        ({"vus": 5, "start_after": "25h"}, ["start_after must be a k6 duration", "at most a day"]),
+        ({"vus": 0}, ["remote_regions['us-east-2'].vus must be a whole number of VUs from 1", "0"]),
+        ({"vu": 5}, ["remote_regions['us-east-2'] has an unknown field 'vu'", "did you mean 'vus'"]),
+        ({"stages": [{"duration": "23h", "target": 5}], "start_after": "2h"}, ["the longest region would run 90000000 ms, over a day"]),
+    ],
+)
+def test_a_bad_shape_is_refused_naming_the_region_and_the_field(region, words):
+    with pytest.raises(cfg.ConfigError) as error:
+        cfg.load_config(settings={"home_region": "eu-central-1", "remote_regions": {"us-east-2": region}, "duration_seconds": 60})
+    for word in words:
+        assert word in str(error.value), str(error.value)
+
+
+def test_a_bad_shape_in_a_config_file_is_named_as_the_file_names_it(tmp_path):
+    with pytest.raises(cfg.ConfigError, match=re.escape("REMOTE_REGIONS['eu-west-1'].stages[1].target")):
+        cfg.load_config(write(tmp_path, remotes({"eu-west-1": {"stages": [{"duration": "1m", "target": 5}, {"duration": "1m", "target": "x"}]}})))
+
+
+def test_the_follow_the_sun_example_plans_as_its_readme_section_says():
+    config = cfg.load_config(REPO / "examples" / "follow_the_sun.json")
+    result = cfg.plan(config)
+    regions = result["remote_regions"]
+    assert {region: (p["vus"], p["tasks"], p["duration_ms"]) for region, p in regions.items()} == {
+        "ap-northeast-1": (300, 2, 600_000), "eu-west-1": (400, 2, 720_000), "us-east-1": (250, 2, 780_000)
+    }
+    assert result["duration_ms"] == 780_000
+    assert regions["us-east-1"]["planned_vus"] == [[0, 0], [480_000, 0], [480_000, 250], [780_000, 250]]
+    assert regions["eu-west-1"]["description"] == "400 VUs (in stages, at the peak) in 2 tasks, from 180 s to 720 s"
+
+
+
+@pytest.mark.parametrize(("capacity", "percent", "spot"), [("fargate", None, [0, 0]), ("fargate_spot", None, [4, 1]), ("mixed", "50", [2, 0]),
+                                                          ("mixed", 75, [3, 0])])
+def test_capacity_puts_each_regions_last_tasks_on_spot_and_the_estimate_prices_both(capacity, percent, spot):
+    settings = {"home_region": "eu-central-1", "remote_regions": {"us-east-2": 800, "ca-central-1": 10}, "duration_seconds": 600,
+                "capacity": capacity, **({"spot_percent": percent} if percent is not None else {})}
+    result = cfg.plan(cfg.load_config(settings=settings))
+    assert [result["remote_regions"][region]["spot_tasks"] for region in ("us-east-2", "ca-central-1")] == spot
+    cost = result["cost_estimate"]
+    assert cost["capacity"] == capacity
+    assert cost["fargate_spot_usd"] == pytest.approx(cost["fargate_on_demand_usd"] * 0.3, abs=1e-4)
+    share = sum(spot) / 5
+    assert cost["fargate_usd"] == pytest.approx(cost["fargate_on_demand_usd"] * (1 - share) + cost["fargate_spot_usd"] * share, abs=2e-4)
+
+
+@pytest.mark.parametrize(("settings", "words"), [({"capacity": "spot"}, ["capacity must be one of fargate, fargate_spot, mixed", "'spot'"]),
+                                                 ({"capacity": "mixed", "spot_percent": "100"}, ["spot_percent", "1 to 99", "'100'"])])
+def test_a_bad_capacity_is_named(settings, words):
+    with pytest.raises(cfg.ConfigError) as error:
+        cfg.load_config(settings={"home_region": "eu-central-1", "remote_regions": {"us-east-2": 8}, "duration_seconds": 60, **settings})
+    for word in words:
+        assert word in str(error.value)

@@ -72,12 +72,15 @@ def test_a_task_stopped_by_a_signal_is_named_so():
 def test_in_a_stopped_run_a_task_the_stop_ended_ran_its_load_and_a_crash_still_did_not():
     run = {"completed_tasks": {"us-east-2": ["0", "1", "2"]}, "exit_codes": {"us-east-2": {"0": 105, "1": 90, "2": 107}}}
     (region,) = poll({"us-east-2": 3}, {"us-east-2": tasks(stopped=3)}, run, {"regions": {}})
-    assert region.failed() == [
-        "task 0: exit 105 (k6 ExternalAbort)", "task 1: exit 90 (load generator RUN_STOPPED)", "task 2: exit 107 (k6 ScriptException)",
+    # Outside a stop, 105 is an interruption (a Spot interruption): part of its load is missing, not failed.
+    assert region.failed() == ["task 1: exit 90 (load generator RUN_STOPPED)", "task 2: exit 107 (k6 ScriptException)"]
+    assert region.incomplete() == [
+        "us-east-2 task 0: it was interrupted (SIGTERM: a Spot interruption or a StopTask) before the end of its load"
     ]
 
     (stopped,) = poll({"us-east-2": 3}, {"us-east-2": tasks(stopped=3)}, dict(run, stop={"reason": "stopped"}), {"regions": {}})
     assert stopped.failed() == ["task 2: exit 107 (k6 ScriptException)"]
+    assert stopped.incomplete() == []
 
 
 def test_the_judge_names_tasks_whose_results_are_missing_apart_from_loads_that_did_not_run():
