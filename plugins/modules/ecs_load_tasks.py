@@ -116,8 +116,8 @@ options:
       - How many of the run's tasks run on Fargate Spot, the last ones (task indexes from the number of
         O(tasks) minus this on); the others on demand. The cluster needs the C(FARGATE_SPOT) capacity
         provider (M(constellation.loadtest.fargate_cluster) associates it).
-      - A Spot interruption stops a task as C(StopTask) does (SIGTERM, two minutes' notice): its k6 ends
-        gracefully and its records up to then are kept; the report names it and what of its load is missing.
+      - A Spot interruption stops a task as C(StopTask) does (SIGTERM, two minutes' notice); its k6 ends
+        gracefully and its records up to then are kept, and the report names it and what of its load is missing.
     type: int
     default: 0
   tags:

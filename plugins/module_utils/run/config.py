@@ -423,7 +423,9 @@ def _region_load(field: str, label: str, load: Any, digits_ok: bool) -> tuple[in
         )
     if ("vus" in load) == ("stages" in load):
         raise ConfigError(
-            field, load, f'{label} must have either "vus" (constant VUs) or "stages" (a k6 ramping-vus shape), not {"both" if load else "neither"}; got {_show(dict(load))}'
+            field, load,
+            f'{label} must have either "vus" (constant VUs) or "stages" (a k6 ramping-vus shape), not {"both" if load else "neither"};'
+            f" got {_show(dict(load))}",
         )
     start_after = _k6_duration(field, load.get("start_after", "0s"), f"{label}.start_after")
     if "vus" in load:

@@ -90,4 +90,6 @@ def test_the_script_load_model_refuses_a_shape_naming_the_regions():
 
 def test_a_bad_stages_variable_is_refused_naming_it():
     with pytest.raises(entrypoint.LoadGeneratorError, match="CONSTELLATION_STAGES must be stages"):
-        entrypoint.Settings.from_env(BASE_ENV | {"CONSTELLATION_TASK_INDEX": "0", "CONSTELLATION_VUS": "3", "CONSTELLATION_DURATION_MS": "1000", "CONSTELLATION_STAGES": "10s:3"})
+        entrypoint.Settings.from_env(
+            BASE_ENV | {"CONSTELLATION_TASK_INDEX": "0", "CONSTELLATION_VUS": "3", "CONSTELLATION_DURATION_MS": "1000", "CONSTELLATION_STAGES": "10s:3"}
+        )

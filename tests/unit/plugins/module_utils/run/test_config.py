@@ -549,7 +549,6 @@ def test_the_synchronized_start_settings_are_checked_by_name(setting, value, mes
     assert cfg.load_config(None, NATIVE).start_timeout_seconds == 900
 
 
-
 # ---- A shape per region: stages, start_after.
 
 FOLLOW_THE_SUN = {
@@ -630,9 +629,9 @@ def test_the_follow_the_sun_example_plans_as_its_readme_section_says():
     assert regions["eu-west-1"]["description"] == "400 VUs (in stages, at the peak) in 2 tasks, from 180 s to 720 s"
 
 
-
-@pytest.mark.parametrize(("capacity", "percent", "spot"), [("fargate", None, [0, 0]), ("fargate_spot", None, [4, 1]), ("mixed", "50", [2, 0]),
-                                                          ("mixed", 75, [3, 0])])
+@pytest.mark.parametrize(
+    ("capacity", "percent", "spot"), [("fargate", None, [0, 0]), ("fargate_spot", None, [4, 1]), ("mixed", "50", [2, 0]), ("mixed", 75, [3, 0])]
+)
 def test_capacity_puts_each_regions_last_tasks_on_spot_and_the_estimate_prices_both(capacity, percent, spot):
     settings = {"home_region": "eu-central-1", "remote_regions": {"us-east-2": 800, "ca-central-1": 10}, "duration_seconds": 600,
                 "capacity": capacity, **({"spot_percent": percent} if percent is not None else {})}
@@ -645,8 +644,13 @@ def test_capacity_puts_each_regions_last_tasks_on_spot_and_the_estimate_prices_b
     assert cost["fargate_usd"] == pytest.approx(cost["fargate_on_demand_usd"] * (1 - share) + cost["fargate_spot_usd"] * share, abs=2e-4)
 
 
-@pytest.mark.parametrize(("settings", "words"), [({"capacity": "spot"}, ["capacity must be one of fargate, fargate_spot, mixed", "'spot'"]),
-                                                 ({"capacity": "mixed", "spot_percent": "100"}, ["spot_percent", "1 to 99", "'100'"])])
+@pytest.mark.parametrize(
+    ("settings", "words"),
+    [
+        ({"capacity": "spot"}, ["capacity must be one of fargate, fargate_spot, mixed", "'spot'"]),
+        ({"capacity": "mixed", "spot_percent": "100"}, ["spot_percent", "1 to 99", "'100'"]),
+    ],
+)
 def test_a_bad_capacity_is_named(settings, words):
     with pytest.raises(cfg.ConfigError) as error:
         cfg.load_config(settings={"home_region": "eu-central-1", "remote_regions": {"us-east-2": 8}, "duration_seconds": 60, **settings})
